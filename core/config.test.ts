@@ -1,0 +1,44 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadConfig } from './config.js';
+import { ConfigError } from './errors.js';
+
+t.test('every setting has a documented default matching the local stack', async (t) => {
+  const config = loadConfig({});
+  t.same(config.kafka.brokers, ['127.0.0.1:9092', '127.0.0.1:9093', '127.0.0.1:9094']);
+  t.equal(config.registry.url, 'http://127.0.0.1:8081/apis/ccompat/v7');
+  t.equal(config.s3.endpoint, 'http://127.0.0.1:9000');
+  t.equal(config.postgres.port, 5433);
+  t.equal(config.postgres.database, 'etl');
+  t.equal(config.uwsAllowJsFallback, false);
+});
+
+t.test('environment variables override the defaults', async (t) => {
+  const config = loadConfig({ KAFKA_BROKERS: 'k1:1, k2:2', PGPORT: '6000', S3_FORCE_PATH_STYLE: 'false' });
+  t.same(config.kafka.brokers, ['k1:1', 'k2:2']);
+  t.equal(config.postgres.port, 6000);
+  t.equal(config.s3.forcePathStyle, false);
+});
+
+t.test('a bad value is reported with the name of its variable, all at once', async (t) => {
+  const error = t.throws(() =>
+    loadConfig({ PGPORT: 'five', KAFKA_BROKERS: 'nohost', SCHEMA_REGISTRY_URL: 'ftp://x', LOG_LEVEL: 'loud' }),
+  ) as ConfigError;
+  t.type(error, ConfigError);
+  t.equal(error.code, 'ERR_CONFIG');
+  t.equal(error.problems.length, 4);
+  t.match(error.message, /PGPORT="five": expected an integer/);
+  t.match(error.message, /KAFKA_BROKERS="nohost"/);
+  t.match(error.message, /SCHEMA_REGISTRY_URL="ftp:\/\/x"/);
+  t.match(error.message, /LOG_LEVEL="loud"/);
+});
+
+t.test('credentials can come from mounted files (NAME_FILE)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'etl-config-'));
+  writeFileSync(join(dir, 'secret'), 's3cr3t\n');
+  const config = loadConfig({ S3_SECRET_ACCESS_KEY_FILE: join(dir, 'secret') });
+  t.equal(config.s3.secretAccessKey, 's3cr3t');
+  t.throws(() => loadConfig({ PGPASSWORD_FILE: join(dir, 'missing') }), /PGPASSWORD_FILE: cannot read/);
+});

@@ -1,0 +1,126 @@
+import { checkHostPortList, checkUrl, EnvReader } from './env.js';
+import { defaultBucket, defaultDatabase } from './pipeline.js';
+
+/**
+ * The one typed configuration of the pipeline. Every value comes from an environment
+ * variable; the defaults below are the documentation (they match the local stack in
+ * deployments/local). `loadConfig` validates everything at start-up and throws a
+ * ConfigError that names each bad variable.
+ */
+export interface KafkaConfig {
+  /** KAFKA_BROKERS */
+  brokers: string[];
+  /** KAFKA_CLIENT_ID */
+  clientId: string;
+  /** KAFKA_CONNECTION_TIMEOUT_MS */
+  connectionTimeoutMs: number;
+  /** KAFKA_REQUEST_TIMEOUT_MS */
+  requestTimeoutMs: number;
+}
+
+export interface RegistryConfig {
+  /** SCHEMA_REGISTRY_URL: a Confluent-compatible API (Apicurio's /apis/ccompat/v7 here). */
+  url: string;
+}
+
+export interface S3Config {
+  /** S3_ENDPOINT */
+  endpoint: string;
+  /** S3_REGION */
+  region: string;
+  /** S3_ACCESS_KEY_ID (or S3_ACCESS_KEY_ID_FILE) */
+  accessKeyId: string;
+  /** S3_SECRET_ACCESS_KEY (or S3_SECRET_ACCESS_KEY_FILE) */
+  secretAccessKey: string;
+  /** S3_BUCKET */
+  bucket: string;
+  /** S3_FORCE_PATH_STYLE: MinIO and most self-hosted S3 servers need path-style URLs. */
+  forcePathStyle: boolean;
+}
+
+export interface PostgresConfig {
+  /** PGHOST */
+  host: string;
+  /** PGPORT */
+  port: number;
+  /** PGDATABASE */
+  database: string;
+  /** PGUSER */
+  user: string;
+  /** PGPASSWORD (or PGPASSWORD_FILE) */
+  password: string;
+  /** PG_POOL_MAX */
+  poolMax: number;
+}
+
+export interface LogConfig {
+  /** LOG_LEVEL */
+  level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export interface Config {
+  kafka: KafkaConfig;
+  registry: RegistryConfig;
+  s3: S3Config;
+  postgres: PostgresConfig;
+  log: LogConfig;
+  /** UWS_ALLOW_JS_FALLBACK: start even if the uWebSockets.js native binary cannot load. */
+  uwsAllowJsFallback: boolean;
+}
+
+/**
+ * Local-stack credentials, only valid against the MinIO and PostgreSQL that
+ * `make up` starts on 127.0.0.1. Production deployments set their own (see deployments/k8s).
+ */
+export const localDefaults = {
+  s3AccessKeyId: 'etl-local',
+  s3SecretAccessKey: 'etl-local-secret',
+  postgresPassword: 'etl',
+} as const;
+
+export function readConfig(reader: EnvReader): Config {
+  return {
+    kafka: {
+      brokers: reader
+        .string('KAFKA_BROKERS', '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094', checkHostPortList)
+        .split(',')
+        .map((broker) => broker.trim()),
+      clientId: reader.string('KAFKA_CLIENT_ID', 'etl'),
+      connectionTimeoutMs: reader.int('KAFKA_CONNECTION_TIMEOUT_MS', 3000, { min: 100 }),
+      requestTimeoutMs: reader.int('KAFKA_REQUEST_TIMEOUT_MS', 30000, { min: 100 }),
+    },
+    registry: {
+      url: reader.string('SCHEMA_REGISTRY_URL', 'http://127.0.0.1:8081/apis/ccompat/v7', checkUrl),
+    },
+    s3: {
+      endpoint: reader.string('S3_ENDPOINT', 'http://127.0.0.1:9000', checkUrl),
+      region: reader.string('S3_REGION', 'us-east-1'),
+      accessKeyId: reader.string('S3_ACCESS_KEY_ID', localDefaults.s3AccessKeyId),
+      secretAccessKey: reader.string('S3_SECRET_ACCESS_KEY', localDefaults.s3SecretAccessKey),
+      bucket: reader.string('S3_BUCKET', defaultBucket, (value) =>
+        /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(value) ? undefined : 'not a valid S3 bucket name',
+      ),
+      forcePathStyle: reader.bool('S3_FORCE_PATH_STYLE', true),
+    },
+    postgres: {
+      host: reader.string('PGHOST', '127.0.0.1'),
+      port: reader.int('PGPORT', 5433, { min: 1, max: 65535 }),
+      database: reader.string('PGDATABASE', defaultDatabase),
+      user: reader.string('PGUSER', 'etl'),
+      password: reader.string('PGPASSWORD', localDefaults.postgresPassword),
+      poolMax: reader.int('PG_POOL_MAX', 10, { min: 1, max: 1000 }),
+    },
+    log: {
+      level: reader.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    },
+    uwsAllowJsFallback: reader.bool('UWS_ALLOW_JS_FALLBACK', false),
+  };
+}
+
+/** Reads and validates the shared configuration; throws ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const reader = new EnvReader(env);
+  const config = readConfig(reader);
+  reader.done();
+  return config;
+}

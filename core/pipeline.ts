@@ -1,0 +1,46 @@
+/**
+ * The shape of the pipeline: topic names, partitioning and replication, the bucket and the
+ * database. The local stack's set-up and every service read it from here, so a topic is
+ * never created with one partition count and consumed with another.
+ */
+
+export interface TopicSpec {
+  /** Kafka topic name; also the Schema Registry subject prefix (`<name>-value`). */
+  readonly name: string;
+  /** What the topic carries, for `describe` output and the README. */
+  readonly doc: string;
+}
+
+export const partitions = 3;
+export const replicationFactor = 3;
+export const minInSyncReplicas = 2;
+
+export const topics = {
+  fileExtractSuccess: {
+    name: 'FileExtractSuccess',
+    doc: 'A file was accepted by the ingress and stored in S3 (claim check: points to the object).',
+  },
+  fileExtractError: {
+    name: 'FileExtractError',
+    doc: 'A file was refused by the ingress because it could not be parsed.',
+  },
+  validationError: {
+    name: 'ValidationError',
+    doc: 'A record broke the record contract; carries every violation.',
+  },
+} as const satisfies Record<string, TopicSpec>;
+
+export type TopicKey = keyof typeof topics;
+
+export const allTopics: readonly TopicSpec[] = Object.values(topics);
+
+/** Broker-side configuration every pipeline topic is created with. */
+export const topicConfig: Readonly<Record<string, string>> = {
+  'min.insync.replicas': String(minInSyncReplicas),
+  // Events are small claim checks and lineage records: keep a week so a new consumer
+  // group (or a replay after an incident) can start from the beginning.
+  'retention.ms': String(7 * 24 * 3600 * 1000),
+};
+
+export const defaultBucket = 'imports';
+export const defaultDatabase = 'etl';

@@ -1,0 +1,601 @@
+/**
+ * The real servers of the local stack, run natively (no Docker engine needed): a 3-node
+ * KRaft Kafka cluster from Apache Kafka's own jars, Apicurio Registry (Confluent-compatible
+ * API), MinIO built from source with `go install`, and a PostgreSQL cluster owned by the
+ * stack. Versions are pinned here; downloads are cached outside the checkout.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const versions = {
+  /** Apache Kafka: see README "Kafka version" for why this line. */
+  kafka: '4.1.1',
+  /** Apicurio Registry 2.6.x runs on Java 17 and serves /apis/ccompat/v7. */
+  apicurio: '2.6.13.Final',
+  /** MinIO tags releases as RELEASE.<date>, so `go install` needs this pseudo-version. */
+  minio: 'v0.0.0-20260212201848-7aac2a2c5b7c',
+  /** slf4j 1.7 binding for Kafka's log4j2 (kafka_2.13's pom leaves the binding to the distribution). */
+  log4jSlf4j: '2.24.3',
+} as const;
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const repoRoot = resolve(here, '..', '..');
+
+export type Profile = 'itest' | 'dev';
+
+export interface StackPaths {
+  cache: string;
+  data: string;
+  logs: string;
+}
+
+export function stackPaths(profile: Profile, env: NodeJS.ProcessEnv = process.env): StackPaths {
+  const cache = env.ETL_STACK_CACHE ?? join(homedir(), '.cache', 'etl-stack');
+  const data = join(env.ETL_STACK_DATA ?? join(repoRoot, '.stack'), profile);
+  return { cache, data, logs: join(data, 'logs') };
+}
+
+export interface Ports {
+  kafka: [number, number, number];
+  kafkaController: [number, number, number];
+  registry: number;
+  minio: number;
+  minioConsole: number;
+  postgres: number;
+}
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = env[name];
+  return value === undefined || value === '' ? fallback : Number(value);
+}
+
+/** The stack's ports; each overridable by env, defaults matching core/config.ts. */
+export function stackPorts(env: NodeJS.ProcessEnv = process.env): Ports {
+  const brokers = (env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094')
+    .split(',')
+    .map((broker) => Number(broker.trim().split(':')[1]));
+  if (brokers.length !== 3 || brokers.some((p) => !Number.isInteger(p))) {
+    throw new Error(`KAFKA_BROKERS must name the 3 local brokers as 127.0.0.1:<port>, got ${env.KAFKA_BROKERS}`);
+  }
+  const kafka = brokers as [number, number, number];
+  return {
+    kafka,
+    kafkaController: kafka.map((p) => p + 100) as [number, number, number],
+    registry: Number(new URL(env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081').port || 80),
+    minio: Number(new URL(env.S3_ENDPOINT ?? 'http://127.0.0.1:9000').port || 80),
+    minioConsole: port(env, 'MINIO_CONSOLE_PORT', 9001),
+    postgres: port(env, 'PGPORT', 5433),
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+export function log(message: string): void {
+  process.stderr.write(`[stack] ${message}\n`);
+}
+
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): void {
+  const result = spawnSync(command, args, { stdio: ['ignore', 'inherit', 'inherit'], ...options });
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed with ${result.status ?? result.signal}`);
+  }
+}
+
+function has(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
+}
+
+const isRoot = process.getuid?.() === 0;
+
+function portOpen(portNumber: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const socket = connect({ host: '127.0.0.1', port: portNumber });
+    socket.setTimeout(500);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolvePromise(true);
+    });
+    socket.once('error', () => resolvePromise(false));
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolvePromise(false);
+    });
+  });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+async function httpOk(url: string): Promise<boolean> {
+  const response = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  return response.ok;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A server process started detached, tracked by a pid file in the profile's data folder. */
+class ManagedProcess {
+  constructor(
+    readonly name: string,
+    readonly paths: StackPaths,
+  ) {}
+
+  get pidFile(): string {
+    return join(this.paths.data, 'pids', `${this.name}.pid`);
+  }
+
+  get logFile(): string {
+    return join(this.paths.logs, `${this.name}.log`);
+  }
+
+  pid(): number | undefined {
+    if (!existsSync(this.pidFile)) return undefined;
+    const pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    return Number.isInteger(pid) && pidAlive(pid) ? pid : undefined;
+  }
+
+  start(command: string, args: string[], env: NodeJS.ProcessEnv = {}, cwd?: string): void {
+    if (this.pid() !== undefined) {
+      log(`${this.name} already running (pid ${this.pid()})`);
+      return;
+    }
+    mkdirSync(dirname(this.pidFile), { recursive: true });
+    mkdirSync(this.paths.logs, { recursive: true });
+    const out = openSync(this.logFile, 'a');
+    const child = spawn(command, args, {
+      detached: true,
+      stdio: ['ignore', out, out],
+      env: { ...process.env, ...env },
+      cwd,
+    });
+    closeSync(out);
+    if (child.pid === undefined) throw new Error(`could not start ${this.name}`);
+    writeFileSync(this.pidFile, String(child.pid));
+    child.unref();
+    log(`${this.name} started (pid ${child.pid}, log ${this.logFile})`);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 30_000): Promise<void> {
+    const pid = this.pid();
+    if (pid === undefined) {
+      rmSync(this.pidFile, { force: true });
+      return;
+    }
+    try {
+      process.kill(-pid, signal); // the whole process group: java and anything it forked
+    } catch {
+      process.kill(pid, signal);
+    }
+    const deadline = Date.now() + timeoutMs;
+    while (pidAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    if (pidAlive(pid)) {
+      log(`${this.name} did not stop in ${timeoutMs} ms, killing`);
+      try {
+        process.kill(-pid, 'SIGKILL');
+      } catch {
+        process.kill(pid, 'SIGKILL');
+      }
+    }
+    rmSync(this.pidFile, { force: true });
+    log(`${this.name} stopped`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Installation (idempotent; cached outside the checkout)
+
+function kafkaLibs(paths: StackPaths): string {
+  return join(paths.cache, `kafka-${versions.kafka}`, 'libs');
+}
+
+function installKafka(paths: StackPaths): void {
+  const libs = kafkaLibs(paths);
+  if (existsSync(join(libs, `kafka_2.13-${versions.kafka}.jar`))) return;
+  log(`installing Apache Kafka ${versions.kafka} jars from Maven Central`);
+  const work = join(paths.cache, `kafka-${versions.kafka}`);
+  mkdirSync(work, { recursive: true });
+  writeFileSync(
+    join(work, 'pom.xml'),
+    readFileSync(join(here, 'kafka', 'pom.xml'), 'utf8')
+      .replace('@KAFKA_VERSION@', versions.kafka)
+      .replace('@LOG4J_VERSION@', versions.log4jSlf4j),
+  );
+  run('mvn', ['-q', '-B', 'dependency:copy-dependencies', `-DoutputDirectory=${libs}`, '-DincludeScope=runtime'], {
+    cwd: work,
+  });
+}
+
+function apicurioHome(paths: StackPaths): string {
+  return join(paths.cache, `apicurio-registry-${versions.apicurio}`);
+}
+
+function installApicurio(paths: StackPaths): void {
+  const home = apicurioHome(paths);
+  const runner = join(home, `apicurio-registry-app-${versions.apicurio}-runner.jar`);
+  if (existsSync(runner)) return;
+  log(`installing Apicurio Registry ${versions.apicurio} from Maven Central`);
+  mkdirSync(home, { recursive: true });
+  const artifact = `io.apicurio:apicurio-registry-app:${versions.apicurio}:tar.gz:all`;
+  run('mvn', ['-q', '-B', 'dependency:copy', `-Dartifact=${artifact}`, `-DoutputDirectory=${home}`]);
+  const archive = join(home, `apicurio-registry-app-${versions.apicurio}-all.tar.gz`);
+  run('tar', ['xzf', archive, '-C', home]);
+  rmSync(archive);
+}
+
+function minioBinary(paths: StackPaths): string {
+  return join(paths.cache, 'bin', `minio-${versions.minio}`);
+}
+
+function installMinio(paths: StackPaths): void {
+  const binary = minioBinary(paths);
+  if (existsSync(binary)) return;
+  log(`building MinIO ${versions.minio} with go install (a few minutes, once)`);
+  const gobin = join(paths.cache, 'gobin');
+  run('go', ['install', `github.com/minio/minio@${versions.minio}`], {
+    env: { ...process.env, GOBIN: gobin, GOFLAGS: '-buildvcs=false' },
+  });
+  mkdirSync(dirname(binary), { recursive: true });
+  run('mv', [join(gobin, 'minio'), binary]);
+}
+
+function postgresBin(): string {
+  const base = '/usr/lib/postgresql';
+  if (existsSync(base)) {
+    const majors = readdirSortedDesc(base);
+    for (const major of majors) {
+      if (existsSync(join(base, major, 'bin', 'postgres'))) return join(base, major, 'bin');
+    }
+  }
+  throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql');
+}
+
+function readdirSortedDesc(dir: string): string[] {
+  return execFileSync('ls', [dir], { encoding: 'utf8' })
+    .split('\n')
+    .filter((entry) => /^\d+$/.test(entry))
+    .sort((a, b) => Number(b) - Number(a));
+}
+
+function installDebianPackages(): void {
+  const missing: string[] = [];
+  if (!existsSync('/usr/lib/postgresql') || !has('psql')) missing.push('postgresql');
+  if (!has('kcat')) missing.push('kcat');
+  if (!has('java')) missing.push('openjdk-17-jre-headless');
+  if (!has('mvn')) missing.push('maven');
+  if (missing.length === 0) return;
+  if (!isRoot) throw new Error(`missing Debian packages: ${missing.join(' ')} (run as root or install them)`);
+  log(`installing Debian packages: ${missing.join(' ')}`);
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], {
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
+
+export function install(paths: StackPaths): void {
+  installDebianPackages();
+  if (!has('go')) throw new Error('the Go toolchain is needed to build MinIO (go install)');
+  installKafka(paths);
+  installApicurio(paths);
+  installMinio(paths);
+}
+
+// ---------------------------------------------------------------------------------------
+// Kafka: 3 nodes, each broker and controller (KRaft combined mode)
+
+function kafkaNodeDir(paths: StackPaths, node: number): string {
+  return join(paths.data, 'kafka', `node-${node}`);
+}
+
+function writeKafkaConfig(paths: StackPaths, ports: Ports, node: number): string {
+  const dir = kafkaNodeDir(paths, node);
+  mkdirSync(dir, { recursive: true });
+  const voters = ports.kafkaController.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',');
+  const brokerPort = ports.kafka[node - 1];
+  const controllerPort = ports.kafkaController[node - 1];
+  const properties = [
+    'process.roles=broker,controller',
+    `node.id=${node}`,
+    `controller.quorum.voters=${voters}`,
+    `listeners=PLAINTEXT://127.0.0.1:${brokerPort},CONTROLLER://127.0.0.1:${controllerPort}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${brokerPort}`,
+    'controller.listener.names=CONTROLLER',
+    'inter.broker.listener.name=PLAINTEXT',
+    'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    `log.dirs=${join(dir, 'data')}`,
+    // The design's cluster: every topic 3 partitions, 3 replicas, 2 in sync to accept a write.
+    'num.partitions=3',
+    'default.replication.factor=3',
+    'min.insync.replicas=2',
+    'offsets.topic.replication.factor=3',
+    'offsets.topic.num.partitions=3',
+    'transaction.state.log.replication.factor=3',
+    'transaction.state.log.min.isr=2',
+    'transaction.state.log.num.partitions=3',
+    'auto.create.topics.enable=false',
+    // Tests start consumer groups often; waiting 3 s for more members only slows them.
+    'group.initial.rebalance.delay.ms=0',
+    'unclean.leader.election.enable=false',
+    'log.segment.bytes=67108864',
+    'num.network.threads=2',
+    'num.io.threads=4',
+  ];
+  const file = join(dir, 'server.properties');
+  writeFileSync(file, `${properties.join('\n')}\n`);
+  writeFileSync(
+    join(dir, 'log4j2.properties'),
+    [
+      'status = warn',
+      'appender.console.type = Console',
+      'appender.console.name = STDOUT',
+      'appender.console.layout.type = PatternLayout',
+      'appender.console.layout.pattern = [%d] %p %m (%c)%n',
+      'rootLogger.level = INFO',
+      'rootLogger.appenderRef.stdout.ref = STDOUT',
+      'logger.kafka.name = kafka',
+      'logger.kafka.level = WARN',
+      'logger.apache.name = org.apache.kafka',
+      'logger.apache.level = WARN',
+      'logger.started.name = kafka.server.KafkaRaftServer',
+      'logger.started.level = INFO',
+    ].join('\n'),
+  );
+  return file;
+}
+
+function kafkaJava(paths: StackPaths, node: number, mainClass: string, args: string[], heap = '512m'): string[] {
+  const dir = kafkaNodeDir(paths, node);
+  return [
+    `-Xms${heap}`,
+    `-Xmx${heap}`,
+    '-server',
+    '-XX:+UseG1GC',
+    '-XX:MaxGCPauseMillis=20',
+    '-XX:InitiatingHeapOccupancyPercent=35',
+    '-XX:+ExplicitGCInvokesConcurrent',
+    '-Djava.awt.headless=true',
+    `-Dlog4j2.configurationFile=${join(dir, 'log4j2.properties')}`,
+    `-Dkafka.logs.dir=${join(dir, 'logs')}`,
+    '-cp',
+    `${kafkaLibs(paths)}/*`,
+    mainClass,
+    ...args,
+  ];
+}
+
+function startKafka(paths: StackPaths, ports: Ports): void {
+  const clusterIdFile = join(paths.data, 'kafka', 'cluster-id');
+  mkdirSync(dirname(clusterIdFile), { recursive: true });
+  if (!existsSync(clusterIdFile)) {
+    writeFileSync(clusterIdFile, randomBytes(16).toString('base64url'));
+  }
+  const clusterId = readFileSync(clusterIdFile, 'utf8').trim();
+  for (const node of [1, 2, 3]) {
+    const config = writeKafkaConfig(paths, ports, node);
+    if (!existsSync(join(kafkaNodeDir(paths, node), 'data', 'meta.properties'))) {
+      // Format once; re-formatting would wipe a dev cluster's data.
+      run('java', kafkaJava(paths, node, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', config], '256m'));
+    }
+    new ManagedProcess(`kafka-${node}`, paths).start('java', kafkaJava(paths, node, 'kafka.Kafka', [config]));
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Apicurio Registry
+
+function startRegistry(paths: StackPaths, ports: Ports): void {
+  const home = apicurioHome(paths);
+  new ManagedProcess('registry', paths).start(
+    'java',
+    [
+      '-Xms256m',
+      '-Xmx512m',
+      '-Dquarkus.http.host=127.0.0.1',
+      `-Dquarkus.http.port=${ports.registry}`,
+      '-Dquarkus.log.level=WARN',
+      '-jar',
+      join(home, `apicurio-registry-app-${versions.apicurio}-runner.jar`),
+    ],
+    { HTTP_PORT: String(ports.registry) },
+    home,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// MinIO
+
+export function minioCredentials(env: NodeJS.ProcessEnv = process.env): { user: string; password: string } {
+  return {
+    user: env.S3_ACCESS_KEY_ID ?? 'etl-local',
+    password: env.S3_SECRET_ACCESS_KEY ?? 'etl-local-secret',
+  };
+}
+
+function startMinio(paths: StackPaths, ports: Ports): void {
+  const dir = join(paths.data, 'minio');
+  mkdirSync(dir, { recursive: true });
+  const { user, password } = minioCredentials();
+  new ManagedProcess('minio', paths).start(
+    minioBinary(paths),
+    [
+      'server',
+      dir,
+      '--quiet',
+      '--address',
+      `127.0.0.1:${ports.minio}`,
+      '--console-address',
+      `127.0.0.1:${ports.minioConsole}`,
+    ],
+    { MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: password, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
+  );
+}
+
+// ---------------------------------------------------------------------------------------
+// PostgreSQL: a cluster owned by the stack (own data directory and port)
+
+function postgresDirs(paths: StackPaths): { data: string; socket: string } {
+  return { data: join(paths.data, 'postgres', 'data'), socket: join(paths.data, 'postgres', 'socket') };
+}
+
+/** PostgreSQL refuses to run as root: run its tools as the `postgres` system user then. */
+function asPostgres(command: string, args: string[]): [string, string[]] {
+  return isRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
+}
+
+function startPostgres(paths: StackPaths, ports: Ports): void {
+  const bin = postgresBin();
+  const { data, socket } = postgresDirs(paths);
+  mkdirSync(socket, { recursive: true });
+  mkdirSync(dirname(data), { recursive: true });
+  if (isRoot) run('chown', ['-R', 'postgres:postgres', dirname(data)]);
+  if (!existsSync(join(data, 'PG_VERSION'))) {
+    const [cmd, args] = asPostgres(join(bin, 'initdb'), [
+      '-D',
+      data,
+      '-U',
+      'postgres',
+      '--auth-local=trust',
+      '--auth-host=scram-sha-256',
+      '--encoding=UTF8',
+      '--no-instructions',
+    ]);
+    run(cmd, args);
+  }
+  const status = spawnSync(...asPostgres(join(bin, 'pg_ctl'), ['status', '-D', data]), { stdio: 'ignore' });
+  if (status.status === 0) {
+    log('postgres already running');
+    return;
+  }
+  const options = [
+    `-p ${ports.postgres}`,
+    '-c listen_addresses=127.0.0.1',
+    `-c unix_socket_directories=${socket}`,
+    '-c max_connections=200',
+    '-c shared_buffers=256MB',
+    '-c fsync=on',
+  ].join(' ');
+  const [cmd, args] = asPostgres(join(bin, 'pg_ctl'), [
+    'start',
+    '-D',
+    data,
+    '-l',
+    join(paths.data, 'postgres', 'postgres.log'),
+    '-o',
+    options,
+    '-w',
+    '-t',
+    '60',
+  ]);
+  run(cmd, args);
+  log(`postgres started (port ${ports.postgres})`);
+}
+
+function stopPostgres(paths: StackPaths): void {
+  const { data } = postgresDirs(paths);
+  if (!existsSync(join(data, 'PG_VERSION'))) return;
+  const bin = postgresBin();
+  const status = spawnSync(...asPostgres(join(bin, 'pg_ctl'), ['status', '-D', data]), { stdio: 'ignore' });
+  if (status.status !== 0) return;
+  const [cmd, args] = asPostgres(join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'fast', '-w', '-t', '60']);
+  run(cmd, args);
+  log('postgres stopped');
+}
+
+export function psqlAdmin(paths: StackPaths, ports: Ports, sql: string, database = 'postgres'): string {
+  const { socket } = postgresDirs(paths);
+  const [cmd, args] = asPostgres('psql', [
+    '-h',
+    socket,
+    '-p',
+    String(ports.postgres),
+    '-U',
+    'postgres',
+    '-d',
+    database,
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-tAc',
+    sql,
+  ]);
+  return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
+}
+
+// ---------------------------------------------------------------------------------------
+// Lifecycle
+
+export async function start(paths: StackPaths, ports: Ports): Promise<void> {
+  startPostgres(paths, ports);
+  startKafka(paths, ports);
+  startRegistry(paths, ports);
+  startMinio(paths, ports);
+}
+
+export async function waitHealthy(ports: Ports): Promise<void> {
+  await Promise.all([
+    ...ports.kafka.map((p) => waitFor(`kafka broker on ${p}`, () => portOpen(p), 180_000)),
+    waitFor('schema registry', () => httpOk(`http://127.0.0.1:${ports.registry}/apis/ccompat/v7/subjects`), 180_000),
+    waitFor('minio', () => httpOk(`http://127.0.0.1:${ports.minio}/minio/health/ready`), 120_000),
+    waitFor('postgres', () => portOpen(ports.postgres), 60_000),
+  ]);
+}
+
+export async function stop(paths: StackPaths): Promise<void> {
+  await Promise.all([
+    new ManagedProcess('registry', paths).stop(),
+    new ManagedProcess('minio', paths).stop(),
+  ]);
+  // Brokers one by one: stopping all at once leaves each waiting for a controller quorum.
+  for (const node of [3, 2, 1]) await new ManagedProcess(`kafka-${node}`, paths).stop('SIGTERM', 30_000);
+  stopPostgres(paths);
+}
+
+export interface ServerStatus {
+  name: string;
+  up: boolean;
+  detail: string;
+}
+
+export async function status(paths: StackPaths, ports: Ports): Promise<ServerStatus[]> {
+  const result: ServerStatus[] = [];
+  for (const [i, p] of ports.kafka.entries()) {
+    const pid = new ManagedProcess(`kafka-${i + 1}`, paths).pid();
+    result.push({ name: `kafka-${i + 1}`, up: await portOpen(p), detail: `127.0.0.1:${p} pid ${pid ?? '-'}` });
+  }
+  result.push({
+    name: 'registry',
+    up: await httpOk(`http://127.0.0.1:${ports.registry}/apis/ccompat/v7/subjects`).catch(() => false),
+    detail: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
+  });
+  result.push({
+    name: 'minio',
+    up: await httpOk(`http://127.0.0.1:${ports.minio}/minio/health/ready`).catch(() => false),
+    detail: `http://127.0.0.1:${ports.minio}`,
+  });
+  result.push({ name: 'postgres', up: await portOpen(ports.postgres), detail: `127.0.0.1:${ports.postgres}` });
+  return result;
+}
+
+/** Kills any stack process left behind (for example after a crashed test run) and removes the data. */
+export async function purge(paths: StackPaths): Promise<void> {
+  await stop(paths);
+  rmSync(paths.data, { recursive: true, force: true });
+  log(`removed ${paths.data}`);
+}

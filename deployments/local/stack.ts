@@ -1,0 +1,172 @@
+/**
+ * The local stack's command line (the Makefile calls it):
+ *
+ *   tsx deployments/local/stack.ts up     [--profile itest|dev]   install what is missing, start, wait, set up
+ *   tsx deployments/local/stack.ts down   [--profile itest|dev] [--purge]
+ *   tsx deployments/local/stack.ts status [--profile itest|dev]
+ *   tsx deployments/local/stack.ts install
+ *   tsx deployments/local/stack.ts setup                          topics, bucket, database (idempotent)
+ */
+import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import { loadConfig } from '../../core/config.js';
+import { createKafka } from '../../core/kafka.js';
+import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+import { createS3 } from '../../core/s3.js';
+import {
+  install,
+  log,
+  type Ports,
+  type Profile,
+  psqlAdmin,
+  purge,
+  start,
+  stackPaths,
+  type StackPaths,
+  stackPorts,
+  status,
+  stop,
+  waitFor,
+  waitHealthy,
+} from './servers.js';
+
+async function setupKafka(): Promise<void> {
+  const config = loadConfig();
+  const admin = createKafka(config.kafka, { clientId: 'etl-stack-setup' }).admin();
+  await admin.connect();
+  try {
+    await waitFor(
+      'all 3 brokers registered',
+      async () => (await admin.describeCluster()).brokers.length === 3,
+      120_000,
+    );
+    const existing = new Set(await admin.listTopics());
+    const missing = allTopics.filter((topic) => !existing.has(topic.name));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic: topic.name,
+          numPartitions: partitions,
+          replicationFactor,
+          configEntries: Object.entries(topicConfig).map(([name, value]) => ({ name, value })),
+        })),
+      });
+      log(`created topics: ${missing.map((topic) => topic.name).join(', ')}`);
+    }
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function setupBucket(): Promise<void> {
+  const config = loadConfig();
+  const s3 = createS3(config.s3);
+  try {
+    await s3.send(new HeadBucketCommand({ Bucket: config.s3.bucket }));
+  } catch {
+    await s3.send(new CreateBucketCommand({ Bucket: config.s3.bucket }));
+    log(`created bucket ${config.s3.bucket}`);
+  } finally {
+    s3.destroy();
+  }
+}
+
+function setupDatabase(paths: StackPaths, ports: Ports): void {
+  const { postgres } = loadConfig();
+  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
+  const ident = (value: string) => `"${value.replaceAll('"', '""')}"`;
+  const hasRole = psqlAdmin(paths, ports, `SELECT 1 FROM pg_roles WHERE rolname = ${literal(postgres.user)}`);
+  if (hasRole !== '1') {
+    psqlAdmin(paths, ports, `CREATE ROLE ${ident(postgres.user)} LOGIN PASSWORD ${literal(postgres.password)}`);
+    log(`created role ${postgres.user}`);
+  }
+  const hasDb = psqlAdmin(paths, ports, `SELECT 1 FROM pg_database WHERE datname = ${literal(postgres.database)}`);
+  if (hasDb !== '1') {
+    psqlAdmin(paths, ports, `CREATE DATABASE ${ident(postgres.database)} OWNER ${ident(postgres.user)}`);
+    log(`created database ${postgres.database}`);
+  }
+}
+
+async function setup(paths: StackPaths, ports: Ports): Promise<void> {
+  setupDatabase(paths, ports);
+  await Promise.all([setupKafka(), setupBucket()]);
+}
+
+function printEndpoints(ports: Ports): void {
+  const config = loadConfig();
+  const lines = [
+    `Kafka brokers     ${config.kafka.brokers.join(',')}  (replication ${replicationFactor}, min in-sync 2, ${partitions} partitions)`,
+    `Schema Registry   ${config.registry.url}`,
+    `S3 (MinIO)        ${config.s3.endpoint}  bucket ${config.s3.bucket}`,
+    `PostgreSQL        postgres://${config.postgres.user}@${config.postgres.host}:${ports.postgres}/${config.postgres.database}`,
+    `Topics            ${allTopics.map((topic) => topic.name).join(', ')}`,
+    `Inspect a topic   kcat -b ${config.kafka.brokers[0]} -C -t FileExtractSuccess -J -e`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+function parseArgs(argv: string[]): { command: string; profile: Profile; purge: boolean } {
+  const [command = 'status', ...rest] = argv;
+  let profile: Profile = 'itest';
+  let purgeData = false;
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i];
+    if (arg === '--profile') {
+      const value = rest[++i];
+      if (value !== 'itest' && value !== 'dev') throw new Error(`--profile must be itest or dev, got ${value}`);
+      profile = value;
+    } else if (arg === '--purge') {
+      purgeData = true;
+    } else {
+      throw new Error(`unknown argument ${arg}`);
+    }
+  }
+  return { command, profile, purge: purgeData };
+}
+
+async function main(): Promise<void> {
+  const { command, profile, purge: purgeData } = parseArgs(process.argv.slice(2));
+  loadConfig(); // fail fast on a bad environment, naming the variable
+  const paths = stackPaths(profile);
+  const ports = stackPorts();
+  switch (command) {
+    case 'install':
+      install(paths);
+      break;
+    case 'up': {
+      const started = Date.now();
+      install(paths);
+      await start(paths, ports);
+      await waitHealthy(ports);
+      await setup(paths, ports);
+      log(`stack (${profile}) up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      printEndpoints(ports);
+      break;
+    }
+    case 'setup':
+      await setup(paths, ports);
+      break;
+    case 'down':
+      if (purgeData) await purge(paths);
+      else await stop(paths);
+      break;
+    case 'status': {
+      const servers = await status(paths, ports);
+      for (const server of servers) {
+        process.stdout.write(`${server.up ? 'up  ' : 'down'}  ${server.name.padEnd(10)} ${server.detail}\n`);
+      }
+      if (servers.some((server) => !server.up)) process.exitCode = 1;
+      break;
+    }
+    case 'endpoints':
+      printEndpoints(ports);
+      break;
+    default:
+      throw new Error(`unknown command ${command}: use install, up, setup, down, status or endpoints`);
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`[stack] ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
