@@ -133,7 +133,7 @@ function pidAlive(pid: number): boolean {
 }
 
 /** A server process started detached, tracked by a pid file in the profile's data folder. */
-class ManagedProcess {
+export class ManagedProcess {
   constructor(
     readonly name: string,
     readonly paths: StackPaths,

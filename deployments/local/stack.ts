@@ -77,7 +77,8 @@ function setupDatabase(paths: StackPaths, ports: Ports): void {
   const ident = (value: string) => `"${value.replaceAll('"', '""')}"`;
   const hasRole = psqlAdmin(paths, ports, `SELECT 1 FROM pg_roles WHERE rolname = ${literal(postgres.user)}`);
   if (hasRole !== '1') {
-    psqlAdmin(paths, ports, `CREATE ROLE ${ident(postgres.user)} LOGIN PASSWORD ${literal(postgres.password)}`);
+    // CREATEDB: the migration tests run their up/down cycle in a scratch database of their own.
+    psqlAdmin(paths, ports, `CREATE ROLE ${ident(postgres.user)} LOGIN CREATEDB PASSWORD ${literal(postgres.password)}`);
     log(`created role ${postgres.user}`);
   }
   const hasDb = psqlAdmin(paths, ports, `SELECT 1 FROM pg_database WHERE datname = ${literal(postgres.database)}`);
@@ -105,10 +106,11 @@ function printEndpoints(ports: Ports): void {
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
-function parseArgs(argv: string[]): { command: string; profile: Profile; purge: boolean } {
+function parseArgs(argv: string[]): { command: string; profile: Profile; purge: boolean; quiet: boolean } {
   const [command = 'status', ...rest] = argv;
   let profile: Profile = 'itest';
   let purgeData = false;
+  let quiet = false;
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
     if (arg === '--profile') {
@@ -117,15 +119,17 @@ function parseArgs(argv: string[]): { command: string; profile: Profile; purge: 
       profile = value;
     } else if (arg === '--purge') {
       purgeData = true;
+    } else if (arg === '--quiet') {
+      quiet = true;
     } else {
       throw new Error(`unknown argument ${arg}`);
     }
   }
-  return { command, profile, purge: purgeData };
+  return { command, profile, purge: purgeData, quiet };
 }
 
 async function main(): Promise<void> {
-  const { command, profile, purge: purgeData } = parseArgs(process.argv.slice(2));
+  const { command, profile, purge: purgeData, quiet } = parseArgs(process.argv.slice(2));
   loadConfig(); // fail fast on a bad environment, naming the variable
   const paths = stackPaths(profile);
   const ports = stackPorts();
@@ -153,6 +157,7 @@ async function main(): Promise<void> {
     case 'status': {
       const servers = await status(paths, ports);
       for (const server of servers) {
+        if (quiet) continue;
         process.stdout.write(`${server.up ? 'up  ' : 'down'}  ${server.name.padEnd(10)} ${server.detail}\n`);
       }
       if (servers.some((server) => !server.up)) process.exitCode = 1;

@@ -1,0 +1,43 @@
+/**
+ * Starts and stops the pipeline's own services in the background for `make up` / `make down`,
+ * each with its log under .stack/dev/logs. Services are added here as they are built.
+ */
+import { join } from 'node:path';
+import { ManagedProcess, repoRoot, stackPaths, waitFor, log } from './servers.js';
+
+interface ServiceSpec {
+  name: string;
+  entry: string;
+  port: number;
+}
+
+export const services: ServiceSpec[] = [];
+
+async function main(): Promise<void> {
+  const command = process.argv[2];
+  const paths = stackPaths('dev');
+  if (services.length === 0) {
+    log('no services to manage yet');
+    return;
+  }
+  for (const service of services) {
+    const processHandle = new ManagedProcess(`service-${service.name}`, paths);
+    if (command === 'start') {
+      processHandle.start(process.execPath, ['--import', 'tsx', join(repoRoot, service.entry)], {}, repoRoot);
+      await waitFor(`${service.name} /liveness`, async () => {
+        const response = await fetch(`http://127.0.0.1:${service.port}/liveness`);
+        return response.ok;
+      }, 60_000);
+      log(`${service.name} listening on http://127.0.0.1:${service.port}`);
+    } else if (command === 'stop') {
+      await processHandle.stop('SIGTERM', 30_000);
+    } else {
+      throw new Error(`unknown command ${command}: use start or stop`);
+    }
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`[services] ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});
