@@ -600,3 +600,30 @@ export async function purge(paths: StackPaths): Promise<void> {
   rmSync(paths.data, { recursive: true, force: true });
   log(`removed ${paths.data}`);
 }
+
+// ---------------------------------------------------------------------------------------
+// Single servers, for fault tests (stop one dependency, check the services notice, restart it)
+
+export type ServerName = 'minio' | 'registry' | 'postgres' | 'kafka-1' | 'kafka-2' | 'kafka-3';
+
+/** The profile whose servers are running (tests use whichever stack is up). */
+export function runningProfile(): Profile | undefined {
+  for (const profile of ['itest', 'dev'] as const) {
+    if (new ManagedProcess('minio', stackPaths(profile)).pid() !== undefined) return profile;
+  }
+  return undefined;
+}
+
+export async function stopServer(paths: StackPaths, name: ServerName, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (name === 'postgres') return stopPostgres(paths);
+  await new ManagedProcess(name, paths).stop(signal, 20_000);
+}
+
+export async function startServer(paths: StackPaths, ports: Ports, name: ServerName): Promise<void> {
+  if (name === 'postgres') return startPostgres(paths, ports);
+  if (name === 'minio') return startMinio(paths, ports);
+  if (name === 'registry') return startRegistry(paths, ports);
+  const node = Number(name.slice('kafka-'.length));
+  writeKafkaConfig(paths, ports, node);
+  new ManagedProcess(name, paths).start('java', kafkaJava(paths, node, 'kafka.Kafka', [join(kafkaNodeDir(paths, node), 'server.properties')]));
+}

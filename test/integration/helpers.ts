@@ -47,3 +47,35 @@ export async function eventually<T>(
   }
   throw new Error(`timed out waiting for ${what}`, { cause: lastError });
 }
+
+/**
+ * Reads a topic from the beginning with a throw-away consumer group and returns the decoded
+ * events that match, once `count` of them arrived (then waits `settleMs` more to catch extras).
+ */
+export async function collectEvents<T>(
+  topic: string,
+  match: (value: T, message: { key: string | undefined; headers: Record<string, string> }) => boolean,
+  options: { count: number; timeoutMs?: number; settleMs?: number; decode: (buffer: Buffer) => Promise<T> },
+): Promise<Array<{ value: T; key: string | undefined; headers: Record<string, string>; partition: number }>> {
+  const { count, timeoutMs = 30_000, settleMs = 1000, decode } = options;
+  const consumer = testKafka().consumer({ groupId: uniqueName('itest.collect'), readUncommitted: false });
+  const found: Array<{ value: T; key: string | undefined; headers: Record<string, string>; partition: number }> = [];
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({
+      eachMessage: async ({ message, partition }) => {
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = String(value);
+        const key = message.key?.toString();
+        const value = await decode(message.value!);
+        if (match(value, { key, headers })) found.push({ value, key, headers, partition });
+      },
+    });
+    await eventually(`${count} matching events on ${topic}`, async () => (found.length >= count ? true : undefined), timeoutMs);
+    await new Promise((resolve) => setTimeout(resolve, settleMs));
+    return found;
+  } finally {
+    await consumer.disconnect();
+  }
+}

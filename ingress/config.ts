@@ -1,0 +1,84 @@
+import { readFileSync } from 'node:fs';
+import { readConfig, type Config } from '../core/config.js';
+import { checkUrl, EnvReader } from '../core/env.js';
+import { parseTenantTokens } from './auth.js';
+
+export interface IngressConfig extends Config {
+  ingress: {
+    /** INGRESS_HOST */
+    host: string;
+    /** INGRESS_PORT */
+    port: number;
+    /** INGRESS_MAX_BODY_BYTES: larger bodies get 413 (default 256 MiB). */
+    maxBodyBytes: number;
+    /** INGRESS_PART_SIZE_BYTES: S3 multipart part size; memory per upload is about twice this. */
+    partSizeBytes: number;
+    /** INGRESS_MAX_CONCURRENT_UPLOADS: admission control; beyond it requests get 503 + Retry-After. */
+    maxConcurrentUploads: number;
+    /** INGRESS_MAX_DEPTH: JSON nesting limit. */
+    maxDepth: number;
+    /** INGRESS_MAX_LINE_BYTES: longest NDJSON line / array element. */
+    maxLineBytes: number;
+    /** INGRESS_DEDUPE_WINDOW_MS: how long a request id's first result is remembered for retries. */
+    dedupeWindowMs: number;
+    /** INGRESS_PRODUCE_LINGER_MS: how long events of concurrent requests are gathered into one send. */
+    produceLingerMs: number;
+    /** INGRESS_PRODUCE_MAX_BATCH: most events per send. */
+    produceMaxBatch: number;
+    /** INGRESS_READINESS_CACHE_MS */
+    readinessCacheMs: number;
+    /** INGRESS_SHUTDOWN_TIMEOUT_MS: how long SIGTERM waits for in-flight requests. */
+    shutdownTimeoutMs: number;
+    /** INGRESS_AUTH_TOKENS (tenant:token,...) or INGRESS_AUTH_TOKENS_FILE (same, or a JSON object). Empty: auth off. */
+    tenantTokens: Record<string, string>;
+    /** MONITORING_PUBLIC_URL: base URL named in 202 answers for following an import. */
+    monitoringUrl: string;
+  };
+}
+
+const MiB = 1024 * 1024;
+
+export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
+  const reader = new EnvReader(env);
+  const base = readConfig(reader);
+  let tenantTokens: Record<string, string> = {};
+  const tokensText = env.INGRESS_AUTH_TOKENS ?? readOptionalFile(reader, env.INGRESS_AUTH_TOKENS_FILE);
+  if (tokensText !== undefined) {
+    try {
+      tenantTokens = parseTenantTokens(tokensText);
+    } catch (error) {
+      reader.problems.push(`INGRESS_AUTH_TOKENS: ${(error as Error).message}`);
+    }
+  }
+  const config: IngressConfig = {
+    ...base,
+    ingress: {
+      host: reader.string('INGRESS_HOST', '0.0.0.0'),
+      port: reader.int('INGRESS_PORT', 3000, { min: 0, max: 65535 }),
+      maxBodyBytes: reader.int('INGRESS_MAX_BODY_BYTES', 256 * MiB, { min: 1 }),
+      partSizeBytes: reader.int('INGRESS_PART_SIZE_BYTES', 8 * MiB, { min: 5 * MiB, max: 512 * MiB }),
+      maxConcurrentUploads: reader.int('INGRESS_MAX_CONCURRENT_UPLOADS', 64, { min: 1 }),
+      maxDepth: reader.int('INGRESS_MAX_DEPTH', 256, { min: 1, max: 100_000 }),
+      maxLineBytes: reader.int('INGRESS_MAX_LINE_BYTES', 16 * MiB, { min: 1024 }),
+      dedupeWindowMs: reader.int('INGRESS_DEDUPE_WINDOW_MS', 15 * 60 * 1000, { min: 0 }),
+      produceLingerMs: reader.int('INGRESS_PRODUCE_LINGER_MS', 2, { min: 0, max: 1000 }),
+      produceMaxBatch: reader.int('INGRESS_PRODUCE_MAX_BATCH', 500, { min: 1 }),
+      readinessCacheMs: reader.int('INGRESS_READINESS_CACHE_MS', 2000, { min: 0 }),
+      shutdownTimeoutMs: reader.int('INGRESS_SHUTDOWN_TIMEOUT_MS', 30_000, { min: 0 }),
+      tenantTokens,
+      monitoringUrl: reader.string('MONITORING_PUBLIC_URL', 'http://127.0.0.1:3002', checkUrl),
+    },
+  };
+  reader.done();
+  return config;
+}
+
+function readOptionalFile(reader: EnvReader, path: string | undefined): string | undefined {
+  if (path === undefined || path === '') return undefined;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    reader.problems.push(`INGRESS_AUTH_TOKENS_FILE: cannot read ${path}: ${(error as Error).message}`);
+    return undefined;
+  }
+}

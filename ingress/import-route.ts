@@ -1,0 +1,378 @@
+/**
+ * POST /import/:tenant — parse the body as it streams in, store it in S3 at the same time,
+ * and answer only once the outcome is durable:
+ *   202  stored and its FileExtractSuccess acknowledged by Kafka (acks=all);
+ *   400  not parseable: nothing stored, a FileExtractError produced;
+ *   4xx  refused before anything is stored (tenant, auth, content type, size);
+ *   503  storage or Kafka unavailable: nothing stored, the client may retry with the same id.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
+import { avroContentType, type EventCodec } from '../core/event-codec.js';
+import { errorMessage } from '../core/errors.js';
+import { header, sendJson, trackResponse, type ResponseState } from '../core/http.js';
+import { JsonScanError, JsonScanner, type ExpectedFormat, type ScanResult } from '../core/json-stream.js';
+import { topics } from '../core/pipeline.js';
+import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
+import type { TenantTokens } from './auth.js';
+import type { IngressConfig } from './config.js';
+import type { RequestDeduplicator } from './dedupe.js';
+import type { EventBatcher } from './event-batcher.js';
+import type { IngressMetrics } from './metrics.js';
+import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
+import { StreamingUpload } from './s3-upload.js';
+import type { S3Client } from '@aws-sdk/client-s3';
+
+export interface ImportAccepted {
+  request_id: string;
+  tenant: string;
+  bucket: string;
+  key: string;
+  etag: string;
+  size: number;
+  records: number;
+  format: string;
+  sha256: string;
+  status_url: string;
+}
+
+export interface ImportRouteDeps {
+  config: IngressConfig;
+  s3: S3Client;
+  codec: EventCodec;
+  batcher: EventBatcher;
+  dedupe: RequestDeduplicator<ImportAccepted>;
+  tokens: TenantTokens;
+  metrics: IngressMetrics;
+  logger: Logger;
+  /** Counts imports in flight, so shutdown can wait for them. */
+  inFlight: { count: number; changed: () => void };
+}
+
+interface RequestInfo {
+  requestId: string;
+  tenant: string;
+  contentType: string | undefined;
+  expect: ExpectedFormat;
+  filename: string | null;
+  receivedAt: number;
+  started: bigint;
+}
+
+const route = '/import/:tenant';
+
+/** `application/json` → one object or array; NDJSON types → lines; none → detect. */
+function expectedFormat(contentType: string | undefined): ExpectedFormat | 'unsupported' {
+  if (contentType === undefined) return 'detect';
+  const [mediaType = '', ...params] = contentType.split(';').map((part) => part.trim().toLowerCase());
+  const charset = params.find((param) => param.startsWith('charset='))?.slice('charset='.length).replaceAll('"', '');
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return 'unsupported';
+  if (mediaType === 'application/json') return 'json';
+  if (mediaType === 'application/x-ndjson' || mediaType === 'application/ndjson' || mediaType === 'application/jsonl') {
+    return 'ndjson';
+  }
+  return 'unsupported';
+}
+
+/** A filename is only a label: printable, at most 255 characters. */
+function cleanFilename(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  let decoded = value;
+  try {
+    decoded = decodeURIComponent(value);
+  } catch {
+    // keep it as sent
+  }
+  // eslint-disable-next-line no-control-regex
+  const cleaned = decoded.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 255).trim();
+  return cleaned === '' ? null : cleaned;
+}
+
+function queryParam(query: string, name: string): string | undefined {
+  for (const pair of query.split('&')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq) === name) return pair.slice(eq + 1);
+  }
+  return undefined;
+}
+
+export function objectKey(tenant: string, requestId: string, receivedAt: number): string {
+  const date = new Date(receivedAt).toISOString();
+  return `${tenant}/files/${date.slice(0, 4)}/${date.slice(5, 7)}/${date.slice(8, 10)}/${requestId}.json`;
+}
+
+export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): void {
+  const { config, metrics } = deps;
+  const limits = config.ingress;
+
+  function answer(
+    state: ResponseState,
+    info: Pick<RequestInfo, 'requestId' | 'started'>,
+    status: number,
+    body: unknown,
+    close = false,
+  ): void {
+    const headers: Record<string, string> = { 'x-request-id': info.requestId };
+    if (status === 503 || status === 429) headers['retry-after'] = '1';
+    if (sendJson(state, status, body, headers, { close })) {
+      metrics.requests.inc({ route, status: String(status) });
+      metrics.requestSeconds.observe({ route }, Number(process.hrtime.bigint() - info.started) / 1e9);
+    }
+  }
+
+  function refuse(
+    state: ResponseState,
+    info: Pick<RequestInfo, 'requestId' | 'started'>,
+    status: number,
+    code: string,
+    message: string,
+    extra: Record<string, unknown> = {},
+  ): void {
+    answer(state, info, status, { error: { code, message, request_id: info.requestId, ...extra } }, true);
+  }
+
+  app.post('/import/:tenant', (res: HttpResponse, req: HttpRequest) => {
+    const started = process.hrtime.bigint();
+    // Everything from `req` must be read now: it is invalid once this function returns.
+    const rawTenant = req.getParameter(0) ?? '';
+    const incomingId = header(req, 'x-request-id');
+    const contentType = header(req, 'content-type');
+    const contentLength = header(req, 'content-length');
+    const authorization = header(req, 'authorization');
+    const filename = cleanFilename(header(req, 'x-filename') ?? queryParam(req.getQuery() ?? '', 'filename'));
+    let onAbort: () => void = () => undefined;
+    const state = trackResponse(res, () => onAbort());
+
+    const validIncomingId = incomingId !== undefined && isValidRequestId(incomingId);
+    const requestId = validIncomingId ? incomingId : uuidv7();
+    const early = { requestId, started };
+    if (incomingId !== undefined && !validIncomingId) {
+      return refuse(state, early, 400, 'INVALID_REQUEST_ID', 'X-Request-Id must be 8-128 characters of A-Z, a-z, 0-9, - and _');
+    }
+    if (!isValidTenant(rawTenant)) {
+      return refuse(state, early, 400, 'INVALID_TENANT', 'tenant must match [a-z0-9][a-z0-9._-]{0,62} (no "..")');
+    }
+    const tenant = rawTenant;
+    if (!deps.tokens.allows(tenant, authorization)) {
+      return refuse(state, early, 401, 'UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" for this tenant is required');
+    }
+    const expect = expectedFormat(contentType);
+    if (expect === 'unsupported') {
+      return refuse(
+        state,
+        early,
+        415,
+        'UNSUPPORTED_MEDIA_TYPE',
+        'Content-Type must be application/json or application/x-ndjson (UTF-8), or absent',
+      );
+    }
+    if (contentLength !== undefined && Number(contentLength) > limits.maxBodyBytes) {
+      return refuse(state, early, 413, 'BODY_TOO_LARGE', `the body exceeds ${limits.maxBodyBytes} bytes`, {
+        limit_bytes: limits.maxBodyBytes,
+      });
+    }
+    if (deps.inFlight.count >= limits.maxConcurrentUploads) {
+      return refuse(state, early, 503, 'TOO_MANY_UPLOADS', 'the ingress is at its concurrent upload limit; retry shortly');
+    }
+    const known = deps.dedupe.claim(tenant, requestId);
+    if (known?.state === 'done') {
+      metrics.dedupeHits.inc();
+      return answer(state, early, 202, { ...known.result, duplicate: true }, true);
+    }
+    if (known?.state === 'in-flight') {
+      return refuse(state, early, 409, 'IMPORT_IN_PROGRESS', 'an import with this X-Request-Id is still running');
+    }
+
+    const info: RequestInfo = { requestId, tenant, contentType: contentType ?? undefined, expect, filename, receivedAt: Date.now(), started };
+    const log = deps.logger.child({ request_id: requestId, tenant });
+    const key = objectKey(tenant, requestId, info.receivedAt);
+    const scanner = new JsonScanner({ expect, maxDepth: limits.maxDepth, maxLineBytes: limits.maxLineBytes });
+    const hash = createHash('sha256');
+    const upload = new StreamingUpload({
+      s3: deps.s3,
+      bucket: config.s3.bucket,
+      key,
+      contentType: expect === 'ndjson' ? 'application/x-ndjson' : 'application/json',
+      partSizeBytes: limits.partSizeBytes,
+      metadata: {
+        'request-id': requestId,
+        tenant,
+        ...(filename === null ? {} : { 'original-filename': encodeURIComponent(filename) }),
+      },
+      onDrain: () => {
+        if (!state.aborted && !state.done) res.resume();
+      },
+      observe: (operation, seconds, ok) => metrics.s3Seconds.observe({ operation, result: ok ? 'ok' : 'error' }, seconds),
+    });
+    let received = 0;
+    let settled = false;
+    deps.inFlight.count++;
+    metrics.uploadsInFlight.inc();
+
+    const settle = () => {
+      if (settled) return false;
+      settled = true;
+      deps.inFlight.count--;
+      metrics.uploadsInFlight.dec();
+      deps.inFlight.changed();
+      return true;
+    };
+
+    onAbort = () => {
+      if (settled) return;
+      log.warn({ bytes_received: received }, 'client went away mid-upload; nothing stored');
+      deps.dedupe.release(tenant, requestId);
+      void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
+      settle();
+    };
+
+    const failUnparseable = async (error: JsonScanError) => {
+      settle();
+      res.pause();
+      void upload.abort().catch((abortError: unknown) => log.error({ err: abortError }, 'aborting the upload failed'));
+      const event: FileExtractError = {
+        request_id: requestId,
+        tenant,
+        reason_code: error.code,
+        message: error.message,
+        offset: error.offset,
+        bytes_received: received,
+        content_type: info.contentType ?? null,
+        original_filename: filename,
+        received_at: info.receivedAt,
+      };
+      try {
+        await produce(topics.fileExtractError.name, 'FileExtractError', event);
+      } catch (produceError) {
+        // The client's answer does not depend on it: the file was refused either way.
+        log.error({ err: produceError }, 'FileExtractError could not be produced');
+      }
+      deps.dedupe.release(tenant, requestId);
+      log.info({ code: error.code, offset: error.offset }, 'refused an unparseable file');
+      refuse(state, info, 400, error.code, error.message, { offset: error.offset });
+    };
+
+    const failTooLarge = () => {
+      settle();
+      void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
+      deps.dedupe.release(tenant, requestId);
+      refuse(state, info, 413, 'BODY_TOO_LARGE', `the body exceeds ${limits.maxBodyBytes} bytes`, {
+        limit_bytes: limits.maxBodyBytes,
+      });
+    };
+
+    const produce = async (topic: string, eventType: string, value: FileExtractSuccess | FileExtractError) => {
+      try {
+        const encoded = await deps.codec.encode(topic, value);
+        await deps.batcher.send(topic, {
+          key: tenant,
+          value: encoded,
+          headers: { request_id: requestId, event_type: eventType, 'content-type': avroContentType },
+        });
+        metrics.eventsProduced.inc({ event_type: eventType, result: 'ok' });
+      } catch (error) {
+        metrics.eventsProduced.inc({ event_type: eventType, result: 'error' });
+        throw error;
+      }
+    };
+
+    const complete = async () => {
+      let scan: ScanResult;
+      try {
+        scan = scanner.end();
+      } catch (error) {
+        if (error instanceof JsonScanError) return failUnparseable(error);
+        throw error;
+      }
+      const sha256 = hash.digest('hex');
+      let stored: { etag: string; size: number };
+      try {
+        stored = await upload.finish({ sha256, 'record-count': String(scan.records), format: scan.format });
+      } catch (error) {
+        settle();
+        deps.dedupe.release(tenant, requestId);
+        await upload.abort().catch(() => undefined);
+        log.error({ err: error }, 'storing the file failed');
+        return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the file could not be stored: ${errorMessage(error)}`);
+      }
+      const event: FileExtractSuccess = {
+        request_id: requestId,
+        tenant,
+        bucket: config.s3.bucket,
+        key,
+        etag: stored.etag,
+        size: stored.size,
+        sha256,
+        record_count: scan.records,
+        format: scan.format,
+        content_type: info.contentType ?? null,
+        original_filename: filename,
+        received_at: info.receivedAt,
+      };
+      try {
+        await produce(topics.fileExtractSuccess.name, 'FileExtractSuccess', event);
+      } catch (error) {
+        // Never a 202 without the event: remove the object so no half-import remains.
+        log.error({ err: error }, 'FileExtractSuccess was not acknowledged; deleting the stored file');
+        await upload.deleteStored().catch((deleteError: unknown) =>
+          log.error({ err: deleteError, key }, 'deleting the unannounced file failed; it has no event'),
+        );
+        settle();
+        deps.dedupe.release(tenant, requestId);
+        return refuse(state, info, 503, 'EVENT_NOT_ACKNOWLEDGED', `the import event could not be produced: ${errorMessage(error)}`);
+      }
+      const accepted: ImportAccepted = {
+        request_id: requestId,
+        tenant,
+        bucket: config.s3.bucket,
+        key,
+        etag: stored.etag,
+        size: stored.size,
+        records: scan.records,
+        format: scan.format,
+        sha256,
+        status_url: `${config.ingress.monitoringUrl.replace(/\/+$/, '')}/imports/${requestId}`,
+      };
+      deps.dedupe.complete(tenant, requestId, accepted);
+      metrics.bytesIngested.inc(stored.size);
+      metrics.recordsCounted.inc(scan.records);
+      settle();
+      log.info({ key, size: stored.size, records: scan.records, format: scan.format }, 'file accepted');
+      answer(state, info, 202, accepted);
+    };
+
+    res.onData((arrayBuffer, isLast) => {
+      if (settled) return;
+      // uWS reuses the ArrayBuffer after this callback returns: copy it.
+      const chunk = Buffer.from(new Uint8Array(arrayBuffer));
+      received += chunk.length;
+      if (received > limits.maxBodyBytes) return failTooLarge();
+      try {
+        scanner.write(chunk);
+      } catch (error) {
+        if (error instanceof JsonScanError) {
+          void failUnparseable(error);
+          return;
+        }
+        throw error;
+      }
+      hash.update(chunk);
+      try {
+        if (!upload.write(chunk)) res.pause();
+      } catch (error) {
+        settle();
+        deps.dedupe.release(tenant, requestId);
+        void upload.abort().catch(() => undefined);
+        return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the file could not be stored: ${errorMessage(error)}`);
+      }
+      if (isLast) {
+        complete().catch((error: unknown) => {
+          log.error({ err: error }, 'import failed unexpectedly');
+          if (settle()) deps.dedupe.release(tenant, requestId);
+          refuse(state, info, 500, 'INTERNAL', 'the import failed unexpectedly');
+        });
+      }
+    });
+  });
+}

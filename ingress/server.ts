@@ -1,0 +1,144 @@
+/**
+ * The ingress's composition root: wires config, clients, the import route and the
+ * operational routes, with an explicit lifecycle — start() registers the schemas, connects
+ * the producer and listens; close() stops accepting, lets in-flight imports finish,
+ * flushes the producer and disconnects.
+ */
+import { HeadBucketCommand } from '@aws-sdk/client-s3';
+import type { Producer } from 'kafkajs';
+import type { us_listen_socket } from 'uWebSockets.js';
+import { readBuildInfo } from '../core/build-info.js';
+import { createEventCodec } from '../core/event-codec.js';
+import { createReadiness } from '../core/health.js';
+import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
+import { createKafka } from '../core/kafka.js';
+import type { Logger } from '../core/logger.js';
+import { minInSyncReplicas, topics } from '../core/pipeline.js';
+import { createRegistry } from '../core/registry.js';
+import { createS3 } from '../core/s3.js';
+import { loadUws } from '../core/uws.js';
+import { loadAvroSchema } from '../schemas/index.js';
+import { TenantTokens } from './auth.js';
+import type { IngressConfig } from './config.js';
+import { RequestDeduplicator } from './dedupe.js';
+import { EventBatcher } from './event-batcher.js';
+import { registerImportRoute, type ImportAccepted } from './import-route.js';
+import { createIngressMetrics } from './metrics.js';
+
+export interface Ingress {
+  /** The port it listens on (useful with INGRESS_PORT=0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const producedTopics = [topics.fileExtractSuccess, topics.fileExtractError];
+
+export async function startIngress(config: IngressConfig, logger: Logger): Promise<Ingress> {
+  const uws = loadUws({ allowJsFallback: config.uwsAllowJsFallback });
+  if (uws.implementation !== 'native') {
+    logger.warn({ binary: uws.binary }, 'running on the slow pure-JS uWebSockets.js fallback (UWS_ALLOW_JS_FALLBACK)');
+  }
+  const metrics = createIngressMetrics();
+  const s3 = createS3(config.s3);
+  const registry = createRegistry(config.registry);
+  const codec = createEventCodec(registry, config.registry.url);
+  const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-ingress` });
+  const admin = kafka.admin();
+  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  let producerConnected = false;
+  producer.on(producer.events.CONNECT, () => void (producerConnected = true));
+  producer.on(producer.events.DISCONNECT, () => void (producerConnected = false));
+
+  const batcher = EventBatcher.forProducer(producer, {
+    lingerMs: config.ingress.produceLingerMs,
+    maxBatch: config.ingress.produceMaxBatch,
+  });
+  batcher.onBatch = (size, seconds, ok) => {
+    metrics.kafkaBatchSize.observe(size);
+    metrics.kafkaSendSeconds.observe({ result: ok ? 'ok' : 'error' }, seconds);
+  };
+
+  // Registration needs the registry; afterwards encoding works from the cached schemas.
+  for (const topic of producedTopics) await codec.register(topic.name, loadAvroSchema(topic.name));
+  await producer.connect();
+  await admin.connect();
+
+  const readiness = createReadiness(
+    {
+      kafka: async () => {
+        if (!producerConnected) throw new Error('producer not connected');
+        // acks=all needs min.insync.replicas in sync on every partition we write to.
+        const metadata = await admin.fetchTopicMetadata({ topics: producedTopics.map((topic) => topic.name) });
+        for (const topic of metadata.topics) {
+          for (const partition of topic.partitions) {
+            if (partition.leader < 0 || partition.isr.length < minInSyncReplicas) {
+              throw new Error(
+                `${topic.name}[${partition.partitionId}] has ${partition.isr.length} in-sync replicas, needs ${minInSyncReplicas}`,
+              );
+            }
+          }
+        }
+      },
+      schema_registry: () => codec.ping(),
+      s3: async () => {
+        await s3.send(new HeadBucketCommand({ Bucket: config.s3.bucket }));
+      },
+    },
+    { cacheMs: config.ingress.readinessCacheMs },
+  );
+
+  let drained: () => void = () => undefined;
+  const inFlight = {
+    count: 0,
+    changed: () => {
+      if (inFlight.count === 0) drained();
+    },
+  };
+  const app = uws.uws.App();
+  registerImportRoute(app, {
+    config,
+    s3,
+    codec,
+    batcher,
+    dedupe: new RequestDeduplicator<ImportAccepted>(config.ingress.dedupeWindowMs),
+    tokens: new TenantTokens(config.ingress.tenantTokens),
+    metrics,
+    logger,
+    inFlight,
+  });
+  addOperationalRoutes(app, {
+    service: 'ingress',
+    buildInfo: readBuildInfo(),
+    readiness,
+    metrics: metrics.registry,
+    details: () => ({ uws: uws.implementation }),
+  });
+  notFound(app);
+
+  const socket: us_listen_socket = await listen(app, config.ingress.host, config.ingress.port);
+  const port = uws.uws.us_socket_local_port(socket);
+  logger.info({ port, uws: uws.implementation, auth: Object.keys(config.ingress.tenantTokens).length > 0 }, 'ingress listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= (async () => {
+        closeListener(uws, socket);
+        if (inFlight.count > 0) {
+          logger.info({ in_flight: inFlight.count }, 'waiting for in-flight imports');
+          await Promise.race([
+            new Promise<void>((resolve) => (drained = resolve)),
+            new Promise((resolve) => setTimeout(resolve, config.ingress.shutdownTimeoutMs)),
+          ]);
+        }
+        await batcher.flush();
+        await producer.disconnect();
+        await admin.disconnect();
+        s3.destroy();
+        logger.info('ingress stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,315 @@
+/**
+ * The ingress against the real stack: Kafka (3 brokers), the Schema Registry, MinIO.
+ * Each test uses its own tenant, so what it finds in S3 and Kafka is its own.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { createLogger } from '../../core/logger.js';
+import { createRegistry } from '../../core/registry.js';
+import { createS3 } from '../../core/s3.js';
+import { topics } from '../../core/pipeline.js';
+import { runningProfile, stackPaths, stackPorts, startServer, stopServer } from '../../deployments/local/servers.js';
+import { loadIngressConfig, startIngress, type Ingress, type IngressConfig } from '../../ingress/index.js';
+import type { FileExtractError, FileExtractSuccess } from '../../schemas/index.js';
+import { collectEvents, eventually, uniqueName } from './helpers.js';
+
+const registry = createRegistry(loadIngressConfig().registry);
+const decode = <T>(buffer: Buffer) => registry.decode(buffer) as Promise<T>;
+const s3 = createS3(loadIngressConfig().s3);
+const bucket = loadIngressConfig().s3.bucket;
+t.teardown(() => s3.destroy());
+
+const sampleObject = readFileSync(new URL('../../examples/data/json/c.json', import.meta.url));
+const sampleNdjson = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
+
+async function withIngress(
+  t: Test,
+  env: Record<string, string> = {},
+): Promise<{ ingress: Ingress; url: string; config: IngressConfig }> {
+  const config = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env });
+  const ingress = await startIngress(config, createLogger(config.log, 'ingress-itest'));
+  t.teardown(() => ingress.close());
+  return { ingress, url: `http://127.0.0.1:${ingress.port}`, config };
+}
+
+async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
+  const response = await request(url, { method: 'POST', body, headers });
+  const text = await response.body.text();
+  return { status: response.statusCode, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text) as any) };
+}
+
+async function objectsOf(tenant: string): Promise<string[]> {
+  const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: `${tenant}/` }));
+  return (listed.Contents ?? []).map((object) => object.Key!);
+}
+
+t.test('accepts the three shapes, stores each file and announces it', async (t) => {
+  const { url } = await withIngress(t);
+  const tenant = uniqueName('shapes');
+  const array = Buffer.from(JSON.stringify([{ name: 'A', permalink: 'a' }, { name: 'B', permalink: 'b' }, 3]));
+  const cases = [
+    { name: 'object', body: sampleObject, contentType: 'application/json', format: 'object', records: 1 },
+    { name: 'array', body: array, contentType: undefined, format: 'array', records: 3 },
+    { name: 'ndjson', body: sampleNdjson, contentType: 'application/x-ndjson', format: 'ndjson', records: 60 },
+  ];
+  const accepted: any[] = [];
+  for (const testCase of cases) {
+    const headers: Record<string, string> = { 'x-filename': `${testCase.name}.json` };
+    if (testCase.contentType !== undefined) headers['content-type'] = testCase.contentType;
+    const response = await post(`${url}/import/${tenant}`, testCase.body, headers);
+    t.equal(response.status, 202, `${testCase.name}: 202`);
+    t.equal(response.json.records, testCase.records, `${testCase.name}: records counted`);
+    t.equal(response.json.format, testCase.format);
+    t.equal(response.json.size, testCase.body.length);
+    t.equal(response.headers['x-request-id'], response.json.request_id, 'request id echoed');
+    t.match(response.json.key, new RegExp(`^${tenant}/files/\\d{4}/\\d{2}/\\d{2}/${response.json.request_id}\\.json$`));
+    t.match(response.json.status_url, new RegExp(`/imports/${response.json.request_id}$`));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: response.json.key }));
+    t.equal(head.ContentLength, testCase.body.length, `${testCase.name}: stored whole`);
+    t.equal(head.Metadata?.['record-count'], String(testCase.records));
+    t.equal(head.Metadata?.['request-id'], response.json.request_id);
+    t.equal(head.Metadata?.tenant, tenant);
+    t.equal(head.Metadata?.sha256, response.json.sha256);
+    t.equal(head.Metadata?.['original-filename'], `${testCase.name}.json`);
+    accepted.push(response.json);
+  }
+
+  const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, {
+    count: 3,
+    decode,
+  });
+  t.equal(events.length, 3, 'one event per file, no duplicates');
+  for (const response of accepted) {
+    const event = events.find((candidate) => candidate.value.request_id === response.request_id);
+    t.ok(event, `event for ${response.format}`);
+    t.equal(event!.key, tenant, 'keyed by tenant');
+    t.same(event!.headers, { request_id: response.request_id, event_type: 'FileExtractSuccess', 'content-type': 'application/vnd.etl.avro' });
+    t.match(event!.value, {
+      request_id: response.request_id,
+      tenant,
+      bucket,
+      key: response.key,
+      etag: response.etag,
+      size: response.size,
+      sha256: response.sha256,
+      record_count: response.records,
+      format: response.format,
+      original_filename: `${response.format}.json`,
+    });
+    t.ok(Math.abs(Number(event!.value.received_at) - Date.now()) < 120_000, 'received_at is a recent epoch-millis time');
+  }
+});
+
+t.test('unparseable files: 400 with code and offset, nothing stored, a FileExtractError', async (t) => {
+  const { url } = await withIngress(t, { INGRESS_PART_SIZE_BYTES: String(5 * 1024 * 1024) });
+  const tenant = uniqueName('malformed');
+  // A broken file bigger than one part: its parts were already uploaded when the error shows.
+  const bigBroken = Buffer.concat([Buffer.from(sampleNdjson.toString().repeat(60)), Buffer.from('{"name": oops}\n')]);
+  const cases: Array<{ name: string; body: Buffer; contentType?: string; code: string; offset?: number }> = [
+    { name: 'empty body', body: Buffer.alloc(0), code: 'EMPTY_BODY', offset: 0 },
+    { name: 'truncated', body: Buffer.from('{"name": "acme", "permalink": "ac'), code: 'TRUNCATED', offset: 33 },
+    { name: 'invalid JSON', body: Buffer.from('{"name": acme}'), code: 'INVALID_JSON', offset: 9 },
+    { name: 'invalid UTF-8', body: Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]), code: 'INVALID_UTF8', offset: 7 },
+    { name: 'trailing garbage', body: Buffer.from('{"a":1} xyz'), contentType: 'application/json', code: 'TRAILING_DATA', offset: 8 },
+    { name: 'top-level scalar', body: Buffer.from('42'), code: 'TOP_LEVEL_SCALAR', offset: 0 },
+    { name: 'large file broken after several parts', body: bigBroken, contentType: 'application/x-ndjson', code: 'INVALID_JSON' },
+  ];
+  for (const testCase of cases) {
+    const headers: Record<string, string> = testCase.contentType === undefined ? {} : { 'content-type': testCase.contentType };
+    const response = await post(`${url}/import/${tenant}`, testCase.body, headers);
+    t.equal(response.status, 400, `${testCase.name}: 400`);
+    t.equal(response.json.error.code, testCase.code, `${testCase.name}: code`);
+    t.type(response.json.error.message, 'string');
+    t.equal(response.json.error.request_id, response.headers['x-request-id']);
+    if (testCase.offset !== undefined) t.equal(response.json.error.offset, testCase.offset, `${testCase.name}: offset`);
+    else t.type(response.json.error.offset, 'number');
+  }
+  t.same(await objectsOf(tenant), [], 'nothing stayed in S3');
+  const events = await collectEvents<FileExtractError>(topics.fileExtractError.name, (value) => value.tenant === tenant, {
+    count: cases.length,
+    decode,
+  });
+  t.equal(events.length, cases.length, 'one FileExtractError per refused file');
+  t.same(
+    events.map((event) => event.value.reason_code).sort(),
+    cases.map((testCase) => testCase.code).sort(),
+  );
+  for (const event of events) t.equal(event.headers.event_type, 'FileExtractError');
+});
+
+t.test('refusals before anything is read: bad tenant, media type, size, auth', async (t) => {
+  const { url } = await withIngress(t, { INGRESS_MAX_BODY_BYTES: '1000', INGRESS_AUTH_TOKENS: 'acme-auth:tok-123' });
+  const big = Buffer.alloc(2000, 0x20);
+  // Raw request lines: HTTP clients resolve '..' and '%2e%2e' before a request leaves them.
+  const rawPost = (path: string) =>
+    new Promise<{ status: number; json: any }>((resolve, reject) => {
+      const socket = connect(Number(new URL(url).port), '127.0.0.1', () =>
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`),
+      );
+      let data = '';
+      socket.on('data', (chunk) => (data += chunk.toString()));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const [head = '', body = ''] = data.split('\r\n\r\n');
+        resolve({ status: Number(head.split(' ')[1]), json: JSON.parse(body) });
+      });
+    });
+  for (const tenant of ['..%2fx', '%2e%2e', '..', 'UPPER', 'a..b', 'a%00b']) {
+    const response = await rawPost(`/import/${tenant}`);
+    t.equal(response.status, 400, `tenant ${tenant}`);
+    t.equal(response.json.error.code, 'INVALID_TENANT');
+  }
+  const nested = await rawPost('/import/a/b');
+  t.equal(nested.status, 404, 'a/b is no tenant: no route matches');
+  t.equal(nested.json.error.code, 'NOT_FOUND');
+  const auth = { authorization: 'Bearer tok-123' };
+  const media = await post(`${url}/import/acme-auth`, '{}', { ...auth, 'content-type': 'text/csv' });
+  t.equal(media.status, 415);
+  t.equal(media.json.error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  const tooLarge = await post(`${url}/import/acme-auth`, big, auth);
+  t.equal(tooLarge.status, 413);
+  t.equal(tooLarge.json.error.code, 'BODY_TOO_LARGE');
+  // Without a Content-Length the limit is enforced while streaming.
+  const chunked = await request(`${url}/import/acme-auth`, {
+    method: 'POST',
+    headers: auth,
+    body: Readable.from(
+      (async function* () {
+        for (let i = 0; i < 5; i++) yield Buffer.from(`[${' '.repeat(500)}`);
+      })(),
+    ),
+  });
+  t.equal(chunked.statusCode, 413, 'streamed body over the limit');
+  await chunked.body.dump();
+  const noToken = await post(`${url}/import/acme-auth`, '{}');
+  t.equal(noToken.status, 401);
+  t.equal(noToken.json.error.code, 'UNAUTHORIZED');
+  const wrongToken = await post(`${url}/import/acme-auth`, '{}', { authorization: 'Bearer nope' });
+  t.equal(wrongToken.status, 401);
+  const ok = await post(`${url}/import/acme-auth`, '{"name":"x","permalink":"x"}', auth);
+  t.equal(ok.status, 202, 'the right token is accepted');
+  const tenantObjects = await objectsOf('acme-auth');
+  t.ok(tenantObjects.includes(ok.json.key), 'the accepted file is stored');
+  t.notOk(tenantObjects.some((key) => key !== ok.json.key && key.includes(ok.json.request_id)));
+});
+
+t.test('a retry with the same X-Request-Id returns the first result and imports once', async (t) => {
+  const { url } = await withIngress(t);
+  const tenant = uniqueName('retry');
+  const requestId = uniqueName('req').replaceAll('.', '-');
+  const first = await post(`${url}/import/${tenant}`, sampleObject, { 'x-request-id': requestId });
+  const second = await post(`${url}/import/${tenant}`, sampleObject, { 'x-request-id': requestId });
+  t.equal(first.status, 202);
+  t.equal(second.status, 202);
+  t.equal(second.json.key, first.json.key);
+  t.equal(second.json.etag, first.json.etag);
+  t.equal(second.json.duplicate, true);
+  t.equal(second.headers['x-request-id'], requestId);
+  const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, {
+    count: 1,
+    decode,
+    settleMs: 2000,
+  });
+  t.equal(events.length, 1, 'one event for both attempts');
+  t.equal(events[0]!.value.request_id, requestId);
+  t.equal((await objectsOf(tenant)).length, 1, 'one object');
+  const badId = await post(`${url}/import/${tenant}`, sampleObject, { 'x-request-id': '../../etc/passwd' });
+  t.equal(badId.status, 400);
+  t.equal(badId.json.error.code, 'INVALID_REQUEST_ID');
+});
+
+t.test('liveness, readiness and metrics', async (t) => {
+  const { url } = await withIngress(t);
+  const live = await request(`${url}/liveness`);
+  const liveness = (await live.body.json()) as Record<string, unknown>;
+  t.equal(live.statusCode, 200);
+  t.match(liveness, { service: 'ingress', version: String, commit: String, branch: String, build_time: String, node_version: process.version, uws: 'native' });
+  const ready = await request(`${url}/readiness`);
+  t.equal(ready.statusCode, 200);
+  t.match(await ready.body.json(), { ready: true, checks: { kafka: { ok: true }, schema_registry: { ok: true }, s3: { ok: true } } });
+  await post(`${url}/import/${uniqueName('metrics')}`, sampleObject);
+  const metrics = await (await request(`${url}/metrics`)).body.text();
+  t.match(metrics, /ingress_http_requests_total\{route="\/import\/:tenant",status="202",service="ingress"\} 1/);
+  t.match(metrics, /ingress_events_produced_total\{event_type="FileExtractSuccess",result="ok",service="ingress"\} 1/);
+  t.match(metrics, /ingress_bytes_ingested_total\{service="ingress"\} \d+/);
+  t.match(metrics, /ingress_s3_request_duration_seconds_bucket/);
+  t.match(metrics, /ingress_kafka_send_duration_seconds_bucket/);
+  t.match(metrics, /process_resident_memory_bytes/);
+});
+
+t.test('readiness turns 503 while S3 is stopped, imports get 503, and both recover', async (t) => {
+  const profile = runningProfile();
+  if (profile === undefined) throw new Error('no local stack is running');
+  const paths = stackPaths(profile);
+  const { url } = await withIngress(t, { INGRESS_READINESS_CACHE_MS: '0' });
+  const tenant = uniqueName('s3down');
+  await stopServer(paths, 'minio');
+  try {
+    const ready = await request(`${url}/readiness`);
+    const body = (await ready.body.json()) as any;
+    t.equal(ready.statusCode, 503);
+    t.equal(body.checks.s3.ok, false, 'names S3 as down');
+    t.equal(body.checks.kafka.ok, true);
+    const refused = await post(`${url}/import/${tenant}`, sampleObject);
+    t.equal(refused.status, 503);
+    t.equal(refused.json.error.code, 'STORAGE_UNAVAILABLE');
+  } finally {
+    await startServer(paths, stackPorts(), 'minio');
+  }
+  await eventually('readiness back to 200', async () => ((await request(`${url}/readiness`)).statusCode === 200 ? true : undefined), 60_000);
+  const accepted = await post(`${url}/import/${tenant}`, sampleObject);
+  t.equal(accepted.status, 202, 'imports work again');
+  t.same(await objectsOf(tenant), [accepted.json.key], 'only the accepted file is stored');
+});
+
+t.test('SIGTERM: stops accepting, finishes in-flight imports, exits 0, loses nothing accepted', async (t) => {
+  const port = 30_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'ingress/main.ts'], {
+    env: { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  await eventually('the ingress process to listen', async () => ((await request(`${url}/liveness`)).statusCode === 200 ? true : undefined), 60_000);
+  const tenant = uniqueName('sigterm');
+  // Slow uploads that are in flight when SIGTERM arrives.
+  const uploads = Array.from({ length: 8 }, (_, i) =>
+    request(`${url}/import/${tenant}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-ndjson' },
+      body: Readable.from(
+        (async function* () {
+          for (let line = 0; line < 5; line++) {
+            yield Buffer.from(`{"name":"c${i}-${line}","permalink":"c${i}-${line}"}\n`);
+            await new Promise((resolve) => setTimeout(resolve, 200));
+          }
+        })(),
+      ),
+    }).then(
+      async (response) => ({ status: response.statusCode, body: (await response.body.json()) as any }),
+      (error: unknown) => ({ status: 0, body: String(error) }),
+    ),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  child.kill('SIGTERM');
+  const results = await Promise.all(uploads);
+  t.equal(await exited, 0, 'exit code 0');
+  const accepted = results.filter((result) => result.status === 202);
+  t.equal(accepted.length, 8, 'every in-flight import finished');
+  for (const result of accepted) t.equal(result.body.records, 5);
+  await t.rejects(request(`${url}/liveness`), 'no longer listening');
+  const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, {
+    count: accepted.length,
+    decode,
+  });
+  t.same(
+    events.map((event) => event.value.request_id).sort(),
+    accepted.map((result) => result.body.request_id).sort(),
+    'every accepted import has its event',
+  );
+});
