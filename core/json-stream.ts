@@ -7,6 +7,13 @@
  * byte offset of the first problem. A downstream stage reuses it with `onRecord` to split a
  * stored file into the exact bytes of each record.
  *
+ * Shapes: `expect: 'json'` takes one object or array; `'ndjson'` one value per line (blank lines
+ * and CRLF allowed, scalars allowed); `'detect'` decides on the first value: `[` is an array body,
+ * `{` or a scalar followed by values on later lines is NDJSON, a lone `{...}` is an object body
+ * and a lone scalar is TOP_LEVEL_SCALAR. Records: 1 for an object, one per element of an array,
+ * one per NDJSON value; every record is bounded by `maxLineBytes`, and so is every line while the
+ * body may be NDJSON.
+ *
  * The scanner only checks syntax (RFC 8259, strict UTF-8); it builds no values. It is a flat state
  * machine over the bytes: numeric states, lookup tables, a Uint8Array as the bracket stack, no
  * per-byte allocation, no recursion and no regular expressions. The state survives between
@@ -30,12 +37,12 @@ export type JsonScanErrorCode =
 
 /** The body is not acceptable; `offset` is the absolute byte offset (0-based, in the whole body) of the problem. */
 export class JsonScanError extends PipelineError {
-  override readonly code: JsonScanErrorCode;
+  /** Narrows the inherited `code` (set by PipelineError); `declare` emits no field that would reset it. */
+  declare readonly code: JsonScanErrorCode;
   readonly offset: number;
 
   constructor(code: JsonScanErrorCode, offset: number, message: string) {
     super(code, message);
-    this.code = code;
     this.offset = offset;
   }
 }
@@ -53,7 +60,7 @@ export interface JsonScannerOptions {
   maxDepth?: number;
   /**
    * Default 16 MiB. A record (array element, object, NDJSON value) longer than this, or — in
-   * ndjson/detect mode, unless the body is an array — a line longer than this (line terminator
+   * ndjson/detect mode, unless the body is an array — a line longer than this (its LF or CRLF
    * excluded) -> LINE_TOO_LONG at the offset of the first byte beyond the limit.
    */
   maxLineBytes?: number;
@@ -66,8 +73,8 @@ export interface JsonScannerOptions {
   onRecord?: (raw: Buffer, index: number) => void;
 }
 
-export const DEFAULT_MAX_DEPTH = 256;
-export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+const DEFAULT_MAX_DEPTH = 256;
+const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // Bytes
@@ -187,6 +194,7 @@ const F_UNDECIDED = 0;
 const F_OBJECT = 1;
 const F_ARRAY = 2;
 const F_NDJSON = 3;
+/** Still undecided at end() means detect saw one object (a lone scalar was rejected before). */
 const FORMAT_NAMES: readonly BodyFormat[] = ['object', 'object', 'array', 'ndjson'];
 
 const IN_ARRAY = 0;
@@ -239,13 +247,17 @@ function invalidLeadMessage(c: number, offset: number): string {
 }
 
 function badContinuationMessage(lead: number, c: number, lo: number, hi: number, offset: number): string {
-  let why = `expected a continuation byte (0x${hex(lo)}-0x${hex(hi)}) after 0x${hex(lead)}`;
-  if (c >= 0x80 && c <= 0xbf) {
-    if (lead === 0xe0 || lead === 0xf0) why = `overlong encoding: 0x${hex(lead)} cannot be followed by 0x${hex(c)}`;
-    else if (lead === 0xed) why = 'a UTF-16 surrogate (U+D800-U+DFFF) encoded in UTF-8';
-    else if (lead === 0xf4) why = 'a code point above U+10FFFF';
+  const found = describeByte(c);
+  if (lo === 0x80 && hi === 0xbf) {
+    return `invalid UTF-8 at byte ${offset}: expected a continuation byte (0x80-0xBF) to complete the character that starts with 0x${hex(lead)}, found ${found}`;
   }
-  return `invalid UTF-8 at byte ${offset}: found byte 0x${hex(c)}: ${why}`;
+  let why = '';
+  if (c >= 0x80 && c <= 0xbf) {
+    if (lead === 0xe0 || lead === 0xf0) why = ' (an overlong encoding)';
+    else if (lead === 0xed) why = ' (a UTF-16 surrogate, U+D800-U+DFFF, encoded in UTF-8)';
+    else if (lead === 0xf4) why = ' (a code point above U+10FFFF)';
+  }
+  return `invalid UTF-8 at byte ${offset}: expected a byte 0x${hex(lo)}-0x${hex(hi)} after 0x${hex(lead)}, found ${found}${why}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -283,6 +295,8 @@ export class JsonScanner {
 
   // Limits, as absolute offsets of the first byte that would be too many
   private lineLimit: number;
+  /** The line reached its limit on a CR: only the LF of a CRLF may follow. */
+  private lineLimitCr = false;
   private recordLimit = NO_LIMIT;
   private limit: number;
 
@@ -903,7 +917,13 @@ export class JsonScanner {
   }
 
   private trailingExpectation(): string {
-    if (this.lineMode) return 'expected the end of the line: each NDJSON line must hold exactly one JSON value';
+    if (this.format === F_NDJSON) return 'expected the end of the line: each NDJSON line must hold exactly one JSON value';
+    if (this.format === F_UNDECIDED && this.firstScalarAt < 0 && this.firstMultiline) {
+      return "expected only whitespace after the closing '}' of the top-level object";
+    }
+    if (this.format === F_UNDECIDED) {
+      return 'expected only whitespace after the top-level value: a JSON body holds exactly one value, NDJSON one value per line';
+    }
     return this.format === F_ARRAY
       ? "expected only whitespace after the closing ']' of the top-level array"
       : "expected only whitespace after the closing '}' of the top-level object";
@@ -991,20 +1011,27 @@ export class JsonScanner {
 
   private newLine(lineFeedOffset: number): void {
     this.lineLimit = lineFeedOffset + 1 + this.maxLineBytes;
+    this.lineLimitCr = false;
     this.limit = Math.min(this.lineLimit, this.recordLimit);
   }
 
   /** The byte `c` at `offset` is the first one past the line limit or the record limit. */
   private crossLimit(c: number, offset: number, state: number): void {
     if (this.lineLimit === offset) {
-      if (c !== LF) {
+      if (c === LF) {
+        this.lineLimit = NO_LIMIT; // the line feed starts a new line
+      } else if (c === CR && !this.lineLimitCr) {
+        // Possibly a CRLF terminator, which is not part of the line: the next byte must be the LF.
+        this.lineLimitCr = true;
+        this.lineLimit = offset + 1;
+      } else {
+        const crossed = this.lineLimitCr ? offset - 1 : offset;
         throw this.error(
           'LINE_TOO_LONG',
-          offset,
-          `line too long: the line starting at byte ${offset - this.maxLineBytes} is longer than ${this.maxLineBytes} bytes (limit crossed at byte ${offset})`,
+          crossed,
+          `line too long: the line starting at byte ${crossed - this.maxLineBytes} is longer than ${this.maxLineBytes} bytes (limit crossed at byte ${crossed})`,
         );
       }
-      this.lineLimit = NO_LIMIT; // the line feed starts a new line
     }
     if (this.recordLimit === offset) {
       // A number ends at the first byte that cannot continue it: that byte is not part of the record.

@@ -28,6 +28,26 @@ export const topics = {
     name: 'ValidationError',
     doc: 'A record broke the record contract; carries every violation.',
   },
+  recordExtracted: {
+    name: 'RecordExtracted',
+    doc: 'One normalised record of an accepted file (extract stage output), keyed by permalink.',
+  },
+  fileExtracted: {
+    name: 'FileExtracted',
+    doc: 'Per-file summary of the extract stage: how many records the file held.',
+  },
+  recordValidated: {
+    name: 'RecordValidated',
+    doc: 'A record that satisfies the record contract (validate stage output), keyed by permalink.',
+  },
+  recordsLoaded: {
+    name: 'RecordsLoaded',
+    doc: 'Per committed sink batch and import: records inserted, updated, rejected.',
+  },
+  processingError: {
+    name: 'ProcessingError',
+    doc: 'A message a stage could not process, with its source topic/partition/offset and reason.',
+  },
 } as const satisfies Record<string, TopicSpec>;
 
 export type TopicKey = keyof typeof topics;

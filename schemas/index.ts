@@ -69,11 +69,67 @@ export interface ValidationError {
   detected_at: EpochMillis;
 }
 
-/** Which schema each event topic carries. */
+export interface CompanyRecordEvent {
+  request_id: string;
+  tenant: string;
+  bucket: string;
+  key: string;
+  record_index: number;
+  /** The normalised record as JSON text. */
+  document: string;
+}
+
+export interface FileExtracted {
+  request_id: string;
+  tenant: string;
+  bucket: string;
+  key: string;
+  record_count: number;
+  bytes: number;
+  received_at: EpochMillis;
+  extracted_at: EpochMillis;
+}
+
+export interface RecordsLoaded {
+  request_id: string;
+  tenant: string;
+  batch_id: string;
+  inserted: number;
+  updated: number;
+  rejected: number;
+  loaded_at: EpochMillis;
+}
+
+export interface ProcessingError {
+  stage: string;
+  request_id: string;
+  tenant: string;
+  reason_code: string;
+  message: string;
+  record_key: string | null;
+  record_index: number | null;
+  source_topic: string;
+  source_partition: number;
+  source_offset: number;
+  failed_at: EpochMillis;
+}
+
+/** Which schema (schemas/avro/<name>.avsc) each topic carries. */
 export const eventSchemas = {
   [topics.fileExtractSuccess.name]: 'FileExtractSuccess',
   [topics.fileExtractError.name]: 'FileExtractError',
   [topics.validationError.name]: 'ValidationError',
+  [topics.recordExtracted.name]: 'CompanyRecord',
+  [topics.fileExtracted.name]: 'FileExtracted',
+  [topics.recordValidated.name]: 'CompanyRecord',
+  [topics.recordsLoaded.name]: 'RecordsLoaded',
+  [topics.processingError.name]: 'ProcessingError',
 } as const;
+
+export function schemaOfTopic(topic: string): AvroSchema {
+  const name = (eventSchemas as Record<string, string>)[topic];
+  if (name === undefined) throw new Error(`no Avro schema is declared for topic ${topic}`);
+  return loadAvroSchema(name);
+}
 
 export type EventTopic = keyof typeof eventSchemas;

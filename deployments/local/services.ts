@@ -11,7 +11,10 @@ interface ServiceSpec {
   port: number;
 }
 
-export const services: ServiceSpec[] = [];
+export const services: ServiceSpec[] = [
+  { name: 'ingress', entry: 'ingress/main.ts', port: Number(process.env.INGRESS_PORT ?? 3000) },
+  { name: 'processor', entry: 'topology/main.ts', port: Number(process.env.PROCESSOR_PORT ?? 3001) },
+];
 
 async function main(): Promise<void> {
   const command = process.argv[2];

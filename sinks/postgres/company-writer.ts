@@ -1,0 +1,519 @@
+/**
+ * The Postgres sink's write path: one Kafka partition batch of normalised company records →
+ * one database transaction holding the company rows, their child rows and the partition's next
+ * offset (exactly once: a batch replayed after a crash finds its offset already stored).
+ *
+ * Happy path cost: BEGIN, one statement to lock the offset row, one multi-statement query per
+ * chunk of `chunkSize` companies (upsert + child deletes + child inserts, inside a savepoint),
+ * one offset update, COMMIT. No per-row round trips.
+ *
+ * A chunk that fails with a data error (SQLSTATE class 22 or 23) is rolled back to its savepoint
+ * and retried in halves until the bad rows are alone; those are returned as `rejected`, the rest
+ * is written. Any other database failure aborts the whole transaction and surfaces as a
+ * retriable PipelineError `SINK_DB_UNAVAILABLE`.
+ *
+ * All SQL text is built by pg-promise's formatting (helpers.insert / helpers.values / as.format)
+ * and then sent without values, so nothing in the data is ever interpreted as SQL or as a
+ * pg-promise variable (`$1`, `${x}`).
+ */
+import type { ColumnSet, ITask } from 'pg-promise';
+import { PipelineError, errorMessage } from '../../core/errors.js';
+import type { Postgres } from '../../core/postgres.js';
+
+export interface SinkRecord {
+  tenant: string;
+  permalink: string;
+  /** The whole normalised record. */
+  document: Record<string, unknown>;
+  source: { requestId: string; bucket: string; key: string; recordIndex: number };
+  /** Kafka offset of the message that carried it. */
+  offset: string;
+}
+
+export interface PartitionBatch {
+  consumerGroup: string;
+  topic: string;
+  partition: number;
+  records: SinkRecord[];
+  /** Offset after the last message of the batch, including messages that were skipped. */
+  nextOffset: string;
+}
+
+export interface RejectedRecord {
+  record: SinkRecord;
+  /** Postgres SQLSTATE (or ours: 22021 for a NUL character, which the wire protocol cannot carry). */
+  code: string;
+  message: string;
+}
+
+export interface RequestLoadCounts {
+  requestId: string;
+  tenant: string;
+  inserted: number;
+  updated: number;
+  rejected: number;
+}
+
+export interface BatchWriteResult {
+  /** Company rows inserted. */
+  inserted: number;
+  /** Company rows updated (superseded records are not counted here, see `collapsed`). */
+  updated: number;
+  rejected: RejectedRecord[];
+  /** Records superseded by a later one of the same key in this batch (not written). */
+  collapsed: number;
+  /** Records below the stored next offset (a partial overlap with a committed batch): ignored, counted nowhere else. */
+  alreadyCommitted: number;
+  perRequest: RequestLoadCounts[];
+  /** True if the stored offset was already >= nextOffset: the batch was written before, nothing done. */
+  skipped: boolean;
+}
+
+export interface CompanyWriter {
+  /** One database transaction: rows of the batch + the partition's next offset in sink_offsets. */
+  writeBatch(batch: PartitionBatch, hooks?: { beforeCommit?: (result: BatchWriteResult) => Promise<void> }): Promise<BatchWriteResult>;
+  /** The stored next offset of each partition of a topic for a group (what to seek to on assignment). */
+  storedOffsets(consumerGroup: string, topic: string): Promise<Map<number, string>>;
+}
+
+export interface CompanyWriterOptions {
+  /** Most company rows (and most child rows) per INSERT statement. Default 1000. */
+  chunkSize?: number;
+}
+
+export const DEFAULT_CHUNK_SIZE = 1000;
+
+const SAVEPOINT = 'company_writer_chunk';
+
+interface CompanyRow {
+  tenant: string;
+  permalink: string;
+  name: string | null;
+  category_code: string | null;
+  founded_year: number | null;
+  number_of_employees: number | null;
+  homepage_url: string | null;
+  email_address: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  document: string;
+  source_request_id: string;
+  source_bucket: string;
+  source_key: string;
+  source_record_index: number;
+}
+
+interface OfficeRow {
+  tenant: string;
+  permalink: string;
+  position: number;
+  description: string | null;
+  address1: string | null;
+  address2: string | null;
+  zip_code: string | null;
+  city: string | null;
+  state_code: string | null;
+  country_code: string | null;
+  latitude: number | null;
+  longitude: number | null;
+}
+
+interface FundingRoundRow {
+  tenant: string;
+  permalink: string;
+  position: number;
+  round_code: string | null;
+  raised_amount: number | null;
+  raised_currency_code: string | null;
+  funded_year: number | null;
+  funded_month: number | null;
+  funded_day: number | null;
+}
+
+/** One record of the batch with its rows, ready to write. */
+interface Prepared {
+  record: SinkRecord;
+  key: string;
+  company: CompanyRow;
+  offices: OfficeRow[];
+  rounds: FundingRoundRow[];
+}
+
+type Outcome = { kind: 'inserted' } | { kind: 'updated' } | { kind: 'rejected'; code: string; message: string };
+
+/** Wraps an error thrown by the caller's hook so it is rethrown as is, not classified as a database error. */
+class HookFailure {
+  constructor(readonly error: unknown) {}
+}
+
+export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOptions = {}): CompanyWriter {
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
+    throw new PipelineError('SINK_BAD_OPTIONS', `chunkSize must be a positive integer, got ${String(options.chunkSize)}`);
+  }
+  const { pgp, db } = postgres;
+  const { ColumnSet } = pgp.helpers;
+
+  const companyColumns: ColumnSet = new ColumnSet(
+    [
+      'tenant',
+      'permalink',
+      'name',
+      'category_code',
+      'founded_year',
+      'number_of_employees',
+      'homepage_url',
+      'email_address',
+      { name: 'created_at', cast: 'timestamptz' },
+      { name: 'updated_at', cast: 'timestamptz' },
+      // Already a JSON text (stringified once, in prepare()): sent as a text literal cast to jsonb.
+      { name: 'document', cast: 'jsonb' },
+      'source_request_id',
+      'source_bucket',
+      'source_key',
+      'source_record_index',
+      { name: 'loaded_at', mod: ':raw', init: () => 'now()' },
+    ],
+    { table: 'companies' },
+  );
+  const upsertSuffix =
+    ' ON CONFLICT (tenant, permalink) DO UPDATE SET ' +
+    companyColumns.assignColumns({ from: 'EXCLUDED', skip: ['tenant', 'permalink'] }) +
+    ' RETURNING (xmax = 0) AS inserted, tenant, permalink';
+  const keyColumns: ColumnSet = new ColumnSet(['tenant', 'permalink']);
+  const officeColumns: ColumnSet = new ColumnSet(
+    ['tenant', 'permalink', 'position', 'description', 'address1', 'address2', 'zip_code', 'city', 'state_code', 'country_code', 'latitude', 'longitude'],
+    { table: 'company_offices' },
+  );
+  const roundColumns: ColumnSet = new ColumnSet(
+    ['tenant', 'permalink', 'position', 'round_code', 'raised_amount', 'raised_currency_code', 'funded_year', 'funded_month', 'funded_day'],
+    { table: 'company_funding_rounds' },
+  );
+
+  /** The statements writing `items` (distinct keys), as one multi-statement text inside a savepoint. */
+  function chunkSql(items: Prepared[]): string {
+    const statements = [`SAVEPOINT ${SAVEPOINT}`];
+    statements.push(pgp.helpers.insert(items.map((item) => item.company), companyColumns) + upsertSuffix);
+    const keys = pgp.helpers.values(items.map((item) => item.company), keyColumns);
+    statements.push(`DELETE FROM company_offices WHERE (tenant, permalink) IN (VALUES ${keys})`);
+    statements.push(`DELETE FROM company_funding_rounds WHERE (tenant, permalink) IN (VALUES ${keys})`);
+    const offices = items.flatMap((item) => item.offices);
+    for (let i = 0; i < offices.length; i += chunkSize) statements.push(pgp.helpers.insert(offices.slice(i, i + chunkSize), officeColumns));
+    const rounds = items.flatMap((item) => item.rounds);
+    for (let i = 0; i < rounds.length; i += chunkSize) statements.push(pgp.helpers.insert(rounds.slice(i, i + chunkSize), roundColumns));
+    statements.push(`RELEASE SAVEPOINT ${SAVEPOINT}`);
+    return statements.join(';\n');
+  }
+
+  /**
+   * Writes items of distinct keys; a chunk failing with a data error is retried in halves
+   * (each attempt in its own savepoint) until the bad rows are isolated.
+   */
+  async function writeIsolating(t: ITask<unknown>, items: Prepared[], outcomes: Map<string, Outcome>): Promise<void> {
+    let results: unknown[][];
+    try {
+      results = await t.multi(chunkSql(items));
+    } catch (error) {
+      const code = sqlState(error);
+      if (code === undefined || !isDataError(code)) throw error;
+      await t.multi(`ROLLBACK TO SAVEPOINT ${SAVEPOINT};\nRELEASE SAVEPOINT ${SAVEPOINT}`);
+      if (items.length === 1) {
+        outcomes.set(items[0]!.key, { kind: 'rejected', code, message: errorMessage(error) });
+        return;
+      }
+      const half = Math.ceil(items.length / 2);
+      await writeIsolating(t, items.slice(0, half), outcomes);
+      await writeIsolating(t, items.slice(half), outcomes);
+      return;
+    }
+    // results[0] is the SAVEPOINT, results[1] the upsert's RETURNING rows.
+    for (const row of (results[1] ?? []) as Array<{ inserted: boolean; tenant: string; permalink: string }>) {
+      outcomes.set(keyOf(row.tenant, row.permalink), { kind: row.inserted ? 'inserted' : 'updated' });
+    }
+  }
+
+  async function writeBatchInTx(
+    t: ITask<unknown>,
+    batch: PartitionBatch,
+    next: bigint,
+    beforeCommit: ((result: BatchWriteResult) => Promise<void>) | undefined,
+  ): Promise<BatchWriteResult> {
+    const where = pgp.as.format('consumer_group = $1 AND topic = $2 AND partition = $3', [batch.consumerGroup, batch.topic, batch.partition]);
+    const [, lockRows] = await t.multi(
+      pgp.as.format(
+        'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ' +
+          'ON CONFLICT (consumer_group, topic, partition) DO NOTHING;\n',
+        [batch.consumerGroup, batch.topic, batch.partition],
+      ) + `SELECT next_offset FROM sink_offsets WHERE ${where} FOR UPDATE`,
+    );
+    const stored = BigInt((lockRows?.[0] as { next_offset: string } | undefined)?.next_offset ?? '0');
+    if (stored >= next) {
+      return { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
+    }
+
+    // Records already committed by an earlier, overlapping batch are left alone.
+    const fresh: Array<{ record: SinkRecord; offset: bigint; index: number }> = [];
+    batch.records.forEach((record, index) => {
+      const offset = BigInt(record.offset);
+      if (offset >= stored) fresh.push({ record, offset, index });
+    });
+    const alreadyCommitted = batch.records.length - fresh.length;
+    fresh.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : a.index - b.index));
+
+    // Candidates per key in offset order; the last one is written, earlier ones are superseded.
+    const candidates = new Map<string, SinkRecord[]>();
+    for (const { record } of fresh) {
+      const key = keyOf(record.tenant, record.permalink);
+      const list = candidates.get(key);
+      if (list) list.push(record);
+      else candidates.set(key, [record]);
+    }
+
+    const perRequest = new Map<string, RequestLoadCounts>();
+    const countsOf = (record: SinkRecord): RequestLoadCounts => {
+      const id = `${record.source.requestId}\u0000${record.tenant}`;
+      let counts = perRequest.get(id);
+      if (!counts) {
+        counts = { requestId: record.source.requestId, tenant: record.tenant, inserted: 0, updated: 0, rejected: 0 };
+        perRequest.set(id, counts);
+      }
+      return counts;
+    };
+    const result: BatchWriteResult = { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted, perRequest: [], skipped: false };
+    const rejected: Array<{ offset: bigint; rejection: RejectedRecord }> = [];
+    const reject = (record: SinkRecord, code: string, message: string): void => {
+      rejected.push({ offset: BigInt(record.offset), rejection: { record, code, message } });
+      countsOf(record).rejected++;
+    };
+
+    // Normally one pass. When the last record of a key is rejected, the one before it (if any) is
+    // tried in the next pass, so the row ends up as if the records had been applied one by one.
+    for (;;) {
+      const pass: Prepared[] = [];
+      for (const [key, list] of candidates) {
+        const record = list.pop();
+        if (record === undefined) {
+          candidates.delete(key);
+          continue;
+        }
+        const prepared = prepare(record, key);
+        if (typeof prepared === 'string') reject(record, '22021', prepared);
+        else pass.push(prepared);
+      }
+      if (pass.length === 0 && candidates.size === 0) break;
+      pass.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)); // one lock order for all writers
+      const outcomes = new Map<string, Outcome>();
+      for (let i = 0; i < pass.length; i += chunkSize) await writeIsolating(t, pass.slice(i, i + chunkSize), outcomes);
+      for (const item of pass) {
+        const outcome = outcomes.get(item.key);
+        if (outcome === undefined) throw new Error(`no outcome for company ${item.key}`);
+        if (outcome.kind === 'rejected') {
+          reject(item.record, outcome.code, outcome.message);
+          continue;
+        }
+        const counts = countsOf(item.record);
+        if (outcome.kind === 'inserted') {
+          result.inserted++;
+          counts.inserted++;
+        } else {
+          result.updated++;
+          counts.updated++;
+        }
+        // Superseded records of this key. Choice: they count in `collapsed` and, so that every
+        // valid record of an import ends up inserted, updated or rejected (per-import lineage
+        // adds up), as `updated` of their own request in perRequest, but not in the batch's
+        // inserted/updated, which count rows. Hence, over perRequest:
+        // inserted + updated + rejected = result.inserted + result.updated + rejected + collapsed.
+        for (const superseded of candidates.get(item.key) ?? []) {
+          result.collapsed++;
+          countsOf(superseded).updated++;
+        }
+        candidates.delete(item.key);
+      }
+    }
+
+    await t.none(
+      pgp.as.format(`UPDATE sink_offsets SET next_offset = $1, updated_at = now() WHERE ${where}`, [next.toString()]),
+    );
+    rejected.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
+    result.rejected = rejected.map((entry) => entry.rejection);
+    result.perRequest = [...perRequest.values()];
+    if (beforeCommit) {
+      try {
+        await beforeCommit(result);
+      } catch (error) {
+        throw new HookFailure(error);
+      }
+    }
+    return result;
+  }
+
+  return {
+    async writeBatch(batch, hooks = {}) {
+      checkBatch(batch);
+      const next = BigInt(batch.nextOffset);
+      try {
+        return await db.tx('company-writer', (t) => writeBatchInTx(t, batch, next, hooks.beforeCommit));
+      } catch (error) {
+        if (error instanceof HookFailure) throw error.error;
+        if (error instanceof PipelineError) throw error;
+        throw unavailable(`writing ${batch.topic}[${batch.partition}] up to ${batch.nextOffset}`, error);
+      }
+    },
+
+    async storedOffsets(consumerGroup, topic) {
+      let rows: Array<{ partition: number; next_offset: string }>;
+      try {
+        rows = await db.any('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [consumerGroup, topic]);
+      } catch (error) {
+        throw unavailable(`reading the stored offsets of ${consumerGroup} on ${topic}`, error);
+      }
+      return new Map(rows.map((row) => [row.partition, String(row.next_offset)]));
+    },
+  };
+}
+
+function unavailable(what: string, error: unknown): PipelineError {
+  const code = sqlState(error);
+  return new PipelineError('SINK_DB_UNAVAILABLE', `${what} failed${code ? ` (SQLSTATE ${code})` : ''}: ${errorMessage(error)}`, {
+    cause: error,
+    retriable: true,
+  });
+}
+
+/** The SQLSTATE of a database error (five characters), if it is one. */
+function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** Class 22 (data exception) and 23 (integrity constraint violation): the row is at fault, not the database. */
+function isDataError(code: string): boolean {
+  return code.startsWith('22') || code.startsWith('23');
+}
+
+const OFFSET = /^\d{1,19}$/;
+
+function checkBatch(batch: PartitionBatch): void {
+  const problems: string[] = [];
+  if (!OFFSET.test(batch.nextOffset)) problems.push(`nextOffset ${JSON.stringify(batch.nextOffset)} is not an offset`);
+  if (!Number.isSafeInteger(batch.partition) || batch.partition < 0) problems.push(`partition ${batch.partition} is not a partition number`);
+  const next = OFFSET.test(batch.nextOffset) ? BigInt(batch.nextOffset) : undefined;
+  for (const record of batch.records) {
+    if (!OFFSET.test(record.offset)) problems.push(`record offset ${JSON.stringify(record.offset)} is not an offset`);
+    else if (next !== undefined && BigInt(record.offset) >= next) problems.push(`record offset ${record.offset} is not below nextOffset ${batch.nextOffset}`);
+    if (problems.length > 5) break;
+  }
+  if (problems.length > 0) throw new PipelineError('SINK_BAD_BATCH', `invalid batch for ${batch.topic}[${batch.partition}]: ${problems.join('; ')}`);
+}
+
+function keyOf(tenant: string, permalink: string): string {
+  return `${tenant}\u0000${permalink}`;
+}
+
+/**
+ * The rows of a record, or the reason it cannot be sent: a NUL character in a text value (the
+ * simple-query protocol carries SQL as a C string, and Postgres text cannot hold NUL anyway).
+ */
+function prepare(record: SinkRecord, key: string): Prepared | string {
+  const { tenant, permalink, document: doc, source } = record;
+  const company: CompanyRow = {
+    tenant,
+    permalink,
+    name: text(doc.name),
+    category_code: text(doc.category_code),
+    founded_year: integer(doc.founded_year),
+    number_of_employees: integer(doc.number_of_employees),
+    homepage_url: text(doc.homepage_url),
+    email_address: text(doc.email_address),
+    created_at: timestamp(doc.created_at),
+    updated_at: timestamp(doc.updated_at),
+    // JSON.stringify escapes control characters, so the document text never holds a raw NUL.
+    document: JSON.stringify(doc),
+    source_request_id: source.requestId,
+    source_bucket: source.bucket,
+    source_key: source.key,
+    source_record_index: source.recordIndex,
+  };
+  const offices: OfficeRow[] = [];
+  objects(doc.offices, (office, position) => {
+    offices.push({
+      tenant,
+      permalink,
+      position,
+      description: text(office.description),
+      address1: text(office.address1),
+      address2: text(office.address2),
+      zip_code: text(office.zip_code),
+      city: text(office.city),
+      state_code: text(office.state_code),
+      country_code: text(office.country_code),
+      latitude: float(office.latitude),
+      longitude: float(office.longitude),
+    });
+  });
+  const rounds: FundingRoundRow[] = [];
+  objects(doc.funding_rounds, (round, position) => {
+    rounds.push({
+      tenant,
+      permalink,
+      position,
+      round_code: text(round.round_code),
+      raised_amount: float(round.raised_amount),
+      raised_currency_code: text(round.raised_currency_code),
+      funded_year: integer(round.funded_year),
+      funded_month: integer(round.funded_month),
+      funded_day: integer(round.funded_day),
+    });
+  });
+  for (const [table, rows] of [['companies', [company]], ['company_offices', offices], ['company_funding_rounds', rounds]] as const) {
+    for (const row of rows) {
+      for (const [column, value] of Object.entries(row)) {
+        if (column !== 'document' && typeof value === 'string' && value.includes('\u0000')) {
+          return `invalid byte sequence for encoding "UTF8": 0x00 (a NUL character in ${table}.${column})`;
+        }
+      }
+    }
+  }
+  return { record, key, company, offices, rounds };
+}
+
+/** Calls `each` for the object items of an array field, with their index (non-objects are skipped). */
+function objects(value: unknown, each: (item: Record<string, unknown>, index: number) => void): void {
+  if (!Array.isArray(value)) return;
+  value.forEach((item: unknown, index) => {
+    if (item !== null && typeof item === 'object' && !Array.isArray(item)) each(item as Record<string, unknown>, index);
+  });
+}
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+/** An integer, or null for anything else; out-of-range integers are left to the database (22003: the record is rejected). */
+function integer(value: unknown): number | null {
+  return typeof value === 'number' && Number.isInteger(value) ? value : null;
+}
+
+function float(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null;
+}
+
+const ISO_TIMESTAMP = /^(\d{4})-\d{2}-\d{2}(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+
+/**
+ * An ISO-8601 date or date-time as a UTC ISO string (no offset = UTC, as normalizeRecord reads
+ * BSON dates), or null: not a string, empty, unparseable or a year Postgres cannot take as is.
+ */
+function timestamp(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const m = ISO_TIMESTAMP.exec(value.trim());
+  if (!m) return null;
+  let iso = value.trim().replace(' ', 'T');
+  if (m[2] !== undefined && m[3] === undefined) iso += 'Z';
+  const millis = Date.parse(iso);
+  if (Number.isNaN(millis)) return null;
+  const date = new Date(millis);
+  const year = date.getUTCFullYear();
+  return year >= 1 && year <= 9999 ? date.toISOString() : null;
+}

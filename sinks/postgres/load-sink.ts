@@ -1,0 +1,73 @@
+/**
+ * The load stage's sink: turns RecordValidated messages of one partition into a
+ * CompanyWriter batch (rows + offset in one Postgres transaction) and announces, before
+ * that transaction commits, a RecordsLoaded per import and a ProcessingError per record the
+ * database refused. If the commit then fails the batch is retried and the events repeat;
+ * RecordsLoaded carries a batch_id so monitoring counts a batch once.
+ */
+import type { Postgres } from '../../core/postgres.js';
+import type { CompanyRecordEvent, ProcessingError, RecordsLoaded } from '../../schemas/index.js';
+import type { Emit, Sink, SinkBatch } from '../../topology/lib/types.js';
+import { createCompanyWriter, type SinkRecord } from './company-writer.js';
+
+export function toSinkRecord(message: { offset: string; key: string | undefined; value: CompanyRecordEvent }): SinkRecord {
+  const record = message.value;
+  const document = JSON.parse(record.document) as Record<string, unknown>;
+  return {
+    tenant: record.tenant,
+    permalink: String(document.permalink),
+    document,
+    source: { requestId: record.request_id, bucket: record.bucket, key: record.key, recordIndex: Number(record.record_index) },
+    offset: message.offset,
+  };
+}
+
+export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
+  const writer = createCompanyWriter(postgres);
+  return {
+    storedOffsets: (groupId, topic) => writer.storedOffsets(groupId, topic),
+    async write(batch: SinkBatch<CompanyRecordEvent>, produce, groupId) {
+      const records = batch.messages.map(toSinkRecord);
+      const firstOffset = batch.messages[0]?.offset ?? batch.nextOffset;
+      const batchId = `${groupId}/${batch.topic}/${batch.partition}/${firstOffset}-${batch.nextOffset}`;
+      const result = await writer.writeBatch(
+        { consumerGroup: groupId, topic: batch.topic, partition: batch.partition, records, nextOffset: batch.nextOffset },
+        {
+          beforeCommit: async (written) => {
+            const now = Date.now();
+            const emits: Emit[] = written.perRequest.map((counts) => {
+              const event: RecordsLoaded = {
+                request_id: counts.requestId,
+                tenant: counts.tenant,
+                batch_id: batchId,
+                inserted: counts.inserted,
+                updated: counts.updated,
+                rejected: counts.rejected,
+                loaded_at: now,
+              };
+              return { to: 'loaded', key: counts.requestId, value: event, requestId: counts.requestId };
+            });
+            for (const rejected of written.rejected) {
+              const event: ProcessingError = {
+                stage: 'load',
+                request_id: rejected.record.source.requestId,
+                tenant: rejected.record.tenant,
+                reason_code: `PG_${rejected.code}`,
+                message: rejected.message,
+                record_key: rejected.record.permalink,
+                record_index: rejected.record.source.recordIndex,
+                source_topic: batch.topic,
+                source_partition: batch.partition,
+                source_offset: Number(rejected.record.offset),
+                failed_at: now,
+              };
+              emits.push({ to: 'errors', key: rejected.record.source.requestId, value: event, requestId: rejected.record.source.requestId });
+            }
+            await produce(emits);
+          },
+        },
+      );
+      return { written: result.skipped ? 0 : records.length };
+    },
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The whole pipeline on the real stack: files imported through the ingress are extracted,
+ * validated and loaded by processor replicas running as separate processes, and end up as
+ * exactly the expected rows and ValidationError events — also across a SIGKILL and with two
+ * replicas sharing the partitions.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { createLogger } from '../../core/logger.js';
+import { topics } from '../../core/pipeline.js';
+import { createPostgres } from '../../core/postgres.js';
+import { createRegistry } from '../../core/registry.js';
+import { generateCompanies, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
+import { loadIngressConfig, startIngress } from '../../ingress/index.js';
+import type { RecordsLoaded, ValidationError } from '../../schemas/index.js';
+import { collectEvents, config, eventually, uniqueName } from './helpers.js';
+
+const registry = createRegistry(config.registry);
+const decode = <T>(buffer: Buffer) => registry.decode(buffer) as Promise<T>;
+const postgres = createPostgres(config.postgres, { applicationName: 'itest-processor' });
+t.teardown(() => postgres.close());
+
+interface Replica {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+const replicas: Replica[] = [];
+t.teardown(async () => {
+  for (const replica of replicas) {
+    if (replica.child.exitCode === null) {
+      replica.child.kill('SIGTERM');
+      await replica.exited;
+    }
+  }
+});
+
+async function startReplica(): Promise<Replica> {
+  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
+    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000' },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const replica = { child, port, exited };
+  replicas.push(replica);
+  await eventually(
+    'the processor to be ready',
+    async () => ((await request(`http://127.0.0.1:${port}/readiness`)).statusCode === 200 ? true : undefined),
+    90_000,
+  );
+  return replica;
+}
+
+async function stopReplica(replica: Replica, signal: NodeJS.Signals): Promise<number | null> {
+  replica.child.kill(signal);
+  return replica.exited;
+}
+
+const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
+t.teardown(() => ingress.close());
+
+function generated(tenant: string, count: number, seed: number): { body: Buffer; records: GeneratedRecord[] } {
+  const records = [...generateCompanies({ count, seed, tenant, invalidEvery: 40, duplicateEvery: 100, bytesPerRecord: 1500 })];
+  return { body: Buffer.from(`${records.map((record) => record.line).join('\n')}\n`), records };
+}
+
+async function importFile(tenant: string, body: Buffer): Promise<{ request_id: string; records: number }> {
+  const response = await request(`http://127.0.0.1:${ingress.port}/import/${tenant}`, {
+    method: 'POST',
+    body,
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
+  const json = (await response.body.json()) as { request_id: string; records: number };
+  if (response.statusCode !== 202) throw new Error(`import refused: ${response.statusCode} ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function rowCount(tenant: string): Promise<number> {
+  return (await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant])).n;
+}
+
+/** Waits until the import is fully processed: every valid record loaded, every invalid one reported. */
+async function expectExactOutcome(
+  t: Test,
+  tenant: string,
+  requestId: string,
+  records: GeneratedRecord[],
+): Promise<void> {
+  const expected = summarize(records);
+  await eventually(`${expected.distinctValidPermalinks} rows for ${tenant}`, async () =>
+    (await rowCount(tenant)) >= expected.distinctValidPermalinks ? true : undefined,
+  180_000);
+  const validationErrors = await collectEvents<ValidationError>(
+    topics.validationError.name,
+    (value) => value.request_id === requestId,
+    { count: expected.invalid, decode, timeoutMs: 120_000, settleMs: 3000 },
+  );
+  t.equal(await rowCount(tenant), expected.distinctValidPermalinks, 'exactly one row per distinct valid permalink');
+  t.equal(validationErrors.length, expected.invalid, 'exactly one ValidationError per invalid record');
+  const byIndex = new Map(validationErrors.map((event) => [Number(event.value.record_index), event.value]));
+  t.equal(byIndex.size, expected.invalid, 'no ValidationError twice');
+  for (const record of records.filter((candidate) => !candidate.expectedValid)) {
+    const event = byIndex.get(record.index);
+    t.ok(event, `ValidationError for record ${record.index} (${record.brokenRule})`);
+    t.same(event?.violations.map((violation) => violation.path).sort(), [...record.expectedViolationPaths].sort());
+  }
+  // The last version of a duplicated permalink wins.
+  const lastByPermalink = new Map<string, GeneratedRecord>();
+  for (const record of records) if (record.expectedValid) lastByPermalink.set(record.permalink, record);
+  const rows = await postgres.db.any<{ permalink: string; source_record_index: number; source_request_id: string }>(
+    'SELECT permalink, source_record_index, source_request_id FROM companies WHERE tenant = $1',
+    [tenant],
+  );
+  const wrong = rows.filter((row) => lastByPermalink.get(row.permalink)?.index !== row.source_record_index);
+  t.same(wrong, [], 'each row holds the last valid version of its company');
+  t.ok(rows.every((row) => row.source_request_id === requestId), 'rows name their import');
+  const loaded = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (value) => value.request_id === requestId, {
+    count: 1,
+    decode,
+    settleMs: 3000,
+  });
+  const batches = new Map(loaded.map((event) => [event.value.batch_id, event.value]));
+  const total = [...batches.values()].reduce((sum, event) => sum + Number(event.inserted) + Number(event.updated), 0);
+  t.equal(total, expected.valid, 'RecordsLoaded (one per batch) accounts for every valid record');
+}
+
+t.test('an import of ~2,000 companies ends as exactly the expected rows and ValidationErrors; a resend adds no rows', async (t) => {
+  await startReplica();
+  const tenant = uniqueName('pipeline');
+  const { body, records } = generated(tenant, 2000, 7);
+  const first = await importFile(tenant, body);
+  t.equal(first.records, 2000);
+  await expectExactOutcome(t, tenant, first.request_id, records);
+
+  const again = await importFile(tenant, body);
+  await expectExactOutcome(t, tenant, again.request_id, records);
+  t.equal(await rowCount(tenant), summarize(records).distinctValidPermalinks, 'the same file again adds no rows');
+});
+
+t.test('a processor killed with SIGKILL mid-load and restarted: the same exact counts', async (t) => {
+  for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
+  const replica = await startReplica();
+  const tenant = uniqueName('sigkill');
+  const { body, records } = generated(tenant, 3000, 11);
+  const imported = await importFile(tenant, body);
+  await eventually('some rows loaded', async () => ((await rowCount(tenant)) > 0 ? true : undefined), 120_000);
+  const loadedBeforeKill = await rowCount(tenant);
+  t.equal(await stopReplica(replica, 'SIGKILL'), null, 'killed');
+  t.ok(loadedBeforeKill < summarize(records).distinctValidPermalinks, `killed mid-load (${loadedBeforeKill} rows so far)`);
+  await startReplica();
+  await expectExactOutcome(t, tenant, imported.request_id, records);
+});
+
+t.test('two replicas share the partitions and together load each record once', async (t) => {
+  for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
+  const [a, b] = [await startReplica(), await startReplica()];
+  const assigned = async (replica: Replica) => {
+    const text = await (await request(`http://127.0.0.1:${replica.port}/metrics`)).body.text();
+    const counts: Record<string, number> = {};
+    for (const match of text.matchAll(/processor_assigned_partitions\{stage="(\w+)"[^}]*\} (\d+)/g)) counts[match[1]!] = Number(match[2]);
+    return counts;
+  };
+  await eventually(
+    'both replicas own partitions of every stage',
+    async () => {
+      const [countsA, countsB] = [await assigned(a), await assigned(b)];
+      return ['extract', 'validate', 'load'].every((stage) => (countsA[stage] ?? 0) > 0 && (countsB[stage] ?? 0) > 0 && countsA[stage]! + countsB[stage]! === 3)
+        ? true
+        : undefined;
+    },
+    90_000,
+  );
+  const tenants = [uniqueName('shared-a'), uniqueName('shared-b'), uniqueName('shared-c')];
+  const imports = [];
+  for (const [i, tenant] of tenants.entries()) {
+    const { body, records } = generated(tenant, 600, 100 + i);
+    imports.push({ tenant, records, imported: await importFile(tenant, body) });
+  }
+  for (const { tenant, records, imported } of imports) await expectExactOutcome(t, tenant, imported.request_id, records);
+});
+
+t.test('SIGTERM: the processor finishes its work, leaves its groups and exits 0', async (t) => {
+  for (const replica of replicas.splice(0)) t.equal(await stopReplica(replica, 'SIGTERM'), 0);
+});

@@ -1,0 +1,62 @@
+/**
+ * The ETL topology, declared as data: extract → validate → load. Each stage is its own
+ * consumer group over its input topic's partitions; `processor describe` prints it.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { topics } from '../../core/pipeline.js';
+import type { Postgres } from '../../core/postgres.js';
+import { createLoadSink } from '../../sinks/postgres/index.js';
+import { defineTopology, type Topology } from '../lib/types.js';
+import { createExtract, s3ObjectOpener } from './extract.js';
+import { validate } from './validate.js';
+
+export interface EtlDeps {
+  s3: S3Client;
+  /** Only the load stage needs it; describe works without. */
+  postgres?: () => Postgres;
+}
+
+export const stageNames = ['extract', 'validate', 'load'] as const;
+export type StageName = (typeof stageNames)[number];
+
+export function etlTopology(deps: EtlDeps): Topology {
+  return defineTopology({
+    name: 'etl',
+    stages: [
+      {
+        kind: 'transform',
+        name: 'extract',
+        doc: 'streams each accepted file from S3 and splits it into normalised records',
+        input: topics.fileExtractSuccess.name,
+        outputs: { records: topics.recordExtracted.name, summary: topics.fileExtracted.name },
+        errors: topics.processingError.name,
+        // Small files share a transaction; a big one (thousands of records) fills one alone.
+        messagesPerTransaction: 100,
+        maxOutputsPerTransaction: 5000,
+        process: createExtract(s3ObjectOpener(deps.s3)),
+      },
+      {
+        kind: 'transform',
+        name: 'validate',
+        doc: 'checks each record against schemas/company.schema.json',
+        input: topics.recordExtracted.name,
+        outputs: { valid: topics.recordValidated.name, invalid: topics.validationError.name },
+        errors: topics.processingError.name,
+        messagesPerTransaction: 500,
+        process: validate,
+      },
+      {
+        kind: 'sink',
+        name: 'load',
+        doc: 'upserts valid records into Postgres in batches, offsets stored in the same transaction',
+        input: topics.recordValidated.name,
+        outputs: { loaded: topics.recordsLoaded.name },
+        errors: topics.processingError.name,
+        sink: () => {
+          if (deps.postgres === undefined) throw new Error('the load stage needs Postgres');
+          return createLoadSink(deps.postgres());
+        },
+      },
+    ],
+  });
+}

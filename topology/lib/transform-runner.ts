@@ -1,0 +1,332 @@
+/**
+ * Runs a transform stage exactly once between topics: consume, transform, produce and
+ * commit the consumed offsets in one Kafka transaction (consumers read committed only).
+ *
+ * Each input partition gets its own transactional producer with the id
+ * `<group>.<topic>.<partition>`: when a partition moves to another replica, the new owner
+ * initialises the same transactional id and fences the old one (no zombie writes).
+ *
+ * Failures: a message the stage can never process (a non-retriable PipelineError, or one
+ * that cannot be decoded) becomes a ProcessingError event, committed in place of its
+ * outputs; anything else is retried with backoff from the same position, with the
+ * partition's consumption paused meanwhile, until it succeeds or the stage stops.
+ */
+import type { Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
+import { avroContentType, type EventCodec } from '../../core/event-codec.js';
+import { errorMessage, PipelineError } from '../../core/errors.js';
+import type { Logger } from '../../core/logger.js';
+import type { ProcessingError } from '../../schemas/index.js';
+import type { StageMetrics } from './metrics.js';
+import { backoffMs, isPoison, sleepWithHeartbeat } from './retry.js';
+import { groupIdOf, type Emit, type InputMessage, type TransformStage } from './types.js';
+
+export interface RunningStage {
+  name: string;
+  /** True while the consumer is in its group (for /readiness). */
+  healthy(): boolean;
+  stop(): Promise<void>;
+}
+
+export interface StageDeps {
+  kafka: Kafka;
+  codec: EventCodec;
+  logger: Logger;
+  metrics: StageMetrics;
+  /** Records produced per `send` inside a transaction. */
+  produceChunk?: number;
+}
+
+export function headersOf(message: KafkaMessage): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    if (value !== undefined) headers[name] = Array.isArray(value) ? String(value[0]) : String(value);
+  }
+  return headers;
+}
+
+export async function encodeEmit(codec: EventCodec, topic: string, emit: Emit): Promise<Message> {
+  return {
+    key: emit.key,
+    value: await codec.encode(topic, emit.value),
+    headers: { request_id: emit.requestId, event_type: topic, 'content-type': avroContentType },
+  };
+}
+
+/** The ProcessingError that replaces a message's outputs when it cannot be processed. */
+export function processingErrorOf(
+  stage: string,
+  input: { topic: string; partition: number; offset: string; headers: Record<string, string>; value?: unknown },
+  error: unknown,
+): Emit {
+  const value = (input.value ?? {}) as Record<string, unknown>;
+  const requestId = String(value.request_id ?? input.headers.request_id ?? '');
+  const event: ProcessingError = {
+    stage,
+    request_id: requestId,
+    tenant: String(value.tenant ?? ''),
+    reason_code: error instanceof PipelineError ? error.code : 'UNPROCESSABLE',
+    message: errorMessage(error),
+    record_key: typeof value.record_key === 'string' ? value.record_key : null,
+    record_index: typeof value.record_index === 'number' ? value.record_index : null,
+    source_topic: input.topic,
+    source_partition: input.partition,
+    source_offset: Number(input.offset),
+    failed_at: Date.now(),
+  };
+  return { to: 'errors', key: requestId === '' ? `${input.topic}/${input.partition}/${input.offset}` : requestId, value: event, requestId };
+}
+
+export async function runTransformStage(stage: TransformStage, deps: StageDeps): Promise<RunningStage> {
+  const { kafka, codec, metrics } = deps;
+  const groupId = groupIdOf(stage);
+  const logger = deps.logger.child({ stage: stage.name });
+  const produceChunk = deps.produceChunk ?? 500;
+  const perTransaction = stage.messagesPerTransaction ?? 500;
+  const maxOutputsPerTransaction = stage.maxOutputsPerTransaction ?? 5000;
+  const topicOf = (to: string) => (to === 'errors' ? stage.errors : stage.outputs[to]);
+  const producers = new Map<number, Producer>();
+  let stopping = false;
+  let inGroup = false;
+
+  const consumer: Consumer = kafka.consumer({
+    groupId,
+    readUncommitted: false,
+    allowAutoTopicCreation: false,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    maxWaitTimeInMs: 500,
+  });
+  consumer.on(consumer.events.GROUP_JOIN, (event) => {
+    inGroup = true;
+    const assigned = event.payload.memberAssignment[stage.input] ?? [];
+    metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
+    logger.info({ partitions: assigned }, 'joined group');
+  });
+  consumer.on(consumer.events.CRASH, (event) => {
+    inGroup = false;
+    logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
+  });
+  consumer.on(consumer.events.STOP, () => void (inGroup = false));
+
+  async function producerFor(partition: number): Promise<Producer> {
+    let producer = producers.get(partition);
+    if (producer === undefined) {
+      producer = kafka.producer({
+        transactionalId: `${groupId}.${stage.input}.${partition}`,
+        idempotent: true,
+        maxInFlightRequests: 1,
+        allowAutoTopicCreation: false,
+        transactionTimeout: 120_000,
+        // CONCURRENT_TRANSACTIONS clears within milliseconds once the previous commit's
+        // markers are written; the client-wide 200 ms first retry would slow every transaction.
+        retry: { initialRetryTime: 20, maxRetryTime: 2_000, retries: 12 },
+      });
+      await producer.connect();
+      producers.set(partition, producer);
+    }
+    return producer;
+  }
+
+  function onPoison(offset: string, error: unknown): void {
+    metrics.errors.inc({ stage: stage.name, reason: error instanceof PipelineError ? error.code : 'UNPROCESSABLE' });
+    logger.warn({ offset, err: errorMessage(error) }, 'message cannot be processed; routing it to the error topic');
+  }
+
+  /** Processes `messages` in one transaction; `poisoned` offsets only produce their error event. */
+  async function processInTransaction(
+    partition: number,
+    messages: KafkaMessage[],
+    poisoned: Map<string, { value: unknown; error: unknown }>,
+    heartbeat: () => Promise<void>,
+  ): Promise<{ outputs: Map<string, number>; errors: number; consumed: number }> {
+    const producer = await producerFor(partition);
+    const transaction = await producer.transaction();
+    const outputs = new Map<string, number>();
+    let errors = 0;
+    let pending = new Map<string, Message[]>();
+    let pendingCount = 0;
+    let flushes = 0;
+    const flush = async () => {
+      if (pendingCount === 0) return;
+      await transaction.sendBatch({
+        acks: -1,
+        topicMessages: [...pending].map(([topic, topicMessages]) => ({ topic, messages: topicMessages })),
+      });
+      pending = new Map();
+      pendingCount = 0;
+      flushes++;
+    };
+    const add = async (emit: Emit) => {
+      const topic = topicOf(emit.to);
+      if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${emit.to}`);
+      const list = pending.get(topic) ?? [];
+      list.push(await encodeEmit(codec, topic, emit));
+      pending.set(topic, list);
+      pendingCount++;
+      produced++;
+      outputs.set(topic, (outputs.get(topic) ?? 0) + 1);
+      if (pendingCount >= produceChunk) {
+        await flush();
+        await heartbeat();
+      }
+    };
+    let consumed = 0;
+    let produced = 0;
+    try {
+      for (const message of messages) {
+        // Keep transactions bounded: many small files share one, one big file gets its own.
+        if (consumed > 0 && produced >= maxOutputsPerTransaction) break;
+        consumed++;
+        const base = { topic: stage.input, partition, offset: message.offset, headers: headersOf(message) };
+        const poison = poisoned.get(message.offset);
+        if (poison !== undefined) {
+          await add(processingErrorOf(stage.name, { ...base, value: poison.value }, poison.error));
+          errors++;
+          continue;
+        }
+        let value: unknown;
+        try {
+          if (message.value === null) throw new PipelineError('EMPTY_MESSAGE', 'the message has no value');
+          value = await codec.decode(message.value);
+        } catch (error) {
+          const undecodable = error instanceof PipelineError ? error : new PipelineError('UNDECODABLE', `cannot decode the message: ${errorMessage(error)}`, { cause: error });
+          throw new PoisonMessage(message.offset, undefined, undecodable);
+        }
+        const input: InputMessage<unknown> = { ...base, key: message.key?.toString(), value };
+        const mark = { flushes, lengths: new Map([...pending].map(([topic, list]) => [topic, list.length])), outputs: new Map(outputs) };
+        try {
+          for await (const emit of stage.process(input, { logger, heartbeat })) await add(emit);
+        } catch (error) {
+          if (!isPoison(error)) throw error;
+          if (mark.flushes !== flushes) {
+            // Part of its output already went to the broker: redo the transaction without it.
+            throw new PoisonMessage(message.offset, value, error);
+          }
+          // Nothing of it was sent yet: drop what it buffered, keep the transaction.
+          for (const [topic, list] of pending) list.length = mark.lengths.get(topic) ?? 0;
+          pendingCount = [...pending.values()].reduce((sum, list) => sum + list.length, 0);
+          outputs.clear();
+          for (const [topic, count] of mark.outputs) outputs.set(topic, count);
+          onPoison(message.offset, error);
+          await add(processingErrorOf(stage.name, { ...base, value }, error));
+          errors++;
+        }
+      }
+      await flush();
+      const last = messages[consumed - 1]!;
+      await transaction.sendOffsets({
+        consumerGroupId: groupId,
+        topics: [{ topic: stage.input, partitions: [{ partition, offset: String(BigInt(last.offset) + 1n) }] }],
+      });
+      await transaction.commit();
+      return { outputs, errors, consumed };
+    } catch (error) {
+      await transaction.abort().catch((abortError: unknown) => logger.warn({ err: abortError }, 'abort failed'));
+      throw error;
+    }
+  }
+
+  await consumer.connect();
+  await consumer.subscribe({ topic: stage.input, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 3,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
+      const partition = batch.partition;
+      for (let start = 0; start < batch.messages.length; ) {
+        const messages = batch.messages.slice(start, start + perTransaction);
+        const poisoned = new Map<string, { value: unknown; error: unknown }>();
+        for (let attempt = 0; ; attempt++) {
+          if (stopping || !isRunning() || isStale()) return;
+          const started = process.hrtime.bigint();
+          try {
+            const { outputs, errors, consumed } = await processInTransaction(partition, messages, poisoned, heartbeat);
+            resolveOffset(messages[consumed - 1]!.offset);
+            start += consumed;
+            metrics.recordsIn.inc({ stage: stage.name }, consumed);
+            for (const [topic, count] of outputs) metrics.recordsOut.inc({ stage: stage.name, topic }, count);
+            metrics.batchSize.observe({ stage: stage.name }, consumed);
+            metrics.batchSeconds.observe({ stage: stage.name }, Number(process.hrtime.bigint() - started) / 1e9);
+            if (errors > 0) logger.debug({ partition, errors }, 'messages routed to the error topic');
+            break;
+          } catch (error) {
+            if (error instanceof PoisonMessage) {
+              // Redo the same messages; this one now only yields its ProcessingError.
+              poisoned.set(error.offset, { value: error.value, error: error.cause });
+              onPoison(error.offset, error.cause);
+              continue;
+            }
+            if (isRebalance(error)) {
+              // Give the partitions back promptly; the uncommitted messages go to their next owner.
+              logger.info({ partition }, 'rebalance in progress; leaving this batch uncommitted');
+              throw error;
+            }
+            if (isFenced(error)) {
+              logger.warn({ partition }, 'producer fenced: the partition moved to another replica');
+              producers.delete(partition);
+              return;
+            }
+            metrics.retries.inc({ stage: stage.name });
+            const delay = backoffMs(attempt);
+            logger.warn({ partition, attempt, delay_ms: delay, err: error }, 'transient failure; retrying from the same position');
+            // Stop fetching this partition while we wait: nothing piles up in memory.
+            const resume = pause();
+            await sleepWithHeartbeat(delay, heartbeat, () => stopping || !isRunning());
+            resume();
+            if (isTransactionStateBroken(error)) {
+              await producers.get(partition)?.disconnect().catch(() => undefined);
+              producers.delete(partition);
+            }
+          }
+        }
+        // Outside the retry loop: a rebalance surfacing here is kafkajs's to handle.
+        await heartbeat();
+      }
+    },
+  });
+
+  return {
+    name: stage.name,
+    healthy: () => inGroup && !stopping,
+    async stop() {
+      stopping = true;
+      // disconnect() lets the running batch finish or abort its transaction, then leaves the group.
+      await consumer.disconnect();
+      await Promise.all([...producers.values()].map((producer) => producer.disconnect().catch(() => undefined)));
+      logger.info('stage stopped');
+    },
+  };
+}
+
+class PoisonMessage extends Error {
+  constructor(
+    readonly offset: string,
+    readonly value: unknown,
+    override readonly cause: unknown,
+  ) {
+    super(`poison message at offset ${offset}`);
+  }
+}
+
+/** The group is rebalancing: kafkajs must rejoin, so the error has to leave eachBatch. */
+export function isRebalance(error: unknown): boolean {
+  const type = (error as { type?: string } | undefined)?.type;
+  return type === 'REBALANCE_IN_PROGRESS' || type === 'UNKNOWN_MEMBER_ID' || type === 'ILLEGAL_GENERATION' || type === 'NOT_COORDINATOR_FOR_GROUP';
+}
+
+function isFenced(error: unknown): boolean {
+  const type = (error as { type?: string } | undefined)?.type;
+  return type === 'INVALID_PRODUCER_EPOCH' || type === 'PRODUCER_FENCED' || /fenced/i.test(errorMessage(error));
+}
+
+/** After some failures the producer's transaction state cannot be reused: start a new one. */
+function isTransactionStateBroken(error: unknown): boolean {
+  const type = (error as { type?: string; name?: string } | undefined)?.type;
+  return (
+    type === 'INVALID_TXN_STATE' ||
+    type === 'OUT_OF_ORDER_SEQUENCE_NUMBER' ||
+    type === 'UNKNOWN_PRODUCER_ID' ||
+    (error as { name?: string } | undefined)?.name === 'KafkaJSNonRetriableError'
+  );
+}

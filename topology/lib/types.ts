@@ -1,0 +1,103 @@
+/**
+ * A topology is data: named stages, each reading one topic and writing to named outputs,
+ * with an error route. A stage's logic is a plain function of one input message, so unit
+ * tests call it without Kafka; the runners (transform-runner, sink-runner) do the wiring.
+ */
+import type { Logger } from '../../core/logger.js';
+
+/** One decoded input message and where it came from. */
+export interface InputMessage<T> {
+  topic: string;
+  partition: number;
+  offset: string;
+  key: string | undefined;
+  headers: Record<string, string>;
+  value: T;
+}
+
+/** One output message: which declared output it goes to, its key, value and request id. */
+export interface Emit {
+  to: string;
+  key: string;
+  value: unknown;
+  requestId: string;
+}
+
+export interface StageContext {
+  logger: Logger;
+  /** Keep the consumer's group membership alive during long work (a big file). */
+  heartbeat: () => Promise<void>;
+}
+
+export type TransformFn<T> = (input: InputMessage<T>, context: StageContext) => AsyncIterable<Emit> | Iterable<Emit>;
+
+interface StageBase {
+  name: string;
+  /** Consumer group; defaults to `etl-<name>`. */
+  groupId?: string;
+  /** Input topic. */
+  input: string;
+  /** Output name → topic. */
+  outputs: Record<string, string>;
+  /** Topic that receives a ProcessingError for every message this stage cannot process. */
+  errors: string;
+  doc: string;
+}
+
+export interface TransformStage<T = unknown> extends StageBase {
+  kind: 'transform';
+  process: TransformFn<T>;
+  /** Most input messages per Kafka transaction (default 500). */
+  messagesPerTransaction?: number;
+  /** A transaction takes no further input once it produced this many messages (default 5000). */
+  maxOutputsPerTransaction?: number;
+}
+
+export interface SinkBatch<T> {
+  topic: string;
+  partition: number;
+  messages: InputMessage<T>[];
+  /** Offset after the last message of the batch. */
+  nextOffset: string;
+}
+
+export interface Sink<T> {
+  /** Where each partition's consumption must resume: the sink's own record of what it committed. */
+  storedOffsets(groupId: string, topic: string): Promise<Map<number, string>>;
+  /**
+   * Writes a batch and the partition's next offset atomically. `produce` sends the batch's
+   * events; the sink calls it before its own commit, so a failed send rolls the batch back.
+   */
+  write(batch: SinkBatch<T>, produce: (emits: Emit[]) => Promise<void>, groupId: string): Promise<{ written: number }>;
+}
+
+export interface SinkStage<T = unknown> extends StageBase {
+  kind: 'sink';
+  sink: () => Sink<T>;
+  /** Most records per sink batch (a fetched batch is split beyond this). */
+  maxBatchRecords?: number;
+}
+
+export type Stage = TransformStage<any> | SinkStage<any>;
+
+export interface Topology {
+  name: string;
+  stages: Stage[];
+}
+
+export function groupIdOf(stage: Stage): string {
+  return stage.groupId ?? `etl-${stage.name}`;
+}
+
+/** Checks the wiring once, when the topology is declared. */
+export function defineTopology(topology: Topology): Topology {
+  const names = new Set<string>();
+  for (const stage of topology.stages) {
+    if (names.has(stage.name)) throw new Error(`topology ${topology.name}: duplicate stage name ${stage.name}`);
+    names.add(stage.name);
+    if (Object.values(stage.outputs).includes(stage.input)) {
+      throw new Error(`stage ${stage.name} writes to its own input topic ${stage.input}`);
+    }
+  }
+  return topology;
+}

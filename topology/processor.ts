@@ -1,0 +1,132 @@
+/**
+ * The processor's composition root: runs the chosen stages of the ETL topology in this
+ * process, with /liveness, /readiness (its consumers and Postgres) and /metrics on one port.
+ * More processes = more replicas: each stage's consumer group spreads its 3 partitions.
+ */
+import { readBuildInfo } from '../core/build-info.js';
+import { createEventCodec } from '../core/event-codec.js';
+import { createReadiness } from '../core/health.js';
+import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
+import { createKafka } from '../core/kafka.js';
+import type { Logger } from '../core/logger.js';
+import { createMetricsRegistry } from '../core/metrics.js';
+import { createPostgres, type Postgres } from '../core/postgres.js';
+import { createRegistry } from '../core/registry.js';
+import { createS3 } from '../core/s3.js';
+import { loadUws } from '../core/uws.js';
+import { schemaOfTopic } from '../schemas/index.js';
+import type { ProcessorConfig } from './config.js';
+import { etlTopology } from './etl/topology.js';
+import { createStageMetrics } from './lib/metrics.js';
+import { runSinkStage } from './lib/sink-runner.js';
+import { runTransformStage, type RunningStage } from './lib/transform-runner.js';
+import { groupIdOf } from './lib/types.js';
+
+export interface Processor {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startProcessor(config: ProcessorConfig, logger: Logger): Promise<Processor> {
+  const uws = loadUws({ allowJsFallback: config.uwsAllowJsFallback });
+  const registry = createMetricsRegistry('processor');
+  const metrics = createStageMetrics(registry);
+  const s3 = createS3(config.s3);
+  const codec = createEventCodec(createRegistry(config.registry), config.registry.url);
+  const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-processor` });
+  let postgres: Postgres | undefined;
+  const getPostgres = () => (postgres ??= createPostgres(config.postgres, { applicationName: 'etl-processor' }));
+  const topology = etlTopology({ s3, postgres: getPostgres });
+  const stages = topology.stages.filter((stage) => (config.processor.stages as string[]).includes(stage.name));
+
+  // Every topic a chosen stage writes needs its schema registered (idempotent).
+  const written = new Set(stages.flatMap((stage) => [...Object.values(stage.outputs), stage.errors]));
+  for (const topic of written) await codec.register(topic, schemaOfTopic(topic));
+
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  await producer.connect();
+  const admin = kafka.admin();
+  await admin.connect();
+
+  const running: RunningStage[] = [];
+  for (const stage of stages) {
+    if (stage.kind === 'transform') {
+      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics }));
+    } else {
+      running.push(
+        await runSinkStage(stage, {
+          kafka,
+          codec,
+          logger,
+          metrics,
+          producer,
+          maxBatchRecords: config.processor.loadBatchMaxRecords,
+          lingerMs: config.processor.loadBatchLingerMs,
+          maxBatchBytes: config.processor.loadBatchMaxBytes,
+        }),
+      );
+    }
+  }
+  logger.info({ stages: stages.map((stage) => stage.name) }, 'processor running');
+
+  // Consumer lag per stage and partition: end offset minus the group's committed offset.
+  const lagTimer = setInterval(() => {
+    for (const stage of stages) {
+      Promise.all([admin.fetchTopicOffsets(stage.input), admin.fetchOffsets({ groupId: groupIdOf(stage), topics: [stage.input] })])
+        .then(([ends, committed]) => {
+          const byPartition = new Map(committed[0]?.partitions.map((partition) => [partition.partition, partition.offset]) ?? []);
+          for (const end of ends) {
+            const done = Number(byPartition.get(end.partition) ?? '-1');
+            const lag = Number(end.high) - (done < 0 ? Number(end.low) : done);
+            metrics.lag.set({ stage: stage.name, topic: stage.input, partition: String(end.partition) }, Math.max(0, lag));
+          }
+        })
+        .catch((error: unknown) => logger.debug({ err: error }, 'measuring lag failed'));
+    }
+  }, config.processor.lagIntervalMs);
+  lagTimer.unref();
+
+  const checks: Record<string, () => Promise<void>> = {};
+  for (const stage of running) {
+    checks[`stage_${stage.name}`] = async () => {
+      if (!stage.healthy()) throw new Error(`${stage.name} is not in its consumer group`);
+    };
+  }
+  if (stages.some((stage) => stage.kind === 'sink')) {
+    checks.postgres = async () => {
+      await getPostgres().db.one('SELECT 1 AS ok');
+    };
+  }
+  const readiness = createReadiness(checks, { cacheMs: 2000 });
+  const app = uws.uws.App();
+  addOperationalRoutes(app, {
+    service: 'processor',
+    buildInfo: readBuildInfo(),
+    readiness,
+    metrics: registry,
+    details: () => ({ stages: stages.map((stage) => stage.name), uws: uws.implementation }),
+  });
+  notFound(app);
+  const socket = await listen(app, config.processor.host, config.processor.port);
+  const port = uws.uws.us_socket_local_port(socket);
+  logger.info({ port }, 'processor health and metrics listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= (async () => {
+        clearInterval(lagTimer);
+        // Each stage finishes or aborts its open transaction, then leaves its group.
+        await Promise.all(running.map((stage) => stage.stop()));
+        await producer.disconnect();
+        await admin.disconnect();
+        closeListener(uws, socket);
+        s3.destroy();
+        await postgres?.close();
+        logger.info('processor stopped');
+      })();
+      return closing;
+    },
+  };
+}
