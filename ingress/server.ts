@@ -17,7 +17,7 @@ import { minInSyncReplicas, topics } from '../core/pipeline.js';
 import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
 import { loadUws } from '../core/uws.js';
-import { loadAvroSchema } from '../schemas/index.js';
+import { schemaOfTopic } from '../schemas/index.js';
 import { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
@@ -59,7 +59,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   };
 
   // Registration needs the registry; afterwards encoding works from the cached schemas.
-  for (const topic of producedTopics) await codec.register(topic.name, loadAvroSchema(topic.name));
+  for (const topic of producedTopics) await codec.register(topic.name, schemaOfTopic(topic.name));
   await producer.connect();
   await admin.connect();
 
