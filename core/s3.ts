@@ -10,5 +10,7 @@ export function createS3(config: S3Config): S3Client {
     credentials: { accessKeyId: config.accessKeyId, secretAccessKey: config.secretAccessKey },
     // Retries with backoff belong to the callers, which know whether a retry is safe.
     maxAttempts: 3,
+    // The SDK's default agent stops at 50 sockets: fewer than the ingress's concurrent uploads.
+    requestHandler: { httpAgent: { keepAlive: true, maxSockets: 256 } },
   });
 }

@@ -21,6 +21,7 @@ import type { RequestDeduplicator } from './dedupe.js';
 import type { EventBatcher } from './event-batcher.js';
 import type { IngressMetrics } from './metrics.js';
 import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
+import type { LeanS3Put } from './s3-put.js';
 import { StreamingUpload } from './s3-upload.js';
 import type { S3Client } from '@aws-sdk/client-s3';
 
@@ -40,6 +41,8 @@ export interface ImportAccepted {
 export interface ImportRouteDeps {
   config: IngressConfig;
   s3: S3Client;
+  /** Signed PUT without the SDK for small files (bench:ingest: ~6× less CPU per PUT). */
+  leanPut?: LeanS3Put;
   codec: EventCodec;
   batcher: EventBatcher;
   dedupe: RequestDeduplicator<ImportAccepted>;
@@ -204,6 +207,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         if (!state.aborted && !state.done) res.resume();
       },
       observe: (operation, seconds, ok) => metrics.s3Seconds.observe({ operation, result: ok ? 'ok' : 'error' }, seconds),
+      leanPut: deps.leanPut,
     });
     let received = 0;
     let settled = false;

@@ -17,6 +17,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { PipelineError } from '../core/errors.js';
+import type { LeanS3Put } from './s3-put.js';
 
 export interface StoredObject {
   etag: string;
@@ -35,6 +36,8 @@ export interface StreamingUploadOptions {
   onDrain: () => void;
   /** Observer for S3 call latency metrics. */
   observe?: (operation: string, seconds: number, ok: boolean) => void;
+  /** Lean signed PUT for bodies under one part (see s3-put.ts); the SDK's PutObject otherwise. */
+  leanPut?: LeanS3Put;
 }
 
 export class StorageError extends PipelineError {
@@ -89,6 +92,12 @@ export class StreamingUpload {
       const body = Buffer.concat(this.#buffered, this.#bufferedBytes);
       this.#buffered = [];
       this.#bufferedBytes = 0;
+      const { leanPut } = this.#options;
+      const sha256 = finalMetadata.sha256;
+      if (leanPut !== undefined && sha256 !== undefined) {
+        const put = await this.#call('PutObject', () => leanPut.put({ key, body, contentType, metadata: allMetadata, sha256 }));
+        return { etag: put.etag, size: this.#size };
+      }
       const put = await this.#call('PutObject', () =>
         s3.send(
           new PutObjectCommand({

@@ -23,6 +23,7 @@ import type { IngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
 import { EventBatcher } from './event-batcher.js';
 import { registerImportRoute, type ImportAccepted } from './import-route.js';
+import { createLeanS3Put } from './s3-put.js';
 import { createIngressMetrics } from './metrics.js';
 
 export interface Ingress {
@@ -40,6 +41,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   }
   const metrics = createIngressMetrics();
   const s3 = createS3(config.s3);
+  const leanPut = createLeanS3Put(config.s3, { connections: config.ingress.maxConcurrentUploads });
   const registry = createRegistry(config.registry);
   const codec = createEventCodec(registry, config.registry.url);
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-ingress` });
@@ -98,6 +100,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   registerImportRoute(app, {
     config,
     s3,
+    leanPut,
     codec,
     batcher,
     dedupe: new RequestDeduplicator<ImportAccepted>(config.ingress.dedupeWindowMs),
@@ -136,6 +139,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
         await producer.disconnect();
         await admin.disconnect();
         s3.destroy();
+        await leanPut.close();
         logger.info('ingress stopped');
       })();
       return closing;

@@ -281,6 +281,8 @@ function installDebianPackages(): void {
   if (!has('kcat')) missing.push('kcat');
   if (!has('java')) missing.push('openjdk-17-jre-headless');
   if (!has('mvn')) missing.push('maven');
+  // The monitoring page's browser test drives Debian's Chromium with playwright-core.
+  if (!existsSync('/usr/bin/chromium')) missing.push('chromium');
   if (missing.length === 0) return;
   if (!isRoot) throw new Error(`missing Debian packages: ${missing.join(' ')} (run as root or install them)`);
   log(`installing Debian packages: ${missing.join(' ')}`);

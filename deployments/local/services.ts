@@ -14,6 +14,7 @@ interface ServiceSpec {
 export const services: ServiceSpec[] = [
   { name: 'ingress', entry: 'ingress/main.ts', port: Number(process.env.INGRESS_PORT ?? 3000) },
   { name: 'processor', entry: 'topology/main.ts', port: Number(process.env.PROCESSOR_PORT ?? 3001) },
+  { name: 'monitoring', entry: 'monitoring/main.ts', port: Number(process.env.MONITORING_PORT ?? 3002) },
 ];
 
 async function main(): Promise<void> {

@@ -64,9 +64,16 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
     refreshStoredOffsets().then(
       (offsets) => {
+        if (stopping) return;
         for (const partition of assigned) {
           const offset = offsets.get(partition);
-          if (offset !== undefined) consumer.seek({ topic: stage.input, partition, offset });
+          if (offset === undefined) continue;
+          try {
+            consumer.seek({ topic: stage.input, partition, offset });
+          } catch (error) {
+            // A rebalance or shutdown raced us; the offset filter still skips written messages.
+            logger.debug({ partition, err: error }, 'seek to the stored offset skipped');
+          }
         }
         logger.info({ partitions: assigned, stored_offsets: Object.fromEntries(offsets) }, 'joined group; resuming from stored offsets');
       },

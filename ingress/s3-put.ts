@@ -1,0 +1,111 @@
+/**
+ * A lean S3 PutObject for the small-file path: one SigV4-signed PUT over a keep-alive undici
+ * pool. bench:ingest measured the AWS SDK's PutObject at 2.08 ms of CPU per call against
+ * 0.31 ms for the same signed request without its middleware stack, and small files are the
+ * ingress's hot path. Large files keep using the SDK's multipart calls (ingress/s3-upload.ts).
+ * The payload hash is the sha256 the ingress computes while the body streams in anyway.
+ */
+import { createHash, createHmac } from 'node:crypto';
+import { Pool } from 'undici';
+import type { S3Config } from '../core/config.js';
+
+export interface LeanPutInput {
+  key: string;
+  body: Buffer;
+  contentType: string;
+  metadata: Record<string, string>;
+  /** Hex SHA-256 of `body`. */
+  sha256: string;
+}
+
+export class S3RequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = code === '' ? 'S3RequestError' : code;
+  }
+}
+
+/** RFC 3986 encoding as SigV4 wants it (the path keeps its slashes). */
+function encodeRfc3986(value: string): string {
+  return encodeURIComponent(value).replace(/[!'()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+function hmac(key: Buffer | string, data: string): Buffer {
+  return createHmac('sha256', key).update(data, 'utf8').digest();
+}
+
+export interface SignedRequest {
+  path: string;
+  headers: Record<string, string>;
+}
+
+/** Signs a PUT of an object (AWS Signature Version 4, header-based, signed payload hash). */
+export function signPut(config: S3Config, input: Omit<LeanPutInput, 'body'> & { length: number }, now: Date): SignedRequest {
+  const endpoint = new URL(config.endpoint);
+  const host = config.forcePathStyle ? endpoint.host : `${config.bucket}.${endpoint.host}`;
+  const basePath = endpoint.pathname.replace(/\/+$/, '');
+  const keyPath = input.key.split('/').map(encodeRfc3986).join('/');
+  const path = config.forcePathStyle ? `${basePath}/${encodeRfc3986(config.bucket)}/${keyPath}` : `${basePath}/${keyPath}`;
+  const amzDate = now.toISOString().replace(/[:-]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const headers: Record<string, string> = {
+    'content-length': String(input.length),
+    'content-type': input.contentType,
+    host,
+    'x-amz-content-sha256': input.sha256,
+    'x-amz-date': amzDate,
+  };
+  for (const [name, value] of Object.entries(input.metadata)) headers[`x-amz-meta-${name.toLowerCase()}`] = value;
+  const names = Object.keys(headers).sort();
+  const canonicalHeaders = names.map((name) => `${name}:${headers[name]!.trim().replace(/\s+/g, ' ')}\n`).join('');
+  const signedHeaders = names.join(';');
+  const canonicalRequest = ['PUT', path, '', canonicalHeaders, signedHeaders, input.sha256].join('\n');
+  const scope = `${day}/${config.region}/s3/aws4_request`;
+  const stringToSign = [
+    'AWS4-HMAC-SHA256',
+    amzDate,
+    scope,
+    createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
+  ].join('\n');
+  const signingKey = hmac(hmac(hmac(hmac(`AWS4${config.secretAccessKey}`, day), config.region), 's3'), 'aws4_request');
+  const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
+  headers.authorization =
+    `AWS4-HMAC-SHA256 Credential=${config.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  return { path, headers };
+}
+
+export interface LeanS3Put {
+  put(input: LeanPutInput): Promise<{ etag: string }>;
+  close(): Promise<void>;
+}
+
+export function createLeanS3Put(config: S3Config, options: { connections?: number } = {}): LeanS3Put {
+  const endpoint = new URL(config.endpoint);
+  const origin = config.forcePathStyle ? endpoint.origin : `${endpoint.protocol}//${config.bucket}.${endpoint.host}`;
+  const pool = new Pool(origin, {
+    connections: options.connections ?? 128,
+    keepAliveTimeout: 30_000,
+    headersTimeout: 30_000,
+    bodyTimeout: 30_000,
+  });
+  return {
+    async put(input) {
+      const { path, headers } = signPut(config, { ...input, length: input.body.length }, new Date());
+      const { host: _host, ...sent } = headers;
+      const response = await pool.request({ method: 'PUT', path, headers: sent, body: input.body });
+      const text = await response.body.text();
+      if (response.statusCode >= 300) {
+        const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? '';
+        const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
+        throw new S3RequestError(response.statusCode, code, `PUT ${input.key}: ${response.statusCode} ${code} ${message}`);
+      }
+      const etag = response.headers.etag;
+      return { etag: String(Array.isArray(etag) ? etag[0] : (etag ?? '')).replaceAll('"', '') };
+    },
+    close: () => pool.close(),
+  };
+}

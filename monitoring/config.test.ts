@@ -1,0 +1,60 @@
+import t from 'tap';
+import { ConfigError } from '../core/errors.js';
+import { computeLag } from './lag.js';
+import { defaultLagGroups, loadMonitoringConfig, parseLagGroups } from './config.js';
+
+t.test('defaults', async (t) => {
+  const config = loadMonitoringConfig({});
+  t.match(config.monitoring, {
+    host: '0.0.0.0',
+    port: 3002,
+    groupPrefix: 'etl-monitoring-',
+    batchMaxRecords: 1000,
+    batchLingerMs: 200,
+    lagIntervalMs: 5000,
+    readinessCacheMs: 2000,
+    pageLimit: 50,
+  });
+  t.same(config.monitoring.lagGroups, defaultLagGroups);
+  t.same(
+    config.monitoring.lagGroups.map((target) => target.group),
+    ['etl-extract', 'etl-validate', 'etl-load'],
+  );
+});
+
+t.test('overrides and bad values, each named', async (t) => {
+  const config = loadMonitoringConfig({ MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', MONITORING_LAG_GROUPS: 'g1=TopicA, g2=TopicB' });
+  t.equal(config.monitoring.port, 0);
+  t.same(config.monitoring.lagGroups, [
+    { group: 'g1', topic: 'TopicA' },
+    { group: 'g2', topic: 'TopicB' },
+  ]);
+  try {
+    loadMonitoringConfig({ MONITORING_PORT: 'x', MONITORING_LAG_GROUPS: 'nogroup', MONITORING_GROUP_PREFIX: 'a b', MONITORING_PAGE_LIMIT: '0' });
+    t.fail('should throw');
+  } catch (error) {
+    t.ok(error instanceof ConfigError);
+    const message = (error as Error).message;
+    for (const name of ['MONITORING_PORT', 'MONITORING_LAG_GROUPS', 'MONITORING_GROUP_PREFIX', 'MONITORING_PAGE_LIMIT']) t.match(message, name);
+  }
+  t.same(parseLagGroups(['a=B', 'c', '=D']), { targets: [{ group: 'a', topic: 'B' }], bad: ['c', '=D'] });
+});
+
+t.test('lag: end minus committed, the whole partition when nothing is committed', async (t) => {
+  const ends = [
+    { partition: 1, high: '10', low: '0' },
+    { partition: 0, high: '100', low: '40' },
+    { partition: 2, high: '7', low: '0' },
+  ];
+  t.same(computeLag(ends, [{ partition: 0, offset: '90' }, { partition: 1, offset: '-1' }, { partition: 2, offset: '7' }]), [
+    { partition: 0, lag: 10 },
+    { partition: 1, lag: 10 },
+    { partition: 2, lag: 0 },
+  ]);
+  t.same(computeLag(ends, []), [
+    { partition: 0, lag: 60 },
+    { partition: 1, lag: 10 },
+    { partition: 2, lag: 7 },
+  ]);
+  t.same(computeLag([{ partition: 0, high: '5', low: '0' }], [{ partition: 0, offset: '9' }]), [{ partition: 0, lag: 0 }], 'never negative');
+});

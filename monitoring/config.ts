@@ -1,0 +1,80 @@
+import { readConfig, type Config } from '../core/config.js';
+import { EnvReader } from '../core/env.js';
+import { topics } from '../core/pipeline.js';
+
+/** A consumer group whose lag is measured, and the topic it reads. */
+export interface LagTarget {
+  group: string;
+  topic: string;
+}
+
+export interface MonitoringConfig extends Config {
+  monitoring: {
+    /** MONITORING_HOST */
+    host: string;
+    /** MONITORING_PORT: the lineage API, the page, /liveness, /readiness, /metrics. */
+    port: number;
+    /** MONITORING_GROUP_PREFIX: consumer group of each event topic is `<prefix><topic>`. */
+    groupPrefix: string;
+    /** MONITORING_BATCH_MAX_RECORDS: most events per lineage transaction. */
+    batchMaxRecords: number;
+    /** MONITORING_BATCH_LINGER_MS: how long a fetch may wait to fill a batch (the page's delay). */
+    batchLingerMs: number;
+    /** MONITORING_BATCH_MAX_BYTES: bytes per partition per fetch. */
+    batchMaxBytes: number;
+    /** MONITORING_LAG_INTERVAL_MS: how often consumer lag is measured. */
+    lagIntervalMs: number;
+    /**
+     * MONITORING_LAG_GROUPS: `group=topic,...` of the pipeline's stages whose lag is measured
+     * (the monitoring's own groups are always added). Default: etl-extract, etl-validate, etl-load.
+     */
+    lagGroups: LagTarget[];
+    /** MONITORING_READINESS_CACHE_MS */
+    readinessCacheMs: number;
+    /** MONITORING_PAGE_LIMIT: imports listed on the page (GET /). */
+    pageLimit: number;
+  };
+}
+
+export const defaultLagGroups: readonly LagTarget[] = [
+  { group: 'etl-extract', topic: topics.fileExtractSuccess.name },
+  { group: 'etl-validate', topic: topics.recordExtracted.name },
+  { group: 'etl-load', topic: topics.recordValidated.name },
+];
+
+export function parseLagGroups(items: readonly string[]): { targets: LagTarget[]; bad: string[] } {
+  const targets: LagTarget[] = [];
+  const bad: string[] = [];
+  for (const item of items) {
+    const match = /^([^=\s]+)=([A-Za-z0-9._-]+)$/.exec(item);
+    if (match === null) bad.push(item);
+    else targets.push({ group: match[1]!, topic: match[2]! });
+  }
+  return { targets, bad };
+}
+
+export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): MonitoringConfig {
+  const reader = new EnvReader(env);
+  const base = readConfig(reader);
+  const lag = parseLagGroups(reader.list('MONITORING_LAG_GROUPS', defaultLagGroups.map((target) => `${target.group}=${target.topic}`)));
+  if (lag.bad.length > 0) reader.problems.push(`MONITORING_LAG_GROUPS: expected group=topic[,group=topic...], bad entries: ${lag.bad.join(', ')}`);
+  const config: MonitoringConfig = {
+    ...base,
+    monitoring: {
+      host: reader.string('MONITORING_HOST', '0.0.0.0'),
+      port: reader.int('MONITORING_PORT', 3002, { min: 0, max: 65535 }),
+      groupPrefix: reader.string('MONITORING_GROUP_PREFIX', 'etl-monitoring-', (value) =>
+        /^[A-Za-z0-9._-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only',
+      ),
+      batchMaxRecords: reader.int('MONITORING_BATCH_MAX_RECORDS', 1000, { min: 1, max: 100_000 }),
+      batchLingerMs: reader.int('MONITORING_BATCH_LINGER_MS', 200, { min: 0, max: 60_000 }),
+      batchMaxBytes: reader.int('MONITORING_BATCH_MAX_BYTES', 1024 * 1024, { min: 1024 }),
+      lagIntervalMs: reader.int('MONITORING_LAG_INTERVAL_MS', 5000, { min: 100 }),
+      lagGroups: lag.targets,
+      readinessCacheMs: reader.int('MONITORING_READINESS_CACHE_MS', 2000, { min: 0 }),
+      pageLimit: reader.int('MONITORING_PAGE_LIMIT', 50, { min: 1, max: 500 }),
+    },
+  };
+  reader.done();
+  return config;
+}

@@ -1,0 +1,331 @@
+/**
+ * The lineage tables in Postgres (sinks/postgres/migrations/0002_import_lineage): one
+ * transaction per partition batch of events locks the partition's offset row in
+ * sink_offsets, skips what was already applied, applies the rest to the imports they name
+ * (rows locked in request-id order, so concurrent batches never deadlock each other) and
+ * stores the partition's next offset — exactly once, also after a crash.
+ *
+ * SQL text is built with pg-promise's formatting; nothing from an event is ever spliced in raw.
+ */
+import type { ITask } from 'pg-promise';
+import { errorMessage, PipelineError } from '../core/errors.js';
+import type { Postgres } from '../core/postgres.js';
+import {
+  applyEvent,
+  emptyEffects,
+  emptyLineage,
+  settle,
+  type ImportStatus,
+  type Lineage,
+  type LineageEffects,
+  type LineageEvent,
+} from './lineage.js';
+
+export interface ImportRow {
+  request_id: string;
+  tenant: string;
+  status: ImportStatus;
+  filename: string | null;
+  size: string | number | null;
+  records_expected: string | number | null;
+  extracted: string | number | null;
+  invalid: string | number;
+  loaded: string | number;
+  inserted: string | number;
+  updated: string | number;
+  rejected: string | number;
+  unprocessed: string | number;
+  error_code: string | null;
+  error_message: string | null;
+  received_at: Date | null;
+  extracted_at: Date | null;
+  completed_at: Date | null;
+  failed_at: Date | null;
+  last_event_at: Date | null;
+  updated_at: Date | null;
+}
+
+export interface StoredImport {
+  lineage: Lineage;
+  updatedAt: number | null;
+}
+
+const num = (value: string | number | null): number | null => (value === null ? null : Number(value));
+const ms = (value: Date | null): number | null => (value === null ? null : value.getTime());
+const date = (value: number | null): Date | null => (value === null ? null : new Date(value));
+
+export function fromRow(row: ImportRow): StoredImport {
+  return {
+    lineage: {
+      requestId: row.request_id,
+      tenant: row.tenant,
+      status: row.status,
+      filename: row.filename,
+      size: num(row.size),
+      recordsExpected: num(row.records_expected),
+      extracted: num(row.extracted),
+      invalid: Number(row.invalid),
+      loaded: Number(row.loaded),
+      inserted: Number(row.inserted),
+      updated: Number(row.updated),
+      rejected: Number(row.rejected),
+      unprocessed: Number(row.unprocessed),
+      errorCode: row.error_code,
+      errorMessage: row.error_message,
+      receivedAt: ms(row.received_at),
+      extractedAt: ms(row.extracted_at),
+      completedAt: ms(row.completed_at),
+      failedAt: ms(row.failed_at),
+      lastEventAt: ms(row.last_event_at),
+    },
+    updatedAt: ms(row.updated_at),
+  };
+}
+
+/** One partition batch of events; `offset` is each event's Kafka offset. */
+export interface EventBatch {
+  consumerGroup: string;
+  topic: string;
+  partition: number;
+  /** Offset after the last message of the batch, including messages that carried no event. */
+  nextOffset: string;
+  events: Array<{ offset: string; event: LineageEvent }>;
+}
+
+export interface ApplyResult {
+  /** The stored offset was already at or past nextOffset: the batch had been applied. */
+  skipped: boolean;
+  /** Events applied (after dropping those below the stored offset and repeats). */
+  applied: number;
+  /** Counts for the metrics: apply them only once the transaction committed. */
+  effects: LineageEffects;
+}
+
+export interface ListQuery {
+  tenant?: string;
+  status?: ImportStatus;
+  limit: number;
+}
+
+export interface LineageStore {
+  storedOffsets(consumerGroup: string, topic: string): Promise<Map<number, string>>;
+  /** One transaction: lineage updates and the partition's next offset. `beforeCommit` runs inside it. */
+  applyBatch(batch: EventBatch, hooks?: { beforeCommit?: () => Promise<void> }): Promise<ApplyResult>;
+  get(requestId: string): Promise<StoredImport | undefined>;
+  /** Newest first (by received time; imports not yet received last). */
+  list(query: ListQuery): Promise<StoredImport[]>;
+  ping(): Promise<void>;
+}
+
+const columns = [
+  'tenant',
+  'status',
+  'filename',
+  'size',
+  'records_expected',
+  'extracted',
+  'invalid',
+  'loaded',
+  'inserted',
+  'updated',
+  'rejected',
+  'unprocessed',
+  'error_code',
+  'error_message',
+  'received_at',
+  'extracted_at',
+  'completed_at',
+  'failed_at',
+  'last_event_at',
+] as const;
+
+function toRowValues(lineage: Lineage): Record<(typeof columns)[number], unknown> {
+  return {
+    tenant: lineage.tenant,
+    status: lineage.status,
+    filename: lineage.filename,
+    size: lineage.size,
+    records_expected: lineage.recordsExpected,
+    extracted: lineage.extracted,
+    invalid: lineage.invalid,
+    loaded: lineage.loaded,
+    inserted: lineage.inserted,
+    updated: lineage.updated,
+    rejected: lineage.rejected,
+    unprocessed: lineage.unprocessed,
+    error_code: lineage.errorCode,
+    error_message: lineage.errorMessage,
+    received_at: date(lineage.receivedAt),
+    extracted_at: date(lineage.extractedAt),
+    completed_at: date(lineage.completedAt),
+    failed_at: date(lineage.failedAt),
+    last_event_at: date(lineage.lastEventAt),
+  };
+}
+
+function unavailable(what: string, error: unknown): PipelineError {
+  if (error instanceof PipelineError) return error;
+  return new PipelineError('LINEAGE_DB_UNAVAILABLE', `${what} failed: ${errorMessage(error)}`, { cause: error, retriable: true });
+}
+
+export function createLineageStore(postgres: Postgres): LineageStore {
+  const { db, pgp } = postgres;
+
+  /** Drops RecordsLoaded batches and record-level errors counted before (by this or an earlier batch). */
+  async function dropRepeats(task: ITask<unknown>, events: LineageEvent[]): Promise<LineageEvent[]> {
+    const batchIds = new Map<string, string>();
+    const errorKeys = new Map<string, LineageEvent & { kind: 'processing-error' }>();
+    for (const event of events) {
+      if (event.kind === 'loaded') batchIds.set(event.batchId, event.requestId);
+      if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
+        errorKeys.set(JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]), event);
+      }
+    }
+    const freshBatches = new Set<string>();
+    if (batchIds.size > 0) {
+      const rows = await task.any<{ batch_id: string }>(
+        'INSERT INTO import_batches (batch_id, request_id) SELECT * FROM unnest($1::text[], $2::text[]) ' +
+          'ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id',
+        [[...batchIds.keys()], [...batchIds.values()]],
+      );
+      for (const row of rows) freshBatches.add(row.batch_id);
+    }
+    const freshErrors = new Set<string>();
+    if (errorKeys.size > 0) {
+      const list = [...errorKeys.values()];
+      const rows = await task.any<{ stage: string; source_topic: string; source_partition: number; source_offset: string }>(
+        'INSERT INTO import_errors (stage, source_topic, source_partition, source_offset, request_id, reason_code) ' +
+          'SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[]) ' +
+          'ON CONFLICT DO NOTHING RETURNING stage, source_topic, source_partition, source_offset',
+        [
+          list.map((event) => event.stage),
+          list.map((event) => event.source.topic),
+          list.map((event) => event.source.partition),
+          list.map((event) => String(event.source.offset)),
+          list.map((event) => event.requestId),
+          list.map((event) => event.code),
+        ],
+      );
+      for (const row of rows) {
+        freshErrors.add(JSON.stringify([row.stage, row.source_topic, row.source_partition, Number(row.source_offset)]));
+      }
+    }
+    const seenBatches = new Set<string>();
+    const seenErrors = new Set<string>();
+    return events.filter((event) => {
+      if (event.kind === 'loaded') {
+        if (!freshBatches.has(event.batchId) || seenBatches.has(event.batchId)) return false;
+        seenBatches.add(event.batchId);
+      }
+      if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
+        const key = JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]);
+        if (!freshErrors.has(key) || seenErrors.has(key)) return false;
+        seenErrors.add(key);
+      }
+      return true;
+    });
+  }
+
+  return {
+    async storedOffsets(consumerGroup, topic) {
+      try {
+        const rows = await db.any<{ partition: number; next_offset: string }>(
+          'SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2',
+          [consumerGroup, topic],
+        );
+        return new Map(rows.map((row) => [row.partition, String(row.next_offset)]));
+      } catch (error) {
+        throw unavailable(`reading the stored offsets of ${consumerGroup} on ${topic}`, error);
+      }
+    },
+
+    async applyBatch(batch, hooks = {}) {
+      const next = BigInt(batch.nextOffset);
+      try {
+        return await db.tx('lineage-batch', async (task) => {
+          const where = [batch.consumerGroup, batch.topic, batch.partition];
+          await task.none(
+            'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ' +
+              'ON CONFLICT (consumer_group, topic, partition) DO NOTHING',
+            where,
+          );
+          const lock = await task.one<{ next_offset: string }>(
+            'SELECT next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE',
+            where,
+          );
+          const stored = BigInt(lock.next_offset);
+          const effects = emptyEffects();
+          if (stored >= next) return { skipped: true, applied: 0, effects };
+
+          const events = await dropRepeats(
+            task,
+            batch.events.filter((entry) => BigInt(entry.offset) >= stored).map((entry) => entry.event),
+          );
+          if (events.length > 0) {
+            const tenantOf = new Map<string, string>();
+            for (const event of events) if (!tenantOf.has(event.requestId) || tenantOf.get(event.requestId) === '') tenantOf.set(event.requestId, event.tenant);
+            // Lock order: request id. Two batches touching the same imports wait, never deadlock.
+            const ids = [...tenantOf.keys()].sort();
+            await task.none(
+              'INSERT INTO imports (request_id, tenant) SELECT id, tenant FROM unnest($1::text[], $2::text[]) AS u(id, tenant) ' +
+                'ORDER BY id ON CONFLICT (request_id) DO NOTHING',
+              [ids, ids.map((id) => tenantOf.get(id) ?? '')],
+            );
+            const rows = await task.any<ImportRow>('SELECT * FROM imports WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [ids]);
+            const lineages = new Map(rows.map((row) => [row.request_id, fromRow(row).lineage]));
+            for (const event of events) {
+              const lineage = lineages.get(event.requestId) ?? emptyLineage(event.requestId, event.tenant);
+              lineages.set(event.requestId, lineage);
+              applyEvent(lineage, event, effects);
+            }
+            const updates: string[] = [];
+            for (const id of ids) {
+              const lineage = lineages.get(id)!;
+              settle(lineage, effects);
+              const values = toRowValues(lineage);
+              updates.push(
+                pgp.as.format(
+                  `UPDATE imports SET ${columns.map((column) => `${column} = $(${column})`).join(', ')}, updated_at = now() ` +
+                    'WHERE request_id = $(request_id)',
+                  { ...values, request_id: id },
+                ),
+              );
+            }
+            await task.none(updates.join(';\n'));
+          }
+          await task.none(
+            'UPDATE sink_offsets SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3',
+            [...where, next.toString()],
+          );
+          await hooks.beforeCommit?.();
+          return { skipped: false, applied: events.length, effects };
+        });
+      } catch (error) {
+        throw unavailable(`applying ${batch.topic}[${batch.partition}] up to ${batch.nextOffset}`, error);
+      }
+    },
+
+    async get(requestId) {
+      const row = await db.oneOrNone<ImportRow>('SELECT * FROM imports WHERE request_id = $1', [requestId]);
+      return row === null ? undefined : fromRow(row);
+    },
+
+    async list(query) {
+      const conditions: string[] = [];
+      if (query.tenant !== undefined) conditions.push(pgp.as.format('tenant = $1', [query.tenant]));
+      if (query.status !== undefined) conditions.push(pgp.as.format('status = $1', [query.status]));
+      const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')} `;
+      const rows = await db.any<ImportRow>(
+        `SELECT * FROM imports ${where}ORDER BY received_at DESC NULLS LAST, request_id DESC LIMIT $1`,
+        [query.limit],
+      );
+      return rows.map(fromRow);
+    },
+
+    async ping() {
+      await db.one("SELECT to_regclass('imports')::text AS name").then((row: { name: string | null }) => {
+        if (row.name === null) throw new Error('table imports does not exist: run the migrations (npm run migrate up)');
+      });
+    },
+  };
+}

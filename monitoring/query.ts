@@ -1,0 +1,88 @@
+/**
+ * Validation of the lineage API's inputs: pure functions from the raw query string or path
+ * parameter to a typed query or a 400 answer's error.
+ */
+import { isValidRequestId, isValidTenant } from '../ingress/request-id.js';
+import { importStatuses, type ImportStatus } from './lineage.js';
+import type { ListQuery } from './lineage-store.js';
+
+export const defaultListLimit = 50;
+export const maxListLimit = 500;
+
+export interface QueryProblem {
+  code: 'UNKNOWN_PARAMETER' | 'REPEATED_PARAMETER' | 'INVALID_TENANT' | 'INVALID_STATUS' | 'INVALID_LIMIT' | 'INVALID_QUERY' | 'INVALID_REQUEST_ID';
+  message: string;
+  parameter?: string;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: QueryProblem };
+
+const allowed = ['tenant', 'status', 'limit'] as const;
+
+/** `tenant=…&status=…&limit=…` (each optional, each at most once, nothing else). */
+export function parseListQuery(queryString: string, defaultLimit = defaultListLimit): Parsed<ListQuery> {
+  let params: URLSearchParams;
+  try {
+    // decodeURIComponent first: URLSearchParams would silently turn bad escapes into U+FFFD.
+    for (const part of queryString.split('&')) decodeURIComponent(part.replaceAll('+', ' '));
+    params = new URLSearchParams(queryString);
+  } catch {
+    return { ok: false, problem: { code: 'INVALID_QUERY', message: 'the query string is not valid percent-encoding' } };
+  }
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    if (!(allowed as readonly string[]).includes(name)) {
+      return {
+        ok: false,
+        problem: { code: 'UNKNOWN_PARAMETER', message: `unknown parameter ${JSON.stringify(name)}; known: ${allowed.join(', ')}`, parameter: name },
+      };
+    }
+    if (seen.has(name)) {
+      return { ok: false, problem: { code: 'REPEATED_PARAMETER', message: `parameter ${name} given more than once`, parameter: name } };
+    }
+    seen.add(name);
+  }
+  const query: ListQuery = { limit: defaultLimit };
+  const tenant = params.get('tenant');
+  if (tenant !== null) {
+    if (!isValidTenant(tenant)) {
+      return {
+        ok: false,
+        problem: { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62} (no "..")', parameter: 'tenant' },
+      };
+    }
+    query.tenant = tenant;
+  }
+  const status = params.get('status');
+  if (status !== null) {
+    if (!(importStatuses as readonly string[]).includes(status)) {
+      return {
+        ok: false,
+        problem: { code: 'INVALID_STATUS', message: `status must be one of ${importStatuses.join(', ')}`, parameter: 'status' },
+      };
+    }
+    query.status = status as ImportStatus;
+  }
+  const limit = params.get('limit');
+  if (limit !== null) {
+    if (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > maxListLimit) {
+      return {
+        ok: false,
+        problem: { code: 'INVALID_LIMIT', message: `limit must be an integer from 1 to ${maxListLimit}`, parameter: 'limit' },
+      };
+    }
+    query.limit = Number(limit);
+  }
+  return { ok: true, value: query };
+}
+
+/** The `:request_id` path segment, as the ingress allows it (letters, digits, '-', '_'; 8–128). */
+export function parseRequestId(raw: string): Parsed<string> {
+  if (!isValidRequestId(raw)) {
+    return {
+      ok: false,
+      problem: { code: 'INVALID_REQUEST_ID', message: 'a request id is 8 to 128 letters, digits, "-" or "_"', parameter: 'request_id' },
+    };
+  }
+  return { ok: true, value: raw };
+}

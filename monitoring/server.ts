@@ -1,0 +1,156 @@
+/**
+ * The monitoring service's composition root. One sink stage per event topic (group
+ * `<MONITORING_GROUP_PREFIX><topic>`), each writing lineage updates and its consumed offsets
+ * in one Postgres transaction through runSinkStage; consumer lag of the pipeline's groups;
+ * the lineage API, the page, /liveness, /readiness (its consumers and Postgres) and /metrics.
+ */
+import type { us_listen_socket } from 'uWebSockets.js';
+import { readBuildInfo } from '../core/build-info.js';
+import { createEventCodec } from '../core/event-codec.js';
+import { createReadiness } from '../core/health.js';
+import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
+import { createKafka } from '../core/kafka.js';
+import type { Logger } from '../core/logger.js';
+import { topics } from '../core/pipeline.js';
+import { createPostgres } from '../core/postgres.js';
+import { createRegistry } from '../core/registry.js';
+import { loadUws } from '../core/uws.js';
+import { schemaOfTopic } from '../schemas/index.js';
+import { createStageMetrics } from '../topology/lib/metrics.js';
+import { runSinkStage } from '../topology/lib/sink-runner.js';
+import type { RunningStage } from '../topology/lib/transform-runner.js';
+import type { SinkStage } from '../topology/lib/types.js';
+import type { LagTarget, MonitoringConfig } from './config.js';
+import { registerRoutes } from './http-routes.js';
+import { startLagMonitor } from './lag.js';
+import { createLineageSink } from './lineage-sink.js';
+import { createLineageStore } from './lineage-store.js';
+import { createMonitoringMetrics, recordEffects } from './metrics.js';
+
+export interface Monitoring {
+  /** The port it listens on (useful with MONITORING_PORT=0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** Every event topic whose events make up an import's lineage. */
+export const lineageTopics: readonly string[] = [
+  topics.fileExtractSuccess.name,
+  topics.fileExtractError.name,
+  topics.fileExtracted.name,
+  topics.validationError.name,
+  topics.recordsLoaded.name,
+  topics.processingError.name,
+];
+
+export async function startMonitoring(config: MonitoringConfig, logger: Logger): Promise<Monitoring> {
+  const settings = config.monitoring;
+  const uws = loadUws({ allowJsFallback: config.uwsAllowJsFallback });
+  if (uws.implementation !== 'native') {
+    logger.warn({ binary: uws.binary }, 'running on the slow pure-JS uWebSockets.js fallback (UWS_ALLOW_JS_FALLBACK)');
+  }
+  const metrics = createMonitoringMetrics();
+  const stageMetrics = createStageMetrics(metrics.registry);
+  const postgres = createPostgres(config.postgres, { applicationName: 'etl-monitoring' });
+  const store = createLineageStore(postgres);
+  const codec = createEventCodec(createRegistry(config.registry), config.registry.url);
+  const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-monitoring` });
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const admin = kafka.admin();
+  const running: RunningStage[] = [];
+  let stopLag: () => void = () => undefined;
+
+  async function shutdown(): Promise<void> {
+    stopLag();
+    await Promise.all(running.map((stage) => stage.stop().catch((error: unknown) => logger.warn({ err: error, stage: stage.name }, 'stopping a stage failed'))));
+    await producer.disconnect().catch(() => undefined);
+    await admin.disconnect().catch(() => undefined);
+    await postgres.close().catch(() => undefined);
+  }
+
+  try {
+    // Fails fast, naming the fix, when the lineage tables are missing.
+    await store.ping();
+    // Only the runner's ProcessingErrors (for undecodable messages) are ever produced.
+    await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
+    await producer.connect();
+    await admin.connect();
+
+    const stages: SinkStage[] = lineageTopics.map((topic) => ({
+      kind: 'sink',
+      name: `monitoring-${topic}`,
+      groupId: `${settings.groupPrefix}${topic}`,
+      doc: `lineage of every import from ${topic}`,
+      input: topic,
+      outputs: {},
+      errors: topics.processingError.name,
+      maxBatchRecords: settings.batchMaxRecords,
+      sink: () => createLineageSink(store, { onCommitted: (effects) => recordEffects(metrics, effects) }),
+    }));
+    for (const stage of stages) {
+      running.push(
+        await runSinkStage(stage, {
+          kafka,
+          codec,
+          logger,
+          metrics: stageMetrics,
+          producer,
+          maxBatchRecords: settings.batchMaxRecords,
+          lingerMs: settings.batchLingerMs,
+          maxBatchBytes: settings.batchMaxBytes,
+        }),
+      );
+    }
+    const lagTargets: LagTarget[] = [
+      ...settings.lagGroups,
+      ...stages.map((stage) => ({ group: stage.groupId!, topic: stage.input })),
+    ];
+    stopLag = startLagMonitor(admin, lagTargets, metrics, { intervalMs: settings.lagIntervalMs, logger });
+  } catch (error) {
+    await shutdown();
+    throw error;
+  }
+
+  const checks: Record<string, () => Promise<void>> = {};
+  for (const stage of running) {
+    checks[`stage_${stage.name}`] = async () => {
+      if (!stage.healthy()) throw new Error(`${stage.name} is not in its consumer group`);
+    };
+  }
+  checks.postgres = () => store.ping();
+  const readiness = createReadiness(checks, { cacheMs: settings.readinessCacheMs });
+
+  const app = uws.uws.App();
+  registerRoutes(app, { store, logger, pageLimit: settings.pageLimit });
+  addOperationalRoutes(app, {
+    service: 'monitoring',
+    buildInfo: readBuildInfo(),
+    readiness,
+    metrics: metrics.registry,
+    details: () => ({ uws: uws.implementation, stages: running.map((stage) => stage.name) }),
+  });
+  notFound(app);
+  let socket: us_listen_socket;
+  try {
+    socket = await listen(app, settings.host, settings.port);
+  } catch (error) {
+    await shutdown();
+    throw error;
+  }
+  const port = uws.uws.us_socket_local_port(socket);
+  logger.info({ port, stages: running.map((stage) => stage.name), uws: uws.implementation }, 'monitoring listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= (async () => {
+        closeListener(uws, socket);
+        // Each stage finishes (or abandons) its running batch, then leaves its group.
+        await shutdown();
+        logger.info('monitoring stopped');
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,303 @@
+/**
+ * The monitoring service against the real stack: imports go through an in-process ingress
+ * and a processor child process; the monitoring (in process, then as a child process that
+ * is SIGKILLed) must show each import's lineage with exact counts, its metrics, and refuse
+ * bad requests.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Partitioners } from 'kafkajs';
+import t, { type Test } from 'tap';
+import { request } from 'undici';
+import { createLogger } from '../../core/logger.js';
+import { topics } from '../../core/pipeline.js';
+import { generateCompanies, summarize } from '../../examples/generate/companies.js';
+import { loadIngressConfig, startIngress } from '../../ingress/index.js';
+import { loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
+import { measureLag } from '../../monitoring/lag.js';
+import { eventually, testKafka, uniqueName } from './helpers.js';
+
+const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
+/** What examples/data/json/companies-sample.ndjson holds. */
+const sampleCounts = { records: 60, invalid: 3, valid: 57 };
+
+interface Child {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+const children: Child[] = [];
+t.teardown(async () => {
+  for (const { child, exited } of children) await stopChild(child, exited);
+});
+
+/** SIGTERM, and SIGKILL if it has not exited within 20 s. */
+async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * A service as its own process (`node --import tsx <entry>`), once it listens (/liveness). Not
+ * /readiness: on a shared stack its consumer groups may be rebalancing for a while, and the
+ * test waits for the outcome it needs anyway.
+ */
+async function spawnService(entry: string[], portVariable: string, hostVariable: string, env: Record<string, string> = {}): Promise<Child> {
+  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
+    env: { ...process.env, [portVariable]: String(port), [hostVariable]: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const handle = { child, port, exited };
+  children.push(handle);
+  await eventually(
+    `${entry.join(' ')} to listen`,
+    async () => ((await request(`http://127.0.0.1:${port}/liveness`)).statusCode === 200 ? true : undefined),
+    60_000,
+  );
+  return handle;
+}
+
+async function startInProcess(t: Test): Promise<{ monitoring: Monitoring; url: string }> {
+  const config = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: 'warn', MONITORING_LAG_INTERVAL_MS: '500' });
+  const monitoring = await startMonitoring(config, createLogger(config.log, 'monitoring-itest'));
+  t.teardown(() => monitoring.close());
+  const url = `http://127.0.0.1:${monitoring.port}`;
+  await eventually('the monitoring to be ready', async () => ((await request(`${url}/readiness`)).statusCode === 200 ? true : undefined), 90_000);
+  return { monitoring, url };
+}
+
+async function getJson(url: string): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
+  const response = await request(url);
+  const text = await response.body.text();
+  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text), headers: response.headers };
+}
+
+async function lineageOf(url: string, requestId: string): Promise<ImportJson | undefined> {
+  const response = await getJson(`${url}/imports/${requestId}`);
+  return response.status === 200 ? (response.json as ImportJson) : undefined;
+}
+
+async function waitForStatus(url: string, requestId: string, status: string, timeoutMs = 180_000): Promise<ImportJson> {
+  return eventually(
+    `import ${requestId} to be ${status}`,
+    async () => {
+      const lineage = await lineageOf(url, requestId);
+      return lineage?.status === status ? lineage : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+/**
+ * A fresh tenant whose files land on the FileExtractSuccess partition the extract stage is
+ * least behind on (files are keyed by tenant): the stack is shared, and a backlog of other
+ * files on one partition must not decide whether this test finishes in time.
+ */
+async function quietTenant(prefix: string): Promise<string> {
+  const admin = testKafka().admin();
+  await admin.connect();
+  try {
+    const lags = await measureLag(admin, { group: 'etl-extract', topic: topics.fileExtractSuccess.name });
+    const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
+    const partitionOf = Partitioners.DefaultPartitioner();
+    const partitionMetadata = lags.map(({ partition }) => ({ partitionId: partition, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
+    for (let attempt = 0; attempt < 200; attempt++) {
+      const tenant = uniqueName(prefix);
+      if (partitionOf({ topic: topics.fileExtractSuccess.name, partitionMetadata, message: { key: tenant, value: null } }) === quietest) return tenant;
+    }
+    return uniqueName(prefix);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
+t.teardown(() => ingress.close());
+const ingressUrl = `http://127.0.0.1:${ingress.port}`;
+
+async function importFile(tenant: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const response = await request(`${ingressUrl}/import/${tenant}`, { method: 'POST', body, headers });
+  return { status: response.statusCode, json: await response.body.json() };
+}
+
+function metricValue(text: string, name: string, labels: string): number | undefined {
+  const escaped = labels.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const match = new RegExp(`^${name}\\{${escaped}[^}]*\\} (\\S+)$`, 'm').exec(text);
+  return match === null ? undefined : Number(match[1]);
+}
+
+t.test('lineage, listing, metrics and refusals, with the whole pipeline running', async (t) => {
+  const { url } = await startInProcess(t);
+  const tenant = await quietTenant('monitor');
+
+  // A file the ingress refuses: the monitoring shows it failed, with the FileExtractError code.
+  const broken = await importFile(tenant, '{"name": oops}', { 'content-type': 'application/json', 'x-filename': 'broken.json' });
+  t.equal(broken.status, 400);
+  const brokenId = broken.json.error.request_id as string;
+  const failed = await waitForStatus(url, brokenId, 'failed', 60_000);
+  t.match(failed, {
+    request_id: brokenId,
+    tenant,
+    status: 'failed',
+    error_code: 'INVALID_JSON',
+    error_message: String,
+    filename: 'broken.json',
+    extracted: null,
+    failed_at: String,
+    received_at: String,
+  });
+
+  // A valid file through extract, validate and load (a processor replica of its own).
+  await spawnService(['topology/main.ts', 'run'], 'PROCESSOR_PORT', 'PROCESSOR_HOST', { PROCESSOR_LAG_INTERVAL_MS: '1000' });
+  const accepted = await importFile(tenant, sample, { 'content-type': 'application/x-ndjson', 'x-filename': 'companies-sample.ndjson' });
+  t.equal(accepted.status, 202);
+  const requestId = accepted.json.request_id as string;
+  t.equal(accepted.json.status_url, `${ingressConfig.ingress.monitoringUrl}/imports/${requestId}`, 'the ingress points to this API');
+  const complete = await waitForStatus(url, requestId, 'complete');
+  t.match(complete, {
+    request_id: requestId,
+    tenant,
+    status: 'complete',
+    filename: 'companies-sample.ndjson',
+    size: sample.length,
+    records_expected: sampleCounts.records,
+    extracted: sampleCounts.records,
+    invalid: sampleCounts.invalid,
+    loaded: sampleCounts.valid,
+    rejected: 0,
+    unprocessed: 0,
+    error_code: null,
+  });
+  t.equal(complete.inserted + complete.updated, sampleCounts.valid, 'inserted + updated = loaded');
+  t.ok(complete.updated >= 1, 'the repeated permalink is an update');
+  const times = [complete.received_at, complete.extracted_at, complete.completed_at].map((iso) => Date.parse(iso!));
+  t.ok(times.every(Number.isFinite), 'received, extracted and completed times are set');
+  t.ok(times[0]! <= times[1]! && times[1]! <= times[2]!, 'in order');
+  t.ok(Date.now() - times[0]! < 10 * 60_000, 'recent');
+
+  // Listing: newest first, filters.
+  const listed = await getJson(`${url}/imports?tenant=${tenant}`);
+  t.equal(listed.status, 200);
+  t.same(
+    listed.json.imports.map((item: ImportJson) => [item.request_id, item.status]),
+    [
+      [requestId, 'complete'],
+      [brokenId, 'failed'],
+    ],
+    'both imports of the tenant, newest first',
+  );
+  t.same(
+    (await getJson(`${url}/imports?tenant=${tenant}&status=failed&limit=5`)).json.imports.map((item: ImportJson) => item.request_id),
+    [brokenId],
+  );
+  t.same((await getJson(`${url}/imports?tenant=${tenant}&limit=1`)).json.imports.length, 1);
+  const recent = await getJson(`${url}/imports`);
+  t.ok(recent.json.imports.length > 0 && recent.json.imports.length <= 50, 'default limit');
+
+  // Metrics: per tenant and in total, latency observed, lag of every stage's group.
+  const metrics = await eventually('lag measured for every group', async () => {
+    const text = await (await request(`${url}/metrics`)).body.text();
+    return ['etl-extract', 'etl-validate', 'etl-load', 'etl-monitoring-RecordsLoaded'].every((group) => text.includes(`monitoring_consumer_group_lag{group="${group}"`))
+      ? text
+      : undefined;
+  });
+  const byTenant = (name: string) => metricValue(metrics, `monitoring_${name}_by_tenant_total`, `tenant="${tenant}"`);
+  t.equal(byTenant('files_received'), 1);
+  t.equal(byTenant('files_rejected'), 1);
+  t.equal(byTenant('records_extracted'), sampleCounts.records);
+  t.equal(byTenant('records_invalid'), sampleCounts.invalid);
+  t.equal(byTenant('records_valid'), sampleCounts.valid);
+  t.equal(byTenant('records_loaded'), sampleCounts.valid);
+  t.equal(byTenant('imports_completed'), 1);
+  t.equal(byTenant('imports_failed'), 1);
+  for (const name of ['files_received', 'files_rejected', 'records_extracted', 'records_invalid', 'records_loaded']) {
+    t.ok((metricValue(metrics, `monitoring_${name}_total`, 'service="monitoring"') ?? 0) >= (byTenant(name) ?? 0), `${name} total`);
+  }
+  t.ok((metricValue(metrics, 'monitoring_import_latency_seconds_count', 'service="monitoring"') ?? 0) >= 1, 'latency observed');
+  t.match(metrics, /monitoring_consumer_lag\{group="etl-load",topic="RecordValidated",partition="0"/);
+  t.match(metrics, /monitoring_consumer_lag\{group="etl-monitoring-FileExtractSuccess",topic="FileExtractSuccess",partition="2"/);
+
+  // Refusals.
+  const unknown = await getJson(`${url}/imports/no-such-import-${Date.now()}`);
+  t.equal(unknown.status, 404);
+  t.equal(unknown.json.error.code, 'IMPORT_NOT_FOUND');
+  const badId = await getJson(`${url}/imports/bad.id`);
+  t.equal(badId.status, 400);
+  t.equal(badId.json.error.code, 'INVALID_REQUEST_ID');
+  for (const [query, code] of [
+    ['limit=0', 'INVALID_LIMIT'],
+    ['limit=many', 'INVALID_LIMIT'],
+    ['limit=501', 'INVALID_LIMIT'],
+    ['status=finished', 'INVALID_STATUS'],
+    ['tenant=Not%20A%20Tenant', 'INVALID_TENANT'],
+    ['tenant=a&tenant=b', 'REPEATED_PARAMETER'],
+    ['sort=asc', 'UNKNOWN_PARAMETER'],
+  ]) {
+    const response = await getJson(`${url}/imports?${query}`);
+    t.equal(response.status, 400, `${query}: 400`);
+    t.equal(response.json.error.code, code, `${query}: ${code}`);
+  }
+  const page = await request(`${url}/?tenant=${tenant}`);
+  const html = await page.body.text();
+  t.equal(page.statusCode, 200);
+  t.match(page.headers['content-type'], /^text\/html/);
+  t.match(page.headers['content-security-policy'], /default-src 'none'/);
+  t.match(html, `data-request-id="${requestId}" data-status="complete"`);
+  t.equal((await request(`${url}/?status=nope`)).statusCode, 400);
+
+  // Operational routes.
+  const live = await getJson(`${url}/liveness`);
+  t.match(live.json, { status: 'alive', service: 'monitoring', uws: 'native' });
+  const ready = await getJson(`${url}/readiness`);
+  t.equal(ready.status, 200);
+  t.match(ready.json.checks, { postgres: { ok: true }, 'stage_monitoring-RecordsLoaded': { ok: true }, 'stage_monitoring-FileExtractError': { ok: true } });
+  t.equal((await getJson(`${url}/nothing-here`)).status, 404);
+});
+
+t.test('a monitoring process killed with SIGKILL mid-stream and restarted: the same exact counts', async (t) => {
+  const tenant = await quietTenant('monkill');
+  const records = [...generateCompanies({ count: 1500, seed: 21, tenant, invalidEvery: 20, duplicateEvery: 100, bytesPerRecord: 800 })];
+  const expected = summarize(records);
+  const body = Buffer.from(`${records.map((record) => record.line).join('\n')}\n`);
+  // Small batches: many lineage transactions, so the kill lands between (or in) some of them.
+  const env = { MONITORING_BATCH_MAX_RECORDS: '3', MONITORING_BATCH_LINGER_MS: '50' };
+  const first = await spawnService(['monitoring/main.ts'], 'MONITORING_PORT', 'MONITORING_HOST', env);
+  const firstUrl = `http://127.0.0.1:${first.port}`;
+  const accepted = await importFile(tenant, body, { 'content-type': 'application/x-ndjson' });
+  t.equal(accepted.status, 202);
+  const requestId = accepted.json.request_id as string;
+  const before = await eventually(
+    'some invalid records counted',
+    async () => {
+      const lineage = await lineageOf(firstUrl, requestId);
+      return lineage !== undefined && lineage.invalid > 0 ? lineage : undefined;
+    },
+    180_000,
+  );
+  first.child.kill('SIGKILL');
+  t.equal(await first.exited, null, 'killed');
+  t.comment(`killed at status ${before.status}, invalid ${before.invalid}, loaded ${before.loaded}`);
+
+  const second = await spawnService(['monitoring/main.ts'], 'MONITORING_PORT', 'MONITORING_HOST', env);
+  const secondUrl = `http://127.0.0.1:${second.port}`;
+  const complete = await waitForStatus(secondUrl, requestId, 'complete', 240_000);
+  t.match(complete, {
+    extracted: expected.total,
+    invalid: expected.invalid,
+    loaded: expected.valid,
+    rejected: 0,
+    records_expected: expected.total,
+  });
+  // Nothing more arrives later: the counts stay exact.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  t.match(await lineageOf(secondUrl, requestId), { status: 'complete', invalid: expected.invalid, loaded: expected.valid });
+  second.child.kill('SIGTERM');
+  t.equal(await second.exited, 0, 'SIGTERM: exit 0');
+});
