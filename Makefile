@@ -4,10 +4,24 @@ SHELL := /bin/bash
 STACK := npx --no-install tsx deployments/local/stack.ts
 MIGRATE := npx --no-install tsx sinks/postgres/migrate-cli.ts
 
+# DOCKER_STACK=1: itest-*/dev-* run the infrastructure with Docker Compose
+# (deployments/test, deployments/development) instead of natively — only when a Docker engine
+# answers; otherwise the native stack, as by default. Same ports either way.
+ifeq ($(DOCKER_STACK),1)
+USE_DOCKER := $(shell docker info >/dev/null 2>&1 && echo 1)
+ifneq ($(USE_DOCKER),1)
+$(warning DOCKER_STACK=1 but no Docker engine answers `docker info`: using the native stack)
+endif
+endif
+INFRA := kafka-1 kafka-2 kafka-3 registry minio postgres
+COMPOSE_TEST := docker compose --env-file $(or $(wildcard deployments/test/.env),deployments/test/.env.example) -f deployments/test/docker-compose.yml
+COMPOSE_DEV := docker compose --env-file $(or $(wildcard deployments/development/.env),deployments/development/.env.example) -f deployments/development/docker-compose.yml
+
 .PHONY: help install build typecheck test check itest \
         up down status \
         itest-up itest-migrate itest-rollback itest-down \
-        dev-up dev-migrate dev-rollback dev-down
+        dev-up dev-migrate dev-rollback dev-down \
+        compose-up compose-down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
@@ -36,7 +50,14 @@ itest: node_modules/.package-lock.json ## integration tests against the running 
 
 # --- the stack for integration tests: its data is deleted by itest-down ---
 itest-up: node_modules/.package-lock.json ## install what is missing, start the stack, wait until healthy, print endpoints
+ifeq ($(USE_DOCKER),1)
+	$(COMPOSE_TEST) up -d --wait $(INFRA)
+	$(COMPOSE_TEST) run --rm kafka-init
+	$(COMPOSE_TEST) run --rm minio-init
+	@$(STACK) endpoints
+else
 	$(STACK) up --profile itest
+endif
 
 itest-migrate: node_modules/.package-lock.json ## apply pending migrations
 	$(MIGRATE) up
@@ -45,11 +66,22 @@ itest-rollback: node_modules/.package-lock.json ## undo the last migration
 	$(MIGRATE) down
 
 itest-down: node_modules/.package-lock.json ## stop every server and delete the stack's data
+ifeq ($(USE_DOCKER),1)
+	$(COMPOSE_TEST) down -v --remove-orphans
+else
 	$(STACK) down --profile itest --purge
+endif
 
 # --- the same stack for development: data survives dev-down/dev-up ---
 dev-up: node_modules/.package-lock.json ## start the development stack (data kept across restarts)
+ifeq ($(USE_DOCKER),1)
+	$(COMPOSE_DEV) up -d --wait $(INFRA)
+	$(COMPOSE_DEV) run --rm kafka-init
+	$(COMPOSE_DEV) run --rm minio-init
+	@$(STACK) endpoints
+else
 	$(STACK) up --profile dev
+endif
 
 dev-migrate: node_modules/.package-lock.json ## apply pending migrations to the development database
 	$(MIGRATE) up
@@ -58,7 +90,11 @@ dev-rollback: node_modules/.package-lock.json ## undo the last development migra
 	$(MIGRATE) down
 
 dev-down: node_modules/.package-lock.json ## stop the development stack, keeping its data
+ifeq ($(USE_DOCKER),1)
+	$(COMPOSE_DEV) --profile services --profile observability down
+else
 	$(STACK) down --profile dev
+endif
 
 # --- everything: stack and services ---
 up: dev-up dev-migrate ## install and start the stack and the services in the background, print endpoints
@@ -71,3 +107,15 @@ down: ## stop the services and the stack
 
 status: ## each server up or down
 	@$(STACK) status --profile dev || true
+
+# --- the whole system in containers (docker-compose.yml; needs a Docker engine) ---
+compose-up: ## build the images and start everything with Docker Compose (needs .env: see .env.example)
+	@test -f .env || { echo "no .env: cp .env.example .env and replace every placeholder" >&2; exit 1; }
+	BUILD_VERSION="$${BUILD_VERSION:-$$(node -p 'require("./package.json").version')}" \
+	GIT_COMMIT="$${GIT_COMMIT:-$$(git rev-parse HEAD 2>/dev/null || echo unknown)}" \
+	GIT_BRANCH="$${GIT_BRANCH:-$$(git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)}" \
+	BUILD_TIME="$${BUILD_TIME:-$$(date -u +%Y-%m-%dT%H:%M:%SZ)}" \
+	docker compose -f docker-compose.yml up -d --build
+
+compose-down: ## stop the Compose system and delete its volumes
+	docker compose -f docker-compose.yml down -v --remove-orphans
