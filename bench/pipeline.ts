@@ -37,6 +37,7 @@
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL / PG*.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -53,6 +54,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { request } from 'undici';
 import { loadConfig } from '../core/config.js';
 import { createPostgres } from '../core/postgres.js';
+import { createKafka } from '../core/kafka.js';
+import { topics } from '../core/pipeline.js';
 import { createS3 } from '../core/s3.js';
 import { writeCompanies } from '../examples/generate/companies.js';
 import { createCompanyWriter, type SinkRecord } from '../sinks/postgres/company-writer.js';
@@ -390,6 +393,13 @@ function lagView(scrapes: Sample[][]): LagView {
   return { maxLag, lags, complete: stageList.every((stage) => maxLag[stage] >= 0), recordsIn, assigned };
 }
 
+/**
+ * Other people's imports that may flow through this run's processors before the run counts as
+ * not this file's: files extracted besides ours, and extra records validated/loaded (share of the file).
+ */
+const MAX_FOREIGN_FILES = 10;
+const MAX_FOREIGN_SHARE = 0.05;
+
 /** Most control records (transaction markers) a drained partition may still show as lag. */
 const MAX_MARKER_LAG = 10;
 
@@ -492,6 +502,66 @@ async function waitForSoleOwnership(processors: Child[], mine: () => Set<number>
   }
   log(`other processors still share the consumer groups after ${timeoutSeconds} s; measuring anyway`);
   return { seconds: (performance.now() - started) / 1000, sole: false };
+}
+
+type Offsets = Map<number, bigint>;
+
+async function endOffsets(topic: string): Promise<Offsets> {
+  const admin = createKafka(config.kafka, { clientId: 'bench-pipeline' }).admin();
+  await admin.connect();
+  try {
+    return new Map((await admin.fetchTopicOffsets(topic)).map((entry) => [entry.partition, BigInt(entry.high)]));
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * Committed messages (read_committed) of `topic` between two sets of end offsets whose
+ * request_id header is `requestId`: what the stages really wrote for this import, duplicates
+ * included — the processor's own counters only count what its runner believes it committed.
+ */
+async function countCommitted(topic: string, from: Offsets, to: Offsets, requestId: string): Promise<{ messages: number; distinct: number }> {
+  const kafka = createKafka(config.kafka, { clientId: 'bench-pipeline' });
+  const groupId = `bench-pipeline-count-${stamp}-${topic}`;
+  const consumer = kafka.consumer({ groupId, readUncommitted: false, allowAutoTopicCreation: false, maxBytesPerPartition: 8 * MiB });
+  let messages = 0;
+  const seen = new Set<string>();
+  let lastActivity = performance.now();
+  const remaining = new Set([...to].filter(([partition, end]) => end > (from.get(partition) ?? 0n)).map(([partition]) => partition));
+  await consumer.connect();
+  try {
+    await consumer.subscribe({ topic, fromBeginning: false });
+    consumer.on(consumer.events.GROUP_JOIN, () => {
+      for (const [partition, offset] of from) consumer.seek({ topic, partition, offset: offset.toString() });
+    });
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        lastActivity = performance.now();
+        const end = to.get(batch.partition) ?? 0n;
+        const start = from.get(batch.partition) ?? 0n;
+        for (const message of batch.messages) {
+          const offset = BigInt(message.offset);
+          if (offset < start || offset >= end) continue;
+          if (message.headers?.request_id?.toString() !== requestId) continue;
+          messages++;
+          seen.add(createHash('sha1').update(message.value ?? Buffer.alloc(0)).digest('hex'));
+        }
+        // Transaction markers at the end are never delivered: the high watermark says when we are through.
+        if (BigInt(batch.highWatermark) >= end && BigInt(batch.lastOffset()) + 1n >= end - 16n) remaining.delete(batch.partition);
+      },
+    });
+    const deadline = performance.now() + 120_000;
+    while (performance.now() < deadline && remaining.size > 0 && performance.now() - lastActivity < 10_000) await sleep(200);
+  } finally {
+    await consumer.disconnect();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.deleteGroups([groupId]).catch(() => undefined);
+    await admin.disconnect();
+  }
+  return { messages, distinct: seen.size };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -914,8 +984,14 @@ interface PipelineRun {
   heapUsedMaxMiB: number;
   minAssigned: Record<Stage, number>;
   otherProcessorPids: number[];
-  /** Another processor took partitions of this run's stages at some point: the numbers are not one processor's. */
+  /** Another processor took partitions of this run's stages, or other people's imports flowed through this run's processors in bulk: the numbers are not this file's alone. */
   contaminated: boolean;
+  /** Input messages beyond what this file gives, per stage: other people's imports that arrived meanwhile, or duplicates (see `committed`). */
+  foreign: Record<Stage, number>;
+  /** Committed messages for this import read back from Kafka (read_committed); distinct = distinct message values. */
+  committed?: { recordValidated: number; recordValidatedDistinct: number; validationError: number };
+  /** processor_retries_total per stage over the run (transient failures retried from the same position). */
+  retries?: Record<Stage, number>;
   attempt: number;
   ownershipWaitSeconds: number;
   tenant: string;
@@ -932,7 +1008,7 @@ interface Results {
   writer: WriterResult[];
   run: PipelineRun;
   /** Attempts thrown away because another processor shared the consumer groups. */
-  discarded: Array<{ attempt: number; tenant: string; seconds: number; recordsPerSecond: number; minAssigned: Record<Stage, number>; otherProcessorPids: number[] }>;
+  discarded: Array<{ attempt: number; tenant: string; seconds: number; recordsPerSecond: number; minAssigned: Record<Stage, number>; otherProcessorPids: number[]; foreign?: Record<Stage, number> }>;
   cleanup: { companies: number; sinkOffsets: number; objects: number; processorExit: Array<number | null>; ingressExit: number | null };
 }
 
@@ -1058,12 +1134,10 @@ async function main(): Promise<void> {
         const tenant = attempt === 1 ? tenants.pipeline : `${tenants.pipeline}-${attempt}`;
         pipelineTenants.push(tenant);
         let ownership = await waitForSoleOwnership(processors, mine, settings.ownershipTimeoutSeconds);
-        if (ownership.seconds > 1) {
-          // Whatever the others left behind is drained again, then ownership checked once more.
-          await drain(processors, settings.drainTimeoutSeconds);
-          const again = await waitForSoleOwnership(processors, mine, settings.ownershipTimeoutSeconds);
-          ownership = { seconds: ownership.seconds + again.seconds, sole: again.sole };
-        }
+        // Quiet first (nothing of anyone's in flight for BENCH_PIPELINE_SETTLE_S), then ownership checked once more.
+        await drain(processors, settings.drainTimeoutSeconds);
+        const again = await waitForSoleOwnership(processors, mine, settings.ownershipTimeoutSeconds);
+        ownership = { seconds: ownership.seconds + again.seconds, sole: again.sole };
         await sleep(1000);
         const idleSamples: number[][] = processors.map(() => []);
         for (let i = 0; i < 20; i++) {
@@ -1081,6 +1155,7 @@ async function main(): Promise<void> {
         });
         resetPeaks();
 
+        const outputsFrom = { valid: await endOffsets(topics.recordValidated.name), invalid: await endOffsets(topics.validationError.name) };
         const before = await scrapeAll(processors);
         const startGroups = groups();
         const stopCpu = cpuMeter({ ...startGroups, ingress: [ingress.pid] }, () => ({ postgres: findPids(mine()).postgres }));
@@ -1173,6 +1248,12 @@ async function main(): Promise<void> {
           [tenant],
         );
 
+        // What validate really committed for this import (read back from Kafka, outside the timing).
+        const outputsTo = { valid: await endOffsets(topics.recordValidated.name), invalid: await endOffsets(topics.validationError.name) };
+        const committedValid = await countCommitted(topics.recordValidated.name, outputsFrom.valid, outputsTo.valid, String(answer.request_id));
+        const committedInvalid = await countCommitted(topics.validationError.name, outputsFrom.invalid, outputsTo.invalid, String(answer.request_id));
+        log(`committed for this import: RecordValidated ${committedValid.messages} (${committedValid.distinct} distinct; file: ${summary.valid} valid), ValidationError ${committedInvalid.messages} (file: ${summary.invalid} invalid)`);
+
         // Per stage: when its input counter moved and when it reached its work (from the polls).
         const targetsByStage: Record<Stage, number> = { extract: 1, validate: summary.total, load: summary.valid };
         const stages = {} as Record<Stage, StageWindow>;
@@ -1257,7 +1338,24 @@ async function main(): Promise<void> {
           heapUsedMaxMiB: heapUsedMax / MiB,
           minAssigned,
           otherProcessorPids: [...otherProcessorPids],
-          contaminated: stageList.some((stage) => minAssigned[stage] < 3) || otherProcessorPids.size > 0 || !ownership.sole,
+          committed: {
+            recordValidated: committedValid.messages,
+            recordValidatedDistinct: committedValid.distinct,
+            validationError: committedInvalid.messages,
+          },
+          retries: Object.fromEntries(stageList.map((stage) => [stage, deltaAll(before, after, 'processor_retries_total', { stage })])) as Record<Stage, number>,
+          foreign: {
+            extract: Math.max(0, stages.extract.recordsIn - 1),
+            validate: Math.max(0, stages.validate.recordsIn - summary.total),
+            load: Math.max(0, stages.load.recordsIn - summary.valid),
+          },
+          contaminated:
+            stageList.some((stage) => minAssigned[stage] < 3) ||
+            otherProcessorPids.size > 0 ||
+            !ownership.sole ||
+            stages.extract.recordsIn - 1 > MAX_FOREIGN_FILES ||
+            stages.validate.recordsIn - summary.total > summary.total * MAX_FOREIGN_SHARE ||
+            stages.load.recordsIn - summary.valid > summary.total * MAX_FOREIGN_SHARE,
           attempt,
           ownershipWaitSeconds: ownership.seconds,
           tenant,
@@ -1270,10 +1368,10 @@ async function main(): Promise<void> {
         );
         log(`stages: ${JSON.stringify(stages)}`);
         log(`phases: ${JSON.stringify(phases)}`);
-        log(`ValidationError ${run.validationErrors} (expected ${summary.invalid}); assigned partitions (min over the run) ${JSON.stringify(minAssigned)}; other processors seen: ${run.otherProcessorPids.join(', ') || 'none'}`);
+        log(`ValidationError ${run.validationErrors} (expected ${summary.invalid}); assigned partitions (min over the run) ${JSON.stringify(minAssigned)}; other processors seen: ${run.otherProcessorPids.join(', ') || 'none'}; foreign input ${JSON.stringify(run.foreign)}`);
         if (!run.contaminated || attempt >= settings.attempts) break;
-        results.discarded.push({ attempt, tenant, seconds: run.seconds, recordsPerSecond: run.recordsPerSecond, minAssigned, otherProcessorPids: run.otherProcessorPids });
-        log(`attempt ${attempt} shared the consumer groups with another processor: discarded, trying again (${settings.attempts - attempt} left)`);
+        results.discarded.push({ attempt, tenant, seconds: run.seconds, recordsPerSecond: run.recordsPerSecond, minAssigned, otherProcessorPids: run.otherProcessorPids, foreign: run.foreign });
+        log(`attempt ${attempt} shared its processors or consumer groups with other people's work: discarded, trying again (${settings.attempts - attempt} left)`);
         await db.db.none('DELETE FROM companies WHERE tenant = $1', [tenant]);
         await drain(processors, settings.drainTimeoutSeconds);
       }
@@ -1289,8 +1387,8 @@ async function main(): Promise<void> {
     const processorExit: Array<number | null> = [];
     for (const child of processors) {
       processorExit.push(await stopChild(child));
-      const problems = child.log.filter((line) => line.includes('"level":50') || line.includes('"level":60') || line.includes('"level":"error"'));
-      for (const line of problems.slice(-5)) log(`${child.name} said: ${line.slice(0, 500)}`);
+      const problems = child.log.filter((line) => /"level":"(warn|error|fatal)"|"level":[456]0/.test(line) && !line.includes('The group is rebalancing'));
+      for (const line of problems.slice(-8)) log(`${child.name} said: ${line.slice(0, 600)}`);
     }
     const ingressExit = ingress === undefined ? null : await stopChild(ingress);
     const cleanup = { companies: 0, sinkOffsets: 0, objects: 0, processorExit, ingressExit };
@@ -1401,8 +1499,9 @@ function renderRun(r: Results): string {
       ` Partitions owned by this run's processor(s) during the run (minimum, of 3): ${stageList.map((stage) => `${stage} ${run.minAssigned[stage]}`).join(', ')}` +
       `${run.otherProcessorPids.length > 0 ? `; other people's processor processes were running (pids ${run.otherProcessorPids.join(', ')})` : ''}. ` +
       `Other people's integration tests run processors that join the same consumer groups; the run waited ${fmt(run.ownershipWaitSeconds, 1)} s for the groups to be its own, and this is attempt ${run.attempt}` +
-      `${(r.discarded ?? []).length > 0 ? ` (discarded because another processor took partitions mid-run: ${(r.discarded ?? []).map((d) => `attempt ${d.attempt}, ${fmt(d.recordsPerSecond)} records/s, owned ${JSON.stringify(d.minAssigned)}`).join('; ')})` : ''}.` +
-      `${run.contaminated ? ' **This run shared its consumer groups with another processor: its numbers are not one processor\'s.**' : ''}`,
+      `${(r.discarded ?? []).length > 0 ? ` (discarded because another processor took partitions or other people's imports went through these processors mid-run: ${(r.discarded ?? []).map((d) => `attempt ${d.attempt}, ${fmt(d.recordsPerSecond)} records/s, owned ${JSON.stringify(d.minAssigned)}, foreign input ${JSON.stringify(d.foreign ?? {})}`).join('; ')})` : ''}.` +
+      ` Input messages beyond what this file gives (other people's imports that went through this run's processors, or duplicates — see "committed" below): ${stageList.map((stage) => `${stage} ${fmt(run.foreign?.[stage] ?? Number.NaN)}`).join(', ')} (tolerated: ≤ ${MAX_FOREIGN_FILES} files, ≤ ${MAX_FOREIGN_SHARE * 100}% of the records).` +
+      `${run.contaminated ? ' **This run shared its processors or consumer groups with other people\'s work beyond that: its numbers are not this file\'s alone.**' : ''}`,
     '',
   );
 
@@ -1421,6 +1520,12 @@ function renderRun(r: Results): string {
   lines.push(
     `| processor RSS | idle ${run.idleRssMiB.map((v) => fmt(v, 1)).join(' / ')} MiB; **peak ${run.peakRssMiB.map((v) => fmt(v, 1)).join(' / ')} MiB** at ${(run.peakRssAtSeconds ?? []).map((v) => fmt(v, 1)).join(' / ')} s after t0 (VmHWM ${run.peakRssHwmMiB.map((v) => fmt(v, 1)).join(' / ')} MiB); during the backlog drain ${run.drainPeakRssMiB.map((v) => fmt(v, 1)).join(' / ')} MiB; JS heap used max ${fmt(run.heapUsedMaxMiB, 1)} MiB |`,
   );
+  if (run.committed !== undefined) {
+    lines.push(
+      `| committed for this import, read back from Kafka (read_committed, request_id header) | RecordValidated ${fmt(run.committed.recordValidated)} (${fmt(run.committed.recordValidatedDistinct)} distinct values; the file has ${fmt(r.file.valid)} valid records), ValidationError ${fmt(run.committed.validationError)} (file: ${fmt(r.file.invalid)}); ` +
+        `processor_retries_total ${stageList.map((stage) => `${stage} ${fmt(run.retries?.[stage] ?? Number.NaN)}`).join(', ')} |`,
+    );
+  }
   lines.push(`| ingress RSS peak | ${fmt(run.ingressPeakRssMiB, 1)} MiB |`);
   lines.push(`| CPU over t0 → t1 | ${cpuText(run.cpu, cores)} |`);
   lines.push(
@@ -1460,7 +1565,7 @@ function renderRun(r: Results): string {
   lines.push(`| end-to-end rows/s ÷ COPY rows/s | ${fmt(run.rowsPerSecond / copyRate, 3)} | — (information) | — |`);
   lines.push(`| end-to-end rows/s ÷ company-writer rows/s (mean) | ${fmt(run.rowsPerSecond)} ÷ ${fmt(writerRate)} = ${fmt(run.rowsPerSecond / writerRate, 3)} | — (information) | — |`);
   lines.push(`| company-writer rows/s ÷ COPY rows/s | ${fmt(writerRate / copyRate, 3)} | — (information) | — |`);
-  lines.push(`| the run had the consumer groups to itself (all 3 partitions of every stage, no other processor) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`);
+  lines.push(`| the run had the pipeline to itself (all 3 partitions of every stage, no other processor, little foreign input) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`);
   lines.push(`| every row loaded, every invalid record reported | ${run.timedOut ? 'no' : 'rows yes'}; ValidationError ${fmt(run.validationErrors)} of ${fmt(r.file.invalid)} | all | ${verdict(!run.timedOut && run.validationErrors === r.file.invalid)} |`);
   return lines.join('\n');
 }
@@ -1507,7 +1612,12 @@ function diagnosis(runs: Results[]): string[] {
         `and load wrote ${fmt(run.stages.load.batches)} Postgres batches of only ${fmt(loadPerBatch)} records on average (mean ${fmt(run.stages.load.batchMeanMs, 0)} ms each; the writer ceiling uses 1,000): the load consumer takes whatever validate has committed (LOAD_BATCH_LINGER_MS, 200 ms by default), so it follows validate's small transactions; ` +
         `the sums of batch durations (validate ${fmt(run.stages.validate.batchSecondsSum, 1)} s, load ${fmt(run.stages.load.batchSecondsSum, 1)} s over ${fmt(afterExtract, 1)} s) show about ${fmt(run.stages.validate.batchSecondsSum / afterExtract, 1)} and ${fmt(run.stages.load.batchSecondsSum / afterExtract, 1)} batches in flight at any time, i.e. all three partitions of both stages busy in the same event loop. ` +
         `Per phase: ${phaseText}.` +
-        (run.stages.load.recordsIn > r.file.valid ? ` (The load stage's ${fmt(run.stages.load.recordsIn)} input messages include ${fmt(run.stages.load.recordsIn - r.file.valid)} of other people's imports that arrived meanwhile.)` : ''),
+        (run.stages.load.recordsIn > r.file.valid
+          ? ` (The load stage took ${fmt(run.stages.load.recordsIn)} input messages for the file's ${fmt(r.file.valid)} valid records` +
+            (run.committed !== undefined
+              ? `; RecordValidated holds ${fmt(run.committed.recordValidated)} committed messages for this import, ${fmt(run.committed.recordValidated - run.committed.recordValidatedDistinct)} of them byte-identical copies — see "Duplicates" below.)`
+              : '.)')
+          : ''),
     );
     const pipelineCpu = cpuSeconds(run.cpu, pipelineGroups);
     const copyCpu = mean(r.copy.map((copy) => cpuSeconds(copy.cpu, ['bench', 'postgres']) / copy.companies));
