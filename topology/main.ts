@@ -4,8 +4,7 @@
  *   processor describe                                 print the topology: stages, topics, groups, partitions
  */
 import { createS3 } from '../core/s3.js';
-import { ConfigError } from '../core/errors.js';
-import { createLogger } from '../core/logger.js';
+import { readConfigOrExit, runService } from '../core/service.js';
 import { loadProcessorConfig } from './config.js';
 import { etlTopology } from './etl/topology.js';
 import { describeTopology } from './lib/describe.js';
@@ -17,13 +16,7 @@ const stagesIndex = args.indexOf('--stages');
 const env = { ...process.env };
 if (stagesIndex >= 0) env.PROCESSOR_STAGES = args[stagesIndex + 1] ?? '';
 
-let config;
-try {
-  config = loadProcessorConfig(env);
-} catch (error) {
-  process.stderr.write(`${error instanceof ConfigError ? error.message : String(error)}\n`);
-  process.exit(2);
-}
+const config = readConfigOrExit(() => loadProcessorConfig(env));
 
 if (command === 'describe') {
   const s3 = createS3(config.s3);
@@ -36,25 +29,4 @@ if (command !== 'run') {
   process.exit(2);
 }
 
-const logger = createLogger(config.log, 'processor');
-try {
-  const processor = await startProcessor(config, logger);
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal }, 'shutting down');
-    processor.close().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error({ err: error }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-} catch (error) {
-  logger.fatal({ err: error }, 'processor failed to start');
-  process.exit(1);
-}
+await runService('processor', config, startProcessor);
