@@ -148,15 +148,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   ): Promise<{ outputs: Map<string, number>; errors: number; consumed: number }> {
     const producer = await producerFor(partition);
     const transaction = await producer.transaction();
-    // Barrier: the coordinator may still be finishing our previous commit and answers
-    // CONCURRENT_TRANSACTIONS until it has. KafkaJS retries a multi-broker sendBatch while
-    // sibling produce requests are still in flight and re-sends those with new sequence
-    // numbers — duplicates inside one transaction. A single AddOffsetsToTxn first (committing
-    // the position we start from, a no-op) absorbs that wait where a retry is harmless.
-    await transaction.sendOffsets({
-      consumerGroupId: groupId,
-      topics: [{ topic: stage.input, partitions: [{ partition, offset: messages[0]!.offset }] }],
-    });
+
     const outputs = new Map<string, number>();
     let errors = 0;
     let pending = new Map<string, Message[]>();
@@ -189,6 +181,15 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     let consumed = 0;
     let produced = 0;
     try {
+      // Barrier: the coordinator may still be finishing our previous commit and answers
+      // CONCURRENT_TRANSACTIONS until it has. KafkaJS retries a multi-broker sendBatch while
+      // sibling produce requests are still in flight and re-sends those with new sequence
+      // numbers — duplicates inside one transaction. A single AddOffsetsToTxn first (committing
+      // the position we start from, a no-op) absorbs that wait where a retry is harmless.
+      await transaction.sendOffsets({
+        consumerGroupId: groupId,
+        topics: [{ topic: stage.input, partitions: [{ partition, offset: messages[0]!.offset }] }],
+      });
       for (const message of messages) {
         // Keep transactions bounded: many small files share one, one big file gets its own.
         if (consumed > 0 && produced >= maxOutputsPerTransaction) break;
