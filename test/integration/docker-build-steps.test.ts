@@ -186,8 +186,16 @@ t.test('the runtime files start the ingress with the image\'s CMD; /liveness rep
   t.equal(liveness.branch, buildArgs.GIT_BRANCH, 'branch from GIT_BRANCH');
   t.equal(liveness.build_time, buildArgs.BUILD_TIME, 'build time from BUILD_TIME');
 
-  await eventually('the ingress to be ready against the stack', async () => ((await request(`${url}/readiness`)).statusCode === 200 ? true : undefined), 60_000);
-  t.pass('ready: Kafka, the registry and S3 reached with production dependencies only');
+  const readiness = await eventually(
+    'the ingress to be ready against the stack',
+    async () => {
+      const response = await request(`${url}/readiness`);
+      const body = (await response.body.json()) as { ready?: boolean };
+      return response.statusCode === 200 ? body : undefined;
+    },
+    60_000,
+  );
+  t.equal(readiness.ready, true, 'ready: Kafka, the registry and S3 reached with production dependencies only');
 
   // The image's HEALTHCHECK command, as Docker would run it inside the container.
   const healthcheck = ingressStage!.instructions.find((instruction) => instruction.op === 'HEALTHCHECK');
