@@ -186,10 +186,19 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       // sibling produce requests are still in flight and re-sends those with new sequence
       // numbers — duplicates inside one transaction. A single AddOffsetsToTxn first (committing
       // the position we start from, a no-op) absorbs that wait where a retry is harmless.
-      await transaction.sendOffsets({
-        consumerGroupId: groupId,
-        topics: [{ topic: stage.input, partitions: [{ partition, offset: messages[0]!.offset }] }],
-      });
+      for (let wait = 20; ; wait *= 2) {
+        try {
+          await transaction.sendOffsets({
+            consumerGroupId: groupId,
+            topics: [{ topic: stage.input, partitions: [{ partition, offset: messages[0]!.offset }] }],
+          });
+          break;
+        } catch (error) {
+          // The transaction itself is fine: only the coordinator is still busy. Wait, do not abort.
+          if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || wait > 5000) throw error;
+          await new Promise((resolve) => setTimeout(resolve, wait));
+        }
+      }
       for (const message of messages) {
         // Keep transactions bounded: many small files share one, one big file gets its own.
         if (consumed > 0 && produced >= maxOutputsPerTransaction) break;
