@@ -9,7 +9,6 @@ export interface StageMetrics {
   batchSeconds: Histogram<'stage'>;
   lag: Gauge<'stage' | 'topic' | 'partition'>;
   assignedPartitions: Gauge<'stage'>;
-  skippedCommitted: Counter<'stage'>;
 }
 
 export function createStageMetrics(registry: Registry): StageMetrics {
@@ -56,12 +55,6 @@ export function createStageMetrics(registry: Registry): StageMetrics {
       name: 'processor_consumer_lag',
       help: 'Messages between the group committed offset and the end of each partition.',
       labelNames: ['stage', 'topic', 'partition'],
-      registers: [registry],
-    }),
-    skippedCommitted: new Counter({
-      name: 'processor_skipped_committed_total',
-      help: 'Fetched messages skipped because this replica had already committed them.',
-      labelNames: ['stage'],
       registers: [registry],
     }),
     assignedPartitions: new Gauge({

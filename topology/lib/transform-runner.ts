@@ -85,12 +85,6 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   const maxOutputsPerTransaction = stage.maxOutputsPerTransaction ?? 5000;
   const topicOf = (to: string) => (to === 'errors' ? stage.errors : stage.outputs[to]);
   const producers = new Map<number, Producer>();
-  /**
-   * Per partition, the offset after the last input this process committed. A fetch can hand
-   * back messages already committed (a prefetch issued before the commit); they are skipped,
-   * never processed twice. Cleared on every rebalance: other owners may have moved on.
-   */
-  const committedNext = new Map<number, bigint>();
   let stopping = false;
   let inGroup = false;
 
@@ -104,7 +98,6 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   });
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     inGroup = true;
-    committedNext.clear();
     const assigned = event.payload.memberAssignment[stage.input] ?? [];
     metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
     logger.info({ partitions: assigned }, 'joined group');
@@ -148,7 +141,6 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   ): Promise<{ outputs: Map<string, number>; errors: number; consumed: number }> {
     const producer = await producerFor(partition);
     const transaction = await producer.transaction();
-
     const outputs = new Map<string, number>();
     let errors = 0;
     let pending = new Map<string, Message[]>();
@@ -181,24 +173,6 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     let consumed = 0;
     let produced = 0;
     try {
-      // Barrier: the coordinator may still be finishing our previous commit and answers
-      // CONCURRENT_TRANSACTIONS until it has. KafkaJS retries a multi-broker sendBatch while
-      // sibling produce requests are still in flight and re-sends those with new sequence
-      // numbers — duplicates inside one transaction. A single AddOffsetsToTxn first (committing
-      // the position we start from, a no-op) absorbs that wait where a retry is harmless.
-      for (let wait = 20; ; wait *= 2) {
-        try {
-          await transaction.sendOffsets({
-            consumerGroupId: groupId,
-            topics: [{ topic: stage.input, partitions: [{ partition, offset: messages[0]!.offset }] }],
-          });
-          break;
-        } catch (error) {
-          // The transaction itself is fine: only the coordinator is still busy. Wait, do not abort.
-          if ((error as { type?: string }).type !== 'CONCURRENT_TRANSACTIONS' || wait > 5000) throw error;
-          await new Promise((resolve) => setTimeout(resolve, wait));
-        }
-      }
       for (const message of messages) {
         // Keep transactions bounded: many small files share one, one big file gets its own.
         if (consumed > 0 && produced >= maxOutputsPerTransaction) break;
@@ -260,18 +234,8 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     partitionsConsumedConcurrently: 3,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
       const partition = batch.partition;
-      const floor = committedNext.get(partition) ?? -1n;
-      const fresh = batch.messages.filter((message) => BigInt(message.offset) >= floor);
-      if (fresh.length < batch.messages.length) {
-        metrics.skippedCommitted.inc({ stage: stage.name }, batch.messages.length - fresh.length);
-        logger.debug({ partition, skipped: batch.messages.length - fresh.length }, 'skipped messages already committed');
-      }
-      if (fresh.length === 0) {
-        if (batch.messages.length > 0) resolveOffset(batch.messages[batch.messages.length - 1]!.offset);
-        return;
-      }
-      for (let start = 0; start < fresh.length; ) {
-        const messages = fresh.slice(start, start + perTransaction);
+      for (let start = 0; start < batch.messages.length; ) {
+        const messages = batch.messages.slice(start, start + perTransaction);
         const poisoned = new Map<string, { value: unknown; error: unknown }>();
         for (let attempt = 0; ; attempt++) {
           if (stopping || !isRunning() || isStale()) return;
@@ -279,7 +243,6 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
           try {
             const { outputs, errors, consumed } = await processInTransaction(partition, messages, poisoned, heartbeat);
             resolveOffset(messages[consumed - 1]!.offset);
-            committedNext.set(partition, BigInt(messages[consumed - 1]!.offset) + 1n);
             start += consumed;
             metrics.recordsIn.inc({ stage: stage.name }, consumed);
             for (const [topic, count] of outputs) metrics.recordsOut.inc({ stage: stage.name, topic }, count);
