@@ -11,7 +11,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka } from '../core/kafka.js';
+import { createKafka, partitionCountsOf } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { minInSyncReplicas, topics } from '../core/pipeline.js';
 import { createRegistry } from '../core/registry.js';
@@ -51,19 +51,20 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   producer.on(producer.events.CONNECT, () => void (producerConnected = true));
   producer.on(producer.events.DISCONNECT, () => void (producerConnected = false));
 
+  // Registration needs the registry; afterwards encoding works from the cached schemas.
+  for (const topic of producedTopics) await codec.register(topic.name, schemaOfTopic(topic.name));
+  await producer.connect();
+  await admin.connect();
+
   const batcher = EventBatcher.forProducer(producer, {
     lingerMs: config.ingress.produceLingerMs,
     maxBatch: config.ingress.produceMaxBatch,
+    partitionCountOf: await partitionCountsOf(admin, producedTopics.map((topic) => topic.name)),
   });
   batcher.onBatch = (size, seconds, ok) => {
     metrics.kafkaBatchSize.observe(size);
     metrics.kafkaSendSeconds.observe({ result: ok ? 'ok' : 'error' }, seconds);
   };
-
-  // Registration needs the registry; afterwards encoding works from the cached schemas.
-  for (const topic of producedTopics) await codec.register(topic.name, schemaOfTopic(topic.name));
-  await producer.connect();
-  await admin.connect();
 
   const readiness = createReadiness(
     {

@@ -9,7 +9,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka } from '../core/kafka.js';
+import { createKafka, partitionCountsOf } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { topics } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
@@ -75,6 +75,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
     await producer.connect();
     await admin.connect();
+    const partitionCountOf = await partitionCountsOf(admin, [topics.processingError.name]);
 
     const stages: SinkStage[] = lineageTopics.map((topic) => ({
       kind: 'sink',
@@ -95,6 +96,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
           logger,
           metrics: stageMetrics,
           producer,
+          partitionCountOf,
           maxBatchRecords: settings.batchMaxRecords,
           lingerMs: settings.batchLingerMs,
           maxBatchBytes: settings.batchMaxBytes,

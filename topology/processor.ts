@@ -7,7 +7,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka } from '../core/kafka.js';
+import { createKafka, partitionCountsOf } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
@@ -47,11 +47,12 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   await producer.connect();
   const admin = kafka.admin();
   await admin.connect();
+  const partitionCountOf = await partitionCountsOf(admin, written);
 
   const running: RunningStage[] = [];
   for (const stage of stages) {
     if (stage.kind === 'transform') {
-      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics }));
+      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics, partitionCountOf }));
     } else {
       running.push(
         await runSinkStage(stage, {
@@ -60,6 +61,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
           logger,
           metrics,
           producer,
+          partitionCountOf,
           maxBatchRecords: config.processor.loadBatchMaxRecords,
           lingerMs: config.processor.loadBatchLingerMs,
           maxBatchBytes: config.processor.loadBatchMaxBytes,

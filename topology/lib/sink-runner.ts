@@ -8,6 +8,7 @@
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../../core/event-codec.js';
 import { errorMessage, PipelineError } from '../../core/errors.js';
+import { sendPerPartition, type PartitionCountOf } from '../../core/partitioned-send.js';
 import type { Logger } from '../../core/logger.js';
 import type { StageMetrics } from './metrics.js';
 import { backoffMs, isPoison, sleepWithHeartbeat } from './retry.js';
@@ -21,6 +22,8 @@ export interface SinkDeps {
   metrics: StageMetrics;
   /** Idempotent producer (acks=all) for the sink's events. */
   producer: Producer;
+  /** Partitions of each output topic (events are sent one partition per request). */
+  partitionCountOf: PartitionCountOf;
   /** Most records per sink batch: fetched batches are split beyond this. */
   maxBatchRecords: number;
   /** How long the broker may wait to fill a fetch (the batch linger). */
@@ -96,7 +99,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
       list.push(await encodeEmit(codec, topic, emit));
       byTopic.set(topic, list);
     }
-    await producer.sendBatch({ acks: -1, topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })) });
+    await sendPerPartition(producer, [...byTopic].map(([topic, messages]) => ({ topic, messages })), deps.partitionCountOf);
     for (const [topic, messages] of byTopic) metrics.recordsOut.inc({ stage: stage.name, topic }, messages.length);
   }
 

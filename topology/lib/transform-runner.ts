@@ -14,6 +14,7 @@
 import type { Consumer, Kafka, KafkaMessage, Message, Producer } from 'kafkajs';
 import { avroContentType, type EventCodec } from '../../core/event-codec.js';
 import { errorMessage, PipelineError } from '../../core/errors.js';
+import { sendPerPartition, type PartitionCountOf } from '../../core/partitioned-send.js';
 import type { Logger } from '../../core/logger.js';
 import type { ProcessingError } from '../../schemas/index.js';
 import type { StageMetrics } from './metrics.js';
@@ -34,6 +35,8 @@ export interface StageDeps {
   metrics: StageMetrics;
   /** Records produced per `send` inside a transaction. */
   produceChunk?: number;
+  /** Partitions of each output topic (messages are assigned with the default partitioner). */
+  partitionCountOf: PartitionCountOf;
 }
 
 export function headersOf(message: KafkaMessage): Record<string, string> {
@@ -77,7 +80,7 @@ export function processingErrorOf(
 }
 
 export async function runTransformStage(stage: TransformStage, deps: StageDeps): Promise<RunningStage> {
-  const { kafka, codec, metrics } = deps;
+  const { kafka, codec, metrics, partitionCountOf } = deps;
   const groupId = groupIdOf(stage);
   const logger = deps.logger.child({ stage: stage.name });
   const produceChunk = deps.produceChunk ?? 500;
@@ -148,10 +151,11 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     let flushes = 0;
     const flush = async () => {
       if (pendingCount === 0) return;
-      await transaction.sendBatch({
-        acks: -1,
-        topicMessages: [...pending].map(([topic, topicMessages]) => ({ topic, messages: topicMessages })),
-      });
+      await sendPerPartition(
+        transaction,
+        [...pending].map(([topic, topicMessages]) => ({ topic, messages: topicMessages })),
+        partitionCountOf,
+      );
       pending = new Map();
       pendingCount = 0;
       flushes++;
