@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createKafka } from '../../core/kafka.js';
@@ -78,4 +79,19 @@ export async function collectEvents<T>(
   } finally {
     await consumer.disconnect();
   }
+}
+
+/**
+ * A port nothing listens on now, picked by the kernel (a random number could be an
+ * ephemeral port some connection of the stack already uses).
+ */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

@@ -16,7 +16,7 @@ import { topics } from '../../core/pipeline.js';
 import { runningProfile, stackPaths, stackPorts, startServer, stopServer } from '../../deployments/local/servers.js';
 import { loadIngressConfig, startIngress, type Ingress, type IngressConfig } from '../../ingress/index.js';
 import type { FileExtractError, FileExtractSuccess } from '../../schemas/index.js';
-import { collectEvents, eventually, uniqueName } from './helpers.js';
+import { collectEvents, eventually, freePort, uniqueName } from './helpers.js';
 
 const registry = createRegistry(loadIngressConfig().registry);
 const decode = <T>(buffer: Buffer) => registry.decode(buffer) as Promise<T>;
@@ -268,7 +268,7 @@ t.test('readiness turns 503 while S3 is stopped, imports get 503, and both recov
 });
 
 t.test('SIGTERM: stops accepting, finishes in-flight imports, exits 0, loses nothing accepted', async (t) => {
-  const port = 30_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'ingress/main.ts'], {
     env: { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -15,7 +15,7 @@ import { topics } from '../../core/pipeline.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { loadMonitoringConfig, startMonitoring } from '../../monitoring/index.js';
 import { measureLag } from '../../monitoring/lag.js';
-import { eventually, testKafka, uniqueName } from './helpers.js';
+import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 if (!existsSync(chromiumPath)) {
@@ -46,7 +46,7 @@ t.teardown(async () => {
 });
 
 async function startProcessor(): Promise<void> {
-  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
     env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -15,7 +15,7 @@ import { generateCompanies, summarize } from '../../examples/generate/companies.
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
 import { measureLag } from '../../monitoring/lag.js';
-import { eventually, testKafka, uniqueName } from './helpers.js';
+import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 /** What examples/data/json/companies-sample.ndjson holds. */
@@ -47,7 +47,7 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
  * test waits for the outcome it needs anyway.
  */
 async function spawnService(entry: string[], portVariable: string, hostVariable: string, env: Record<string, string> = {}): Promise<Child> {
-  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
     env: { ...process.env, [portVariable]: String(port), [hostVariable]: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],

@@ -14,7 +14,7 @@ import { createRegistry } from '../../core/registry.js';
 import { generateCompanies, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import type { RecordsLoaded, ValidationError } from '../../schemas/index.js';
-import { collectEvents, config, eventually, uniqueName } from './helpers.js';
+import { collectEvents, config, eventually, freePort, uniqueName } from './helpers.js';
 
 const registry = createRegistry(config.registry);
 const decode = <T>(buffer: Buffer) => registry.decode(buffer) as Promise<T>;
@@ -38,7 +38,7 @@ t.teardown(async () => {
 });
 
 async function startReplica(): Promise<Replica> {
-  const port = 31_000 + Math.floor(Math.random() * 20_000);
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
     env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000' },
     stdio: ['ignore', 'inherit', 'inherit'],

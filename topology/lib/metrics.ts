@@ -5,6 +5,7 @@ export interface StageMetrics {
   recordsOut: Counter<'stage' | 'topic'>;
   errors: Counter<'stage' | 'reason'>;
   retries: Counter<'stage'>;
+  skipped: Counter<'stage'>;
   batchSize: Histogram<'stage'>;
   batchSeconds: Histogram<'stage'>;
   lag: Gauge<'stage' | 'topic' | 'partition'>;
@@ -34,6 +35,12 @@ export function createStageMetrics(registry: Registry): StageMetrics {
     retries: new Counter({
       name: 'processor_retries_total',
       help: 'Transient failures retried with backoff (position kept).',
+      labelNames: ['stage'],
+      registers: [registry],
+    }),
+    skipped: new Counter({
+      name: 'processor_messages_skipped_total',
+      help: 'Fetched messages skipped because their outputs were already committed (after a rebalance or a takeover).',
       labelNames: ['stage'],
       registers: [registry],
     }),

@@ -87,7 +87,12 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   const perTransaction = stage.messagesPerTransaction ?? 500;
   const maxOutputsPerTransaction = stage.maxOutputsPerTransaction ?? 5000;
   const topicOf = (to: string) => (to === 'errors' ? stage.errors : stage.outputs[to]);
-  const producers = new Map<number, Producer>();
+  const producers = new Map<number, Promise<Producer>>();
+  /** The offset this replica last committed per partition: a floor that never goes back. */
+  const committedHere = new Map<number, bigint>();
+  /** Per assignment: each partition's committed offset, read once its producer is fenced in. */
+  let committedOnAssignment = new Map<number, Promise<bigint>>();
+  const admin = kafka.admin();
   let stopping = false;
   let inGroup = false;
 
@@ -104,6 +109,10 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     const assigned = event.payload.memberAssignment[stage.input] ?? [];
     metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
     logger.info({ partitions: assigned }, 'joined group');
+    committedOnAssignment = new Map();
+    for (const partition of assigned) {
+      producerFor(partition).catch((error: unknown) => logger.warn({ partition, err: error }, 'initialising the transactional producer failed; retrying with the first batch'));
+    }
   });
   consumer.on(consumer.events.CRASH, (event) => {
     inGroup = false;
@@ -111,23 +120,74 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   });
   consumer.on(consumer.events.STOP, () => void (inGroup = false));
 
-  async function producerFor(partition: number): Promise<Producer> {
+  /**
+   * The partition's transactional producer, initialised: InitProducerId fences any earlier
+   * owner of the same transactional id and aborts its open transaction. Until that abort,
+   * read_committed consumers of the outputs cannot read past the open transaction (its
+   * partitions' last stable offset is stuck), so this runs as soon as a partition is assigned,
+   * not when its first message arrives: a replica killed mid-transaction must not hold the
+   * next stage back for the whole transaction timeout.
+   */
+  function producerFor(partition: number): Promise<Producer> {
     let producer = producers.get(partition);
     if (producer === undefined) {
-      producer = kafka.producer({
-        transactionalId: `${groupId}.${stage.input}.${partition}`,
-        idempotent: true,
-        maxInFlightRequests: 1,
-        allowAutoTopicCreation: false,
-        transactionTimeout: 120_000,
-        // CONCURRENT_TRANSACTIONS clears within milliseconds once the previous commit's
-        // markers are written; the client-wide 200 ms first retry would slow every transaction.
-        retry: { initialRetryTime: 20, maxRetryTime: 2_000, retries: 12 },
-      });
-      await producer.connect();
+      producer = (async () => {
+        const created = kafka.producer({
+          transactionalId: `${groupId}.${stage.input}.${partition}`,
+          idempotent: true,
+          maxInFlightRequests: 1,
+          allowAutoTopicCreation: false,
+          transactionTimeout: 120_000,
+          // CONCURRENT_TRANSACTIONS clears within milliseconds once the previous commit's
+          // markers are written; the client-wide 200 ms first retry would slow every transaction.
+          retry: { initialRetryTime: 20, maxRetryTime: 2_000, retries: 12 },
+        });
+        await created.connect();
+        // An empty transaction: initialises the producer id (the fencing) and sends nothing.
+        await (await created.transaction()).abort();
+        return created;
+      })();
       producers.set(partition, producer);
+      producer.catch(() => {
+        if (producers.get(partition) === producer) producers.delete(partition);
+      });
     }
     return producer;
+  }
+
+  /**
+   * Where the partition's unprocessed messages start. KafkaJS reads the group's offsets
+   * without KIP-447's require_stable, so right after a commit (or a previous owner's last
+   * commit) it may see the offset from before it and fetch messages whose outputs are already
+   * committed. The producer's initialisation waits until the previous owner's transaction
+   * is complete (CONCURRENT_TRANSACTIONS until then); the offset read after it is current.
+   */
+  function committedOffset(partition: number): Promise<bigint> {
+    let offset = committedOnAssignment.get(partition);
+    if (offset === undefined) {
+      const table = committedOnAssignment;
+      offset = (async () => {
+        await producerFor(partition);
+        const [topicOffsets] = await admin.fetchOffsets({ groupId, topics: [stage.input] });
+        return BigInt(topicOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1');
+      })();
+      table.set(partition, offset);
+      offset.catch(() => {
+        if (table.get(partition) === offset) table.delete(partition);
+      });
+    }
+    return offset.then((committed) => {
+      const here = committedHere.get(partition) ?? -1n;
+      return committed > here ? committed : here;
+    });
+  }
+
+  async function dropProducer(partition: number): Promise<void> {
+    const producer = producers.get(partition);
+    producers.delete(partition);
+    // Whatever the failure left behind, the next producer's fencing settles it: read again.
+    committedOnAssignment.delete(partition);
+    await producer?.then((created) => created.disconnect()).catch(() => undefined);
   }
 
   function onPoison(offset: string, error: unknown): void {
@@ -223,6 +283,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
         topics: [{ topic: stage.input, partitions: [{ partition, offset: String(BigInt(last.offset) + 1n) }] }],
       });
       await transaction.commit();
+      committedHere.set(partition, BigInt(last.offset) + 1n);
       return { outputs, errors, consumed };
     } catch (error) {
       await transaction.abort().catch((abortError: unknown) => logger.warn({ err: abortError }, 'abort failed'));
@@ -230,6 +291,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     }
   }
 
+  await admin.connect();
   await consumer.connect();
   await consumer.subscribe({ topic: stage.input, fromBeginning: true });
   await consumer.run({
@@ -238,13 +300,24 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     partitionsConsumedConcurrently: 3,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
       const partition = batch.partition;
-      for (let start = 0; start < batch.messages.length; ) {
+      let start = 0;
+      while (start < batch.messages.length) {
         const messages = batch.messages.slice(start, start + perTransaction);
         const poisoned = new Map<string, { value: unknown; error: unknown }>();
         for (let attempt = 0; ; attempt++) {
           if (stopping || !isRunning() || isStale()) return;
           const started = process.hrtime.bigint();
           try {
+            const committed = await committedOffset(partition);
+            if (BigInt(messages[0]!.offset) < committed) {
+              // Their outputs are committed already (by this replica or the partition's previous owner).
+              const skipped = messages.filter((message) => BigInt(message.offset) < committed);
+              logger.info({ partition, skipped: skipped.length, first_offset: messages[0]!.offset }, 'skipping messages already processed');
+              metrics.skipped.inc({ stage: stage.name }, skipped.length);
+              resolveOffset(skipped.at(-1)!.offset);
+              start += skipped.length;
+              break;
+            }
             const { outputs, errors, consumed } = await processInTransaction(partition, messages, poisoned, heartbeat);
             resolveOffset(messages[consumed - 1]!.offset);
             start += consumed;
@@ -268,7 +341,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
             }
             if (isFenced(error)) {
               logger.warn({ partition }, 'producer fenced: the partition moved to another replica');
-              producers.delete(partition);
+              await dropProducer(partition);
               return;
             }
             metrics.retries.inc({ stage: stage.name });
@@ -278,10 +351,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
             const resume = pause();
             await sleepWithHeartbeat(delay, heartbeat, () => stopping || !isRunning());
             resume();
-            if (isTransactionStateBroken(error)) {
-              await producers.get(partition)?.disconnect().catch(() => undefined);
-              producers.delete(partition);
-            }
+            if (isTransactionStateBroken(error)) await dropProducer(partition);
           }
         }
         // Outside the retry loop: a rebalance surfacing here is kafkajs's to handle.
@@ -297,7 +367,8 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       stopping = true;
       // disconnect() lets the running batch finish or abort its transaction, then leaves the group.
       await consumer.disconnect();
-      await Promise.all([...producers.values()].map((producer) => producer.disconnect().catch(() => undefined)));
+      await Promise.all([...producers.keys()].map((partition) => dropProducer(partition)));
+      await admin.disconnect().catch(() => undefined);
       logger.info('stage stopped');
     },
   };
