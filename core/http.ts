@@ -3,6 +3,7 @@
  * uWS's rules (cork, never touch an aborted response), the standard operational routes
  * (/liveness, /readiness, /metrics), listen and close.
  */
+import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Registry } from 'prom-client';
 import type { BuildInfo } from './build-info.js';
@@ -16,6 +17,7 @@ export const statusText: Record<number, string> = {
   401: '401 Unauthorized',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
+  408: '408 Request Timeout',
   409: '409 Conflict',
   413: '413 Payload Too Large',
   415: '415 Unsupported Media Type',
@@ -23,6 +25,11 @@ export const statusText: Record<number, string> = {
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
 };
+
+/** The status line's code and reason (uWS writes the text as given; the reason is required by RFC 9112's SP). */
+function statusLine(status: number): string {
+  return statusText[status] ?? `${status} ${STATUS_CODES[status] ?? 'Unknown'}`;
+}
 
 /** A response plus the flag uWS needs: once aborted, the response must not be used. */
 export interface ResponseState {
@@ -51,7 +58,7 @@ export function sendJson(
   state.done = true;
   const payload = JSON.stringify(body);
   state.res.cork(() => {
-    state.res.writeStatus(statusText[status] ?? String(status));
+    state.res.writeStatus(statusLine(status));
     state.res.writeHeader('content-type', 'application/json');
     for (const [name, value] of Object.entries(headers)) state.res.writeHeader(name, value);
     // closeConnection: used when the request body was not (fully) read, so the rest of it
@@ -65,7 +72,7 @@ export function sendText(state: ResponseState, status: number, body: string, con
   if (state.aborted || state.done) return;
   state.done = true;
   state.res.cork(() => {
-    state.res.writeStatus(statusText[status] ?? String(status));
+    state.res.writeStatus(statusLine(status));
     state.res.writeHeader('content-type', contentType);
     state.res.end(body);
   });

@@ -19,6 +19,18 @@ export interface IngressConfig extends Config {
     maxDepth: number;
     /** INGRESS_MAX_LINE_BYTES: longest NDJSON line / array element. */
     maxLineBytes: number;
+    /**
+     * INGRESS_BODY_MIN_BYTES_PER_SECOND and INGRESS_BODY_RATE_WINDOW_MS: a body that sends fewer
+     * bytes than this rate over a whole window (while the ingress is not holding it back) gets
+     * 408 and its connection closed — slow-body (slowloris) clients cannot pin upload slots.
+     */
+    bodyMinBytesPerSecond: number;
+    bodyRateWindowMs: number;
+    /**
+     * INGRESS_STALE_UPLOAD_MS: at start-up, multipart uploads under the bucket begun longer ago
+     * than this are aborted (left behind by an ingress that was killed mid-upload).
+     */
+    staleUploadMs: number;
     /** INGRESS_DEDUPE_WINDOW_MS: how long a request id's first result is remembered for retries. */
     dedupeWindowMs: number;
     /** INGRESS_PRODUCE_LINGER_MS: how long events of concurrent requests are gathered into one send. */
@@ -60,6 +72,9 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
       maxConcurrentUploads: reader.int('INGRESS_MAX_CONCURRENT_UPLOADS', 64, { min: 1 }),
       maxDepth: reader.int('INGRESS_MAX_DEPTH', 256, { min: 1, max: 100_000 }),
       maxLineBytes: reader.int('INGRESS_MAX_LINE_BYTES', 16 * MiB, { min: 1024 }),
+      bodyMinBytesPerSecond: reader.int('INGRESS_BODY_MIN_BYTES_PER_SECOND', 1024, { min: 0 }),
+      bodyRateWindowMs: reader.int('INGRESS_BODY_RATE_WINDOW_MS', 10_000, { min: 100 }),
+      staleUploadMs: reader.int('INGRESS_STALE_UPLOAD_MS', 60 * 60 * 1000, { min: 0 }),
       dedupeWindowMs: reader.int('INGRESS_DEDUPE_WINDOW_MS', 15 * 60 * 1000, { min: 0 }),
       produceLingerMs: reader.int('INGRESS_PRODUCE_LINGER_MS', 2, { min: 0, max: 1000 }),
       produceMaxBatch: reader.int('INGRESS_PRODUCE_MAX_BATCH', 500, { min: 1 }),

@@ -204,6 +204,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         ...(filename === null ? {} : { 'original-filename': encodeURIComponent(filename) }),
       },
       onDrain: () => {
+        pausedByUs = false;
         if (!state.aborted && !state.done) res.resume();
       },
       observe: (operation, seconds, ok) => metrics.s3Seconds.observe({ operation, result: ok ? 'ok' : 'error' }, seconds),
@@ -214,9 +215,41 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
     deps.inFlight.count++;
     metrics.uploadsInFlight.inc();
 
+    // Slow-body guard: each window must bring at least the minimum rate's bytes, except while
+    // the ingress itself holds the body back (S3 backpressure pauses the socket).
+    let pausedByUs = false;
+    let receivedAtWindowStart = 0;
+    let windowHeldBack = false;
+    const minBytesPerWindow = Math.ceil((limits.bodyMinBytesPerSecond * limits.bodyRateWindowMs) / 1000);
+    const rateTimer =
+      minBytesPerWindow === 0
+        ? undefined
+        : setInterval(() => {
+            if (settled) return;
+            const arrived = received - receivedAtWindowStart;
+            const heldBack = windowHeldBack || pausedByUs;
+            receivedAtWindowStart = received;
+            windowHeldBack = pausedByUs;
+            if (heldBack || arrived >= minBytesPerWindow) return;
+            log.warn({ bytes_received: received, bytes_in_window: arrived }, 'body too slow; closing the connection');
+            settle();
+            deps.dedupe.release(tenant, requestId);
+            void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
+            refuse(state, info, 408, 'BODY_TOO_SLOW', `the body arrived slower than ${limits.bodyMinBytesPerSecond} bytes/s over ${limits.bodyRateWindowMs} ms`, {
+              bytes_received: received,
+            });
+          }, limits.bodyRateWindowMs);
+    rateTimer?.unref();
+    const pauseBody = () => {
+      pausedByUs = true;
+      windowHeldBack = true;
+      res.pause();
+    };
+
     const settle = () => {
       if (settled) return false;
       settled = true;
+      clearInterval(rateTimer);
       deps.inFlight.count--;
       metrics.uploadsInFlight.dec();
       deps.inFlight.changed();
@@ -363,7 +396,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
       }
       hash.update(chunk);
       try {
-        if (!upload.write(chunk)) res.pause();
+        if (!upload.write(chunk)) pauseBody();
       } catch (error) {
         settle();
         deps.dedupe.release(tenant, requestId);

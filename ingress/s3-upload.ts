@@ -12,6 +12,7 @@ import {
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   DeleteObjectCommand,
+  ListMultipartUploadsCommand,
   PutObjectCommand,
   UploadPartCommand,
   type S3Client,
@@ -235,4 +236,27 @@ export class StreamingUpload {
 
 function stripQuotes(etag: string | undefined): string {
   return (etag ?? '').replaceAll('"', '');
+}
+
+/**
+ * Aborts multipart uploads under `bucket` begun before `olderThan` (epoch ms): what an ingress
+ * killed mid-upload leaves behind (parts that are stored but invisible and never completed).
+ * Returns the keys it aborted. Uploads of live replicas are younger than the cut-off.
+ */
+export async function abortStaleUploads(s3: S3Client, bucket: string, olderThan: number): Promise<string[]> {
+  const aborted: string[] = [];
+  let keyMarker: string | undefined;
+  let uploadIdMarker: string | undefined;
+  for (;;) {
+    const page = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }));
+    for (const upload of page.Uploads ?? []) {
+      if (upload.Key === undefined || upload.UploadId === undefined) continue;
+      if ((upload.Initiated?.getTime() ?? 0) >= olderThan) continue;
+      await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
+      aborted.push(upload.Key);
+    }
+    if (page.IsTruncated !== true) return aborted;
+    keyMarker = page.NextKeyMarker;
+    uploadIdMarker = page.NextUploadIdMarker;
+  }
 }

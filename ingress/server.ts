@@ -24,6 +24,7 @@ import { RequestDeduplicator } from './dedupe.js';
 import { EventBatcher } from './event-batcher.js';
 import { registerImportRoute, type ImportAccepted } from './import-route.js';
 import { createLeanS3Put } from './s3-put.js';
+import { abortStaleUploads } from './s3-upload.js';
 import { createIngressMetrics } from './metrics.js';
 
 export interface Ingress {
@@ -118,6 +119,14 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     details: () => ({ uws: uws.implementation }),
   });
   notFound(app);
+
+  // Leftovers of an ingress killed mid-upload; in the background, so start-up does not wait on S3.
+  abortStaleUploads(s3, config.s3.bucket, Date.now() - config.ingress.staleUploadMs).then(
+    (aborted) => {
+      if (aborted.length > 0) logger.warn({ keys: aborted }, `aborted ${aborted.length} stale multipart upload(s)`);
+    },
+    (error: unknown) => logger.warn({ err: error }, 'listing stale multipart uploads failed'),
+  );
 
   const socket: us_listen_socket = await listen(app, config.ingress.host, config.ingress.port);
   const port = uws.uws.us_socket_local_port(socket);

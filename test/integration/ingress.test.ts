@@ -6,7 +6,13 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import {
+  CreateMultipartUploadCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { createLogger } from '../../core/logger.js';
@@ -196,6 +202,55 @@ t.test('refusals before anything is read: bad tenant, media type, size, auth', a
   const tenantObjects = await objectsOf('acme-auth');
   t.ok(tenantObjects.includes(ok.json.key), 'the accepted file is stored');
   t.notOk(tenantObjects.some((key) => key !== ok.json.key && key.includes(ok.json.request_id)));
+});
+
+t.test('a body that trickles in (slowloris) gets 408 BODY_TOO_SLOW, its connection closed, nothing stored', async (t) => {
+  const { url } = await withIngress(t, { INGRESS_BODY_MIN_BYTES_PER_SECOND: '100', INGRESS_BODY_RATE_WINDOW_MS: '1000' });
+  const tenant = uniqueName('slow');
+  const started = Date.now();
+  const answer = await new Promise<{ status: number; json: any; closedAfterMs: number }>((resolve, reject) => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => {
+      socket.write(`POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\nContent-Type: application/json\r\n\r\n[`);
+    });
+    // One byte every 200 ms: 5 bytes/s, far under the 100 bytes/s minimum.
+    const drip = setInterval(() => socket.writable && socket.write(' '), 200);
+    let data = '';
+    socket.on('data', (chunk) => (data += chunk.toString()));
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearInterval(drip);
+      const [head = '', body = ''] = data.split('\r\n\r\n');
+      try {
+        resolve({ status: Number(head.split(' ')[1]), json: JSON.parse(body), closedAfterMs: Date.now() - started });
+      } catch (error) {
+        reject(new Error(`no JSON answer before the close: ${JSON.stringify(data)} (${String(error)})`));
+      }
+    });
+  });
+  t.equal(answer.status, 408);
+  t.equal(answer.json.error.code, 'BODY_TOO_SLOW');
+  t.ok(answer.json.error.bytes_received > 0 && answer.json.error.bytes_received < 1000, 'the answer says how much arrived');
+  t.ok(answer.closedAfterMs < 10_000, 'the server closed the connection itself');
+  t.same(await objectsOf(tenant), [], 'nothing stored');
+  // A body at a normal pace on the same ingress is unaffected.
+  const ok = await post(`${url}/import/${tenant}`, '{"name":"x","permalink":"x"}', { 'content-type': 'application/json' });
+  t.equal(ok.status, 202);
+});
+
+t.test('multipart uploads left by a killed ingress are aborted when an ingress starts', async (t) => {
+  const key = `${uniqueName('stale')}/files/left-behind.json`;
+  const created = await s3.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  await s3.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: created.UploadId, PartNumber: 1, Body: Buffer.alloc(5 * 1024 * 1024, 0x20) }));
+  const pending = async () => ((await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: key }))).Uploads ?? []).length;
+  t.equal(await pending(), 1, 'the leftover is there');
+  // Uploads begun less than INGRESS_STALE_UPLOAD_MS ago belong to live replicas: kept.
+  await withIngress(t, { INGRESS_STALE_UPLOAD_MS: String(60 * 60 * 1000) });
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  t.equal(await pending(), 1, 'a young upload is left alone');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  await withIngress(t, { INGRESS_STALE_UPLOAD_MS: '1000' });
+  await eventually('the stale upload to be aborted', async () => ((await pending()) === 0 ? true : undefined), 20_000);
+  t.equal(await pending(), 0, 'aborted');
 });
 
 t.test('a retry with the same X-Request-Id returns the first result and imports once', async (t) => {
