@@ -17,7 +17,7 @@ INFRA := kafka-1 kafka-2 kafka-3 registry minio postgres
 COMPOSE_TEST := docker compose --env-file $(or $(wildcard deployments/test/.env),deployments/test/.env.example) -f deployments/test/docker-compose.yml
 COMPOSE_DEV := docker compose --env-file $(or $(wildcard deployments/development/.env),deployments/development/.env.example) -f deployments/development/docker-compose.yml
 
-.PHONY: help install build typecheck test check itest \
+.PHONY: help install build typecheck test check itest chaos \
         up down status \
         itest-up itest-migrate itest-rollback itest-down \
         dev-up dev-migrate dev-rollback dev-down \
@@ -47,6 +47,10 @@ check: node_modules/.package-lock.json ## everything CI runs: typecheck, unit te
 
 itest: node_modules/.package-lock.json ## integration tests against the running stack
 	npm run itest
+
+# CHAOS_SEED=<n> reproduces a run; CHAOS_ONLY=name,name runs some scenarios (see test/chaos/faults.ts).
+chaos: node_modules/.package-lock.json ## fault injection + hostile input on the real stack (started if needed); writes docs/reliability.md
+	deployments/local/chaos.sh
 
 # --- the stack for integration tests: its data is deleted by itest-down ---
 itest-up: node_modules/.package-lock.json ## install what is missing, start the stack, wait until healthy, print endpoints

@@ -16,6 +16,12 @@ export interface ProcessorConfig extends Config {
     loadBatchLingerMs: number;
     /** LOAD_BATCH_MAX_BYTES: bytes per partition per fetch. */
     loadBatchMaxBytes: number;
+    /**
+     * EXTRACT_RECORDS_PER_TRANSACTION: a big file's records are committed in transactions of
+     * this many, so validate and load start on the first ones while extract goes on (and no
+     * transaction outlives the transaction timeout however big the file).
+     */
+    extractRecordsPerTransaction: number;
     /** PROCESSOR_LAG_INTERVAL_MS: how often consumer lag is measured for /metrics. */
     lagIntervalMs: number;
   };
@@ -36,6 +42,7 @@ export function loadProcessorConfig(env: NodeJS.ProcessEnv = process.env): Proce
       loadBatchMaxRecords: reader.int('LOAD_BATCH_MAX_RECORDS', 1000, { min: 1, max: 100_000 }),
       loadBatchLingerMs: reader.int('LOAD_BATCH_LINGER_MS', 200, { min: 0, max: 60_000 }),
       loadBatchMaxBytes: reader.int('LOAD_BATCH_MAX_BYTES', 8 * 1024 * 1024, { min: 1024 }),
+      extractRecordsPerTransaction: reader.int('EXTRACT_RECORDS_PER_TRANSACTION', 2000, { min: 1, max: 100_000 }),
       lagIntervalMs: reader.int('PROCESSOR_LAG_INTERVAL_MS', 5000, { min: 100 }),
     },
   };

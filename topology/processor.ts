@@ -36,7 +36,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-processor` });
   let postgres: Postgres | undefined;
   const getPostgres = () => (postgres ??= createPostgres(config.postgres, { applicationName: 'etl-processor' }));
-  const topology = etlTopology({ s3, postgres: getPostgres });
+  const topology = etlTopology({ s3, postgres: getPostgres, extractRecordsPerTransaction: config.processor.extractRecordsPerTransaction });
   const stages = topology.stages.filter((stage) => (config.processor.stages as string[]).includes(stage.name));
 
   // Every topic a chosen stage writes needs its schema registered (idempotent).

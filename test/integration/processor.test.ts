@@ -13,7 +13,7 @@ import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { generateCompanies, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
-import type { RecordsLoaded, ValidationError } from '../../schemas/index.js';
+import type { CompanyRecordEvent, RecordsLoaded, ValidationError } from '../../schemas/index.js';
 import { collectEvents, config, eventually, freePort, uniqueName } from './helpers.js';
 
 const registry = createRegistry(config.registry);
@@ -37,10 +37,10 @@ t.teardown(async () => {
   }
 });
 
-async function startReplica(): Promise<Replica> {
+async function startReplica(env: Record<string, string> = {}): Promise<Replica> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
-    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000' },
+    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -118,6 +118,14 @@ async function expectExactOutcome(
   const wrong = rows.filter((row) => lastByPermalink.get(row.permalink)?.index !== row.source_record_index);
   t.same(wrong, [], 'each row holds the last valid version of its company');
   t.ok(rows.every((row) => row.source_request_id === requestId), 'rows name their import');
+  const validated = await collectEvents<CompanyRecordEvent>(topics.recordValidated.name, (value) => value.request_id === requestId, {
+    count: expected.valid,
+    decode,
+    timeoutMs: 120_000,
+    settleMs: 2000,
+  });
+  t.equal(validated.length, expected.valid, 'exactly one RecordValidated per valid record');
+  t.equal(new Set(validated.map((event) => Number(event.value.record_index))).size, expected.valid, 'no RecordValidated twice');
   const loaded = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (value) => value.request_id === requestId, {
     count: 1,
     decode,
@@ -152,6 +160,22 @@ t.test('a processor killed with SIGKILL mid-load and restarted: the same exact c
   t.equal(await stopReplica(replica, 'SIGKILL'), null, 'killed');
   t.ok(loadedBeforeKill < summarize(records).distinctValidPermalinks, `killed mid-load (${loadedBeforeKill} rows so far)`);
   await startReplica();
+  await expectExactOutcome(t, tenant, imported.request_id, records);
+});
+
+t.test('a big file is committed in several extract transactions; a replica killed while loading it resumes with exact counts', async (t) => {
+  for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
+  const small = { EXTRACT_RECORDS_PER_TRANSACTION: '300' };
+  const replica = await startReplica(small);
+  const tenant = uniqueName('resume');
+  const { body, records } = generated(tenant, 12_000, 13);
+  const imported = await importFile(tenant, body);
+  // Rows land after the first of the file's 40 extract transactions, while extract goes on.
+  await eventually('the first rows', async () => ((await rowCount(tenant)) > 0 ? true : undefined), 120_000);
+  t.equal(await stopReplica(replica, 'SIGKILL'), null, 'killed');
+  const loadedBeforeKill = await rowCount(tenant);
+  t.ok(loadedBeforeKill < summarize(records).distinctValidPermalinks, `killed before the end (${loadedBeforeKill} rows so far)`);
+  await startReplica(small);
   await expectExactOutcome(t, tenant, imported.request_id, records);
 });
 

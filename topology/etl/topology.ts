@@ -14,6 +14,8 @@ export interface EtlDeps {
   s3: S3Client;
   /** Only the load stage needs it; describe works without. */
   postgres?: () => Postgres;
+  /** Records of one file per extract transaction (default 2000). */
+  extractRecordsPerTransaction?: number;
 }
 
 export const stageNames = ['extract', 'validate', 'load'] as const;
@@ -30,9 +32,10 @@ export function etlTopology(deps: EtlDeps): Topology {
         input: topics.fileExtractSuccess.name,
         outputs: { records: topics.recordExtracted.name, summary: topics.fileExtracted.name },
         errors: topics.processingError.name,
-        // Small files share a transaction; a big one (thousands of records) fills one alone.
+        // Small files share a transaction; a big one is committed in several, so validate and
+        // load start on its first records while the rest is still being extracted.
         messagesPerTransaction: 100,
-        maxOutputsPerTransaction: 5000,
+        maxOutputsPerTransaction: deps.extractRecordsPerTransaction ?? 2000,
         process: createExtract(s3ObjectOpener(deps.s3)),
       },
       {

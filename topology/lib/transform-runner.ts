@@ -90,6 +90,11 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   const producers = new Map<number, Promise<Producer>>();
   /** The offset this replica last committed per partition: a floor that never goes back. */
   const committedHere = new Map<number, bigint>();
+  /**
+   * Per partition: the input whose outputs were committed in part (a big input split over
+   * several transactions) and how many of its outputs are committed.
+   */
+  const resumePoints = new Map<number, { offset: string; outputs: number }>();
   /** Per assignment: each partition's committed offset, read once its producer is fenced in. */
   let committedOnAssignment = new Map<number, Promise<bigint>>();
   const admin = kafka.admin();
@@ -169,7 +174,14 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       offset = (async () => {
         await producerFor(partition);
         const [topicOffsets] = await admin.fetchOffsets({ groupId, topics: [stage.input] });
-        return BigInt(topicOffsets?.partitions.find((entry) => entry.partition === partition)?.offset ?? '-1');
+        const entry = topicOffsets?.partitions.find((candidate) => candidate.partition === partition);
+        const committed = BigInt(entry?.offset ?? '-1');
+        const outputs = resumeOutputsOf(entry?.metadata ?? null);
+        if (committed >= (committedHere.get(partition) ?? -1n)) {
+          if (outputs > 0) resumePoints.set(partition, { offset: String(committed), outputs });
+          else resumePoints.delete(partition);
+        }
+        return committed;
       })();
       table.set(partition, offset);
       offset.catch(() => {
@@ -203,7 +215,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     heartbeat: () => Promise<void>,
   ): Promise<{ outputs: Map<string, number>; errors: number; consumed: number }> {
     const producer = await producerFor(partition);
-    const transaction = await producer.transaction();
+    let transaction = await producer.transaction();
     const outputs = new Map<string, number>();
     let errors = 0;
     let pending = new Map<string, Message[]>();
@@ -258,8 +270,29 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
         }
         const input: InputMessage<unknown> = { ...base, key: message.key?.toString(), value };
         const mark = { flushes, lengths: new Map([...pending].map(([topic, list]) => [topic, list.length])), outputs: new Map(outputs) };
+        const resume = resumePoints.get(partition);
+        const alreadyCommitted = resume?.offset === message.offset ? resume.outputs : 0;
+        let emitted = 0;
         try {
-          for await (const emit of stage.process(input, { logger, heartbeat })) await add(emit);
+          for await (const emit of stage.process(input, { logger, heartbeat })) {
+            emitted++;
+            if (emitted <= alreadyCommitted) continue;
+            await add(emit);
+            if (produced >= maxOutputsPerTransaction) {
+              // A big input: commit what it produced so far, with the count as a resume point,
+              // so the next stage starts now and a replica taking over skips these outputs.
+              await flush();
+              // KafkaJS passes the metadata through to TxnOffsetCommit; its types omit it.
+              const resumeAt: { partition: number; offset: string; metadata: string } = { partition, offset: message.offset, metadata: resumeMetadata(emitted) };
+              await transaction.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: stage.input, partitions: [resumeAt] }] });
+              await transaction.commit();
+              committedHere.set(partition, BigInt(message.offset));
+              resumePoints.set(partition, { offset: message.offset, outputs: emitted });
+              transaction = await producer.transaction();
+              produced = 0;
+              await heartbeat();
+            }
+          }
         } catch (error) {
           if (!isPoison(error)) throw error;
           if (mark.flushes !== flushes) {
@@ -284,6 +317,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       });
       await transaction.commit();
       committedHere.set(partition, BigInt(last.offset) + 1n);
+      resumePoints.delete(partition);
       return { outputs, errors, consumed };
     } catch (error) {
       await transaction.abort().catch((abortError: unknown) => logger.warn({ err: abortError }, 'abort failed'));
@@ -372,6 +406,22 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       logger.info('stage stopped');
     },
   };
+}
+
+/** Offset metadata of a partial commit: how many outputs of the input at that offset are committed. */
+export function resumeMetadata(outputs: number): string {
+  return JSON.stringify({ outputs });
+}
+
+/** The committed output count in a partial commit's offset metadata (0 for any other metadata). */
+export function resumeOutputsOf(metadata: string | null): number {
+  if (metadata === null || metadata === '') return 0;
+  try {
+    const outputs = (JSON.parse(metadata) as { outputs?: unknown }).outputs;
+    return typeof outputs === 'number' && Number.isSafeInteger(outputs) && outputs > 0 ? outputs : 0;
+  } catch {
+    return 0;
+  }
 }
 
 class PoisonMessage extends Error {

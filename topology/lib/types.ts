@@ -49,7 +49,13 @@ export interface TransformStage<T = unknown> extends StageBase {
   process: TransformFn<T>;
   /** Most input messages per Kafka transaction (default 500). */
   messagesPerTransaction?: number;
-  /** A transaction takes no further input once it produced this many messages (default 5000). */
+  /**
+   * A transaction takes no further input once it produced this many messages (default 5000).
+   * One input that yields more (a big file) is committed in several transactions: each commits
+   * the input's own offset with the number of its outputs already committed as offset
+   * metadata, and a replica that takes over skips that many outputs of the input. So `process`
+   * must yield the same outputs in the same order for the same input (it may be run again).
+   */
   maxOutputsPerTransaction?: number;
 }
 
