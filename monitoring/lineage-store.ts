@@ -173,22 +173,25 @@ export function createLineageStore(postgres: Postgres): LineageStore {
 
   /** Drops RecordsLoaded batches and record-level errors counted before (by this or an earlier batch). */
   async function dropRepeats(task: ITask<unknown>, events: LineageEvent[]): Promise<LineageEvent[]> {
-    const batchIds = new Map<string, string>();
+    // One RecordsLoaded per load batch and import: a repeat is the same (batch, import).
+    const batchKey = (batchId: string, requestId: string) => JSON.stringify([batchId, requestId]);
+    const batches = new Map<string, { batchId: string; requestId: string }>();
     const errorKeys = new Map<string, LineageEvent & { kind: 'processing-error' }>();
     for (const event of events) {
-      if (event.kind === 'loaded') batchIds.set(event.batchId, event.requestId);
+      if (event.kind === 'loaded') batches.set(batchKey(event.batchId, event.requestId), { batchId: event.batchId, requestId: event.requestId });
       if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
         errorKeys.set(JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]), event);
       }
     }
     const freshBatches = new Set<string>();
-    if (batchIds.size > 0) {
-      const rows = await task.any<{ batch_id: string }>(
+    if (batches.size > 0) {
+      const list = [...batches.values()];
+      const rows = await task.any<{ batch_id: string; request_id: string }>(
         'INSERT INTO import_batches (batch_id, request_id) SELECT * FROM unnest($1::text[], $2::text[]) ' +
-          'ON CONFLICT (batch_id) DO NOTHING RETURNING batch_id',
-        [[...batchIds.keys()], [...batchIds.values()]],
+          'ON CONFLICT (batch_id, request_id) DO NOTHING RETURNING batch_id, request_id',
+        [list.map((entry) => entry.batchId), list.map((entry) => entry.requestId)],
       );
-      for (const row of rows) freshBatches.add(row.batch_id);
+      for (const row of rows) freshBatches.add(batchKey(row.batch_id, row.request_id));
     }
     const freshErrors = new Set<string>();
     if (errorKeys.size > 0) {
@@ -214,8 +217,9 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     const seenErrors = new Set<string>();
     return events.filter((event) => {
       if (event.kind === 'loaded') {
-        if (!freshBatches.has(event.batchId) || seenBatches.has(event.batchId)) return false;
-        seenBatches.add(event.batchId);
+        const key = batchKey(event.batchId, event.requestId);
+        if (!freshBatches.has(key) || seenBatches.has(key)) return false;
+        seenBatches.add(key);
       }
       if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
         const key = JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]);

@@ -37,7 +37,7 @@ async function withIngress(
   t: Test,
   env: Record<string, string> = {},
 ): Promise<{ ingress: Ingress; url: string; config: IngressConfig }> {
-  const config = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env });
+  const config = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', ...env });
   const ingress = await startIngress(config, createLogger(config.log, 'ingress-itest'));
   t.teardown(() => ingress.close());
   return { ingress, url: `http://127.0.0.1:${ingress.port}`, config };
@@ -325,7 +325,7 @@ t.test('readiness turns 503 while S3 is stopped, imports get 503, and both recov
 t.test('SIGTERM: stops accepting, finishes in-flight imports, exits 0, loses nothing accepted', async (t) => {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'ingress/main.ts'], {
-    env: { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

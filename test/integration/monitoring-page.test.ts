@@ -25,11 +25,11 @@ if (!existsSync(chromiumPath)) {
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 
-const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
 t.teardown(() => ingress.close());
 
-const monitoringConfig = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const monitoringConfig = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
 const monitoring = await startMonitoring(monitoringConfig, createLogger(monitoringConfig.log, 'monitoring-itest'));
 t.teardown(() => monitoring.close());
 const monitoringUrl = `http://127.0.0.1:${monitoring.port}`;
@@ -48,7 +48,7 @@ t.teardown(async () => {
 async function startProcessor(): Promise<void> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
-    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   processor = { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
@@ -139,6 +139,8 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   await row.waitFor({ timeout: 30_000 });
   const seen: string[] = [];
   let watching = true;
+  // Stops with the test even when an assertion below throws (a live timer keeps the file running).
+  t.teardown(() => void (watching = false));
   const watcher = (async () => {
     while (watching) {
       const status = await statusOf(page, firstId).textContent({ timeout: 1000 }).catch(() => null);

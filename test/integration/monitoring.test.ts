@@ -13,7 +13,8 @@ import { createLogger } from '../../core/logger.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies, summarize } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
-import { loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
+import { createLineageStore, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
+import { createPostgres } from '../../core/postgres.js';
 import { measureLag } from '../../monitoring/lag.js';
 import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
@@ -49,7 +50,7 @@ async function stopChild(child: ChildProcess, exited: Promise<number | null>): P
 async function spawnService(entry: string[], portVariable: string, hostVariable: string, env: Record<string, string> = {}): Promise<Child> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
-    env: { ...process.env, [portVariable]: String(port), [hostVariable]: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, [portVariable]: String(port), [hostVariable]: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -64,7 +65,7 @@ async function spawnService(entry: string[], portVariable: string, hostVariable:
 }
 
 async function startInProcess(t: Test): Promise<{ monitoring: Monitoring; url: string }> {
-  const config = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: 'warn', MONITORING_LAG_INTERVAL_MS: '500' });
+  const config = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', MONITORING_LAG_INTERVAL_MS: '500' });
   const monitoring = await startMonitoring(config, createLogger(config.log, 'monitoring-itest'));
   t.teardown(() => monitoring.close());
   const url = `http://127.0.0.1:${monitoring.port}`;
@@ -117,7 +118,7 @@ async function quietTenant(prefix: string): Promise<string> {
   }
 }
 
-const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
 t.teardown(() => ingress.close());
 const ingressUrl = `http://127.0.0.1:${ingress.port}`;
@@ -132,6 +133,33 @@ function metricValue(text: string, name: string, labels: string): number | undef
   const match = new RegExp(`^${name}\\{${escaped}[^}]*\\} (\\S+)$`, 'm').exec(text);
   return match === null ? undefined : Number(match[1]);
 }
+
+t.test('one load batch holding records of two imports counts for both; a repeated announcement counts once', async (t) => {
+  // Regression: RecordsLoaded was deduplicated by batch_id alone, and the second import in a
+  // shared batch never completed.
+  const postgres = createPostgres(loadMonitoringConfig().postgres);
+  t.teardown(() => postgres.close());
+  const store = createLineageStore(postgres);
+  const [first, second] = [uniqueName('shared-batch-a'), uniqueName('shared-batch-b')];
+  const batchId = `etl-load/RecordValidated/1/${uniqueName('0')}-15`;
+  const loaded = (requestId: string, inserted: number) => ({ kind: 'loaded' as const, requestId, tenant: 'acme', at: Date.now(), batchId, inserted, updated: 0, rejected: 0 });
+  const group = uniqueName('itest.lineage');
+  const applied = await store.applyBatch({
+    consumerGroup: group,
+    topic: topics.recordsLoaded.name,
+    partition: 0,
+    nextOffset: '3',
+    events: [
+      { offset: '0', event: loaded(first, 12) },
+      { offset: '1', event: loaded(second, 3) },
+      { offset: '2', event: loaded(first, 12) },
+    ],
+  });
+  t.equal(applied.applied, 2, 'two distinct (batch, import) announcements');
+  await store.applyBatch({ consumerGroup: group, topic: topics.recordsLoaded.name, partition: 0, nextOffset: '4', events: [{ offset: '3', event: loaded(second, 3) }] });
+  t.match((await store.get(first))?.lineage, { loaded: 12 });
+  t.match((await store.get(second))?.lineage, { loaded: 3 }, 'the second import of the batch is counted, once');
+});
 
 t.test('lineage, listing, metrics and refusals, with the whole pipeline running', async (t) => {
   const { url } = await startInProcess(t);

@@ -40,7 +40,7 @@ t.teardown(async () => {
 async function startReplica(env: Record<string, string> = {}): Promise<Replica> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
-    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000', ...env },
+    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000', ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -59,7 +59,7 @@ async function stopReplica(replica: Replica, signal: NodeJS.Signals): Promise<nu
   return replica.exited;
 }
 
-const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' });
+const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
 t.teardown(() => ingress.close());
 

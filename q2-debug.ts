@@ -1,0 +1,11 @@
+import { Kafka, logLevel } from 'kafkajs';
+import { createRegistry } from './core/registry.js';
+import { loadConfig } from './core/config.js';
+const reg = createRegistry(loadConfig().registry);
+const kafka = new Kafka({ brokers: ['127.0.0.1:9092'], logLevel: logLevel.NOTHING });
+const c = kafka.consumer({ groupId: 'dbg-' + Date.now() });
+await c.connect(); await c.subscribe({ topic: process.argv[2]!, fromBeginning: true });
+const want = process.argv[3]!;
+let n = 0;
+await c.run({ eachMessage: async ({ partition, message }) => { n++; if (message.headers?.request_id?.toString() === want) { const v = await reg.decode(message.value!); console.log(partition, message.offset, JSON.stringify(v).slice(0, 300)); } } });
+await new Promise((r) => setTimeout(r, 8000)); await c.disconnect(); console.log('read', n);
