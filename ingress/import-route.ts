@@ -404,6 +404,8 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the file could not be stored: ${errorMessage(error)}`);
       }
       if (isLast) {
+        // The whole body is in: from here on the wait is ours (S3, Kafka), not the client's.
+        clearInterval(rateTimer);
         complete().catch((error: unknown) => {
           log.error({ err: error }, 'import failed unexpectedly');
           if (settle()) deps.dedupe.release(tenant, requestId);

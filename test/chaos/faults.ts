@@ -145,6 +145,7 @@ export async function runScenario(scenario: Scenario, context: ScenarioContext):
     const answers = run.answersSince(0);
     behaviour.push(`client: ${answers.accepted} × 202 of ${load.stats.answers.length} answers${formatRefused(answers.refused)}; every file retried with its X-Request-Id until 202`);
     if (load.stats.givenUp.length > 0) checks.push({ what: `${load.stats.givenUp.length} file(s) never accepted`, ok: false });
+    for (const { file, status, code } of load.stats.unexpected) checks.push({ what: `file ${file} got ${status} ${code ?? ''}`.trim(), ok: false });
     result.reckoning = await reckon(tenant, load.stats.accepted, ledger, { timeoutMs: 300_000 });
     const r = result.reckoning;
     checks.push({ what: 'no record lost', ok: r.lost === 0 });

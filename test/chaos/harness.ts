@@ -5,6 +5,8 @@
  * PostgreSQL. Nothing here imitates a server: the stack is the real one `make itest-up` starts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { Consumer } from 'kafkajs';
@@ -111,6 +113,9 @@ export class Service {
   }
 }
 
+/** Where the services' own logs go (one file per process): git-ignored, next to the stack's. */
+export const logDir = process.env.CHAOS_LOG_DIR ?? join(process.cwd(), '.stack', 'chaos-logs');
+
 const entries = {
   ingress: { script: 'ingress/main.ts', port: 'INGRESS_PORT', host: 'INGRESS_HOST' },
   processor: { script: 'topology/main.ts', args: ['run'], port: 'PROCESSOR_PORT', host: 'PROCESSOR_HOST' },
@@ -125,10 +130,14 @@ export async function startService(
   const entry = entries[kind];
   const port = await freePort();
   const args = ['--import', 'tsx', entry.script, ...('args' in entry ? entry.args : [])];
+  mkdirSync(logDir, { recursive: true });
+  const logFile = join(logDir, `${kind}-${new Date().toISOString().replaceAll(':', '')}-${port}.log`);
+  const out = openSync(logFile, 'a');
   const child = spawn(process.execPath, args, {
-    env: { ...process.env, [entry.port]: String(port), [entry.host]: '127.0.0.1', LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'error', ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, [entry.port]: String(port), [entry.host]: '127.0.0.1', LOG_LEVEL: process.env.CHAOS_LOG_LEVEL ?? 'warn', ...env },
+    stdio: ['ignore', out, out],
   });
+  closeSync(out);
   const service = new Service(kind, child, port);
   await eventually(
     `${kind} ${waitFor}`,
@@ -158,6 +167,8 @@ export interface LoadStats {
   answers: Array<{ at: number; status: number; code?: string }>;
   /** Files given up on (never 202 within the retry budget). */
   givenUp: ImportFile[];
+  /** Answers a well-formed file must never get (anything but 202, 503, 409 or no answer). */
+  unexpected: Array<{ file: number; status: number; code?: string }>;
 }
 
 /**
@@ -166,7 +177,7 @@ export interface LoadStats {
  * up imported once, whatever the ingress answered in between.
  */
 export class ImportLoad {
-  readonly stats: LoadStats = { accepted: new Map(), answers: [], givenUp: [] };
+  readonly stats: LoadStats = { accepted: new Map(), answers: [], givenUp: [], unexpected: [] };
   #running = false;
   #workers: Promise<void>[] = [];
   #next = 0;
@@ -239,7 +250,11 @@ export class ImportLoad {
         this.stats.accepted.set(file.requestId, file);
         return;
       }
-      if (status !== 0 && status !== 503 && status !== 409) throw new Error(`file ${file.index}: unexpected ${status} ${code ?? ''}`);
+      if (status !== 0 && status !== 503 && status !== 409) {
+        // Not an answer a well-formed file may get: recorded, and the file is not retried.
+        this.stats.unexpected.push({ file: file.index, status, code });
+        return;
+      }
       await sleep(500);
     }
     this.stats.givenUp.push(file);

@@ -235,6 +235,11 @@ t.test('a body that trickles in (slowloris) gets 408 BODY_TOO_SLOW, its connecti
   // A body at a normal pace on the same ingress is unaffected.
   const ok = await post(`${url}/import/${tenant}`, '{"name":"x","permalink":"x"}', { 'content-type': 'application/json' });
   t.equal(ok.status, 202);
+  // Once the whole body is in, waiting is the ingress's doing (here a 1 s produce linger, as
+  // with a slow broker): no 408. Regression: a broker outage turned into BODY_TOO_SLOW answers.
+  const slowKafka = await withIngress(t, { INGRESS_BODY_MIN_BYTES_PER_SECOND: '100', INGRESS_BODY_RATE_WINDOW_MS: '200', INGRESS_PRODUCE_LINGER_MS: '1000' });
+  const waited = await post(`${slowKafka.url}/import/${tenant}`, '{"name":"y","permalink":"y"}', { 'content-type': 'application/json' });
+  t.equal(waited.status, 202, 'a complete body waiting on Kafka is not "too slow"');
 });
 
 t.test('multipart uploads left by a killed ingress are aborted when an ingress starts', async (t) => {
