@@ -369,12 +369,14 @@ export const scenarios: Scenario[] = [
       await victim.kill('SIGKILL');
       run.behaviour.push(`ingress SIGKILL after ${(sent / 1e6).toFixed(1)} MB of the body; the client's request ${await upload}`);
       const keyPrefix = `${tenant}/files/`;
+      // The whole bucket's list (MinIO matches a prefix only against whole object names).
       const leftovers = async () =>
-        ((await s3.send(new ListMultipartUploadsCommand({ Bucket: config.s3.bucket, Prefix: keyPrefix }))).Uploads ?? []).filter((upload) =>
+        ((await s3.send(new ListMultipartUploadsCommand({ Bucket: config.s3.bucket }))).Uploads ?? []).filter((upload) =>
           upload.Key?.endsWith(`/${requestId}.json`),
         ).length;
       const before = await leftovers();
       run.behaviour.push(`multipart uploads left behind: ${before}`);
+      run.check('the kill left a multipart upload behind (what the clean-up is for)', before > 0);
       await sleep(1_500);
       run.adopt(await startService('ingress', { INGRESS_STALE_UPLOAD_MS: '1000' }));
       const cleaned = await eventually('the leftover upload to be aborted', async () => ((await leftovers()) === 0 ? true : undefined), 30_000).then(
