@@ -73,7 +73,9 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
       maxDepth: reader.int('INGRESS_MAX_DEPTH', 256, { min: 1, max: 100_000 }),
       maxLineBytes: reader.int('INGRESS_MAX_LINE_BYTES', 16 * MiB, { min: 1024 }),
       bodyMinBytesPerSecond: reader.int('INGRESS_BODY_MIN_BYTES_PER_SECOND', 1024, { min: 0 }),
-      bodyRateWindowMs: reader.int('INGRESS_BODY_RATE_WINDOW_MS', 10_000, { min: 100 }),
+      // Under uWS's own idle timeout (~10 s, 4 s ticks): it closes a trickling connection
+      // without an answer; the guard must answer 408 before that.
+      bodyRateWindowMs: reader.int('INGRESS_BODY_RATE_WINDOW_MS', 5_000, { min: 100, max: 7_000 }),
       staleUploadMs: reader.int('INGRESS_STALE_UPLOAD_MS', 60 * 60 * 1000, { min: 0 }),
       dedupeWindowMs: reader.int('INGRESS_DEDUPE_WINDOW_MS', 15 * 60 * 1000, { min: 0 }),
       produceLingerMs: reader.int('INGRESS_PRODUCE_LINGER_MS', 2, { min: 0, max: 1000 }),
