@@ -55,8 +55,17 @@ export type TopicKey = keyof typeof topics;
 export const allTopics: readonly TopicSpec[] = Object.values(topics);
 
 /** Broker-side configuration every pipeline topic is created with. */
+/**
+ * Largest record batch a topic accepts. A record of an accepted file becomes one message of
+ * up to about its own size (the ingress allows records up to INGRESS_MAX_LINE_BYTES, 16 MiB by
+ * default, at most 24 MiB): with Kafka's default of 1 MiB a file holding one big record
+ * stalled the extract stage for good (MESSAGE_TOO_LARGE, retried forever).
+ */
+export const maxMessageBytes = 32 * 1024 * 1024;
+
 export const topicConfig: Readonly<Record<string, string>> = {
   'min.insync.replicas': String(minInSyncReplicas),
+  'max.message.bytes': String(maxMessageBytes),
   // Events are small claim checks and lineage records: keep a week so a new consumer
   // group (or a replay after an incident) can start from the beginning.
   'retention.ms': String(7 * 24 * 3600 * 1000),

@@ -71,7 +71,8 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
       partSizeBytes: reader.int('INGRESS_PART_SIZE_BYTES', 8 * MiB, { min: 5 * MiB, max: 512 * MiB }),
       maxConcurrentUploads: reader.int('INGRESS_MAX_CONCURRENT_UPLOADS', 64, { min: 1 }),
       maxDepth: reader.int('INGRESS_MAX_DEPTH', 256, { min: 1, max: 100_000 }),
-      maxLineBytes: reader.int('INGRESS_MAX_LINE_BYTES', 16 * MiB, { min: 1024 }),
+      // A record travels as one Kafka message: it must stay under the topics' max.message.bytes (32 MiB).
+      maxLineBytes: reader.int('INGRESS_MAX_LINE_BYTES', 16 * MiB, { min: 1024, max: 24 * MiB }),
       bodyMinBytesPerSecond: reader.int('INGRESS_BODY_MIN_BYTES_PER_SECOND', 1024, { min: 0 }),
       // Under uWS's own idle timeout (~10 s, 4 s ticks): it closes a trickling connection
       // without an answer; the guard must answer 408 before that.

@@ -8,9 +8,12 @@
  *   tsx deployments/local/stack.ts setup                          topics, bucket, database (idempotent)
  */
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
+import kafkajs from 'kafkajs';
 import { loadConfig } from '../../core/config.js';
 import { createKafka } from '../../core/kafka.js';
 import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+
+const { ConfigResourceTypes } = kafkajs;
 import { createS3 } from '../../core/s3.js';
 import {
   install,
@@ -75,6 +78,15 @@ async function setupKafka(): Promise<void> {
       120_000,
     );
     if (created.length > 0) log(`created topics: ${created.join(', ')}`);
+    // Topics of an older stack get today's settings too (the whole set: alterConfigs replaces).
+    await admin.alterConfigs({
+      validateOnly: false,
+      resources: allTopics.map((topic) => ({
+        type: ConfigResourceTypes.TOPIC,
+        name: topic.name,
+        configEntries: Object.entries(topicConfig).map(([name, value]) => ({ name, value })),
+      })),
+    });
   } finally {
     await admin.disconnect();
   }

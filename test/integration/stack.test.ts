@@ -47,11 +47,13 @@ t.test('every pipeline topic has 3 partitions, replication 3 and min in-sync 2',
   }
   const configs = await admin.describeConfigs({
     includeSynonyms: false,
-    resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['min.insync.replicas'] })),
+    resources: names.map((name) => ({ type: ConfigResourceTypes.TOPIC, name, configNames: ['min.insync.replicas', 'max.message.bytes'] })),
   });
   for (const resource of configs.resources) {
     const entry = resource.configEntries.find((candidate) => candidate.configName === 'min.insync.replicas');
     t.equal(entry?.configValue, '2', `${resource.resourceName} min.insync.replicas`);
+    const maxBytes = resource.configEntries.find((candidate) => candidate.configName === 'max.message.bytes');
+    t.equal(maxBytes?.configValue, String(32 * 1024 * 1024), `${resource.resourceName} takes records as big as the ingress allows`);
   }
 });
 

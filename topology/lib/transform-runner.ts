@@ -84,6 +84,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   const groupId = groupIdOf(stage);
   const logger = deps.logger.child({ stage: stage.name });
   const produceChunk = deps.produceChunk ?? 500;
+  const produceChunkBytes = 1024 * 1024;
   const perTransaction = stage.messagesPerTransaction ?? 500;
   const maxOutputsPerTransaction = stage.maxOutputsPerTransaction ?? 5000;
   const topicOf = (to: string) => (to === 'errors' ? stage.errors : stage.outputs[to]);
@@ -220,6 +221,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     let errors = 0;
     let pending = new Map<string, Message[]>();
     let pendingCount = 0;
+    let pendingBytes = 0;
     let flushes = 0;
     const flush = async () => {
       if (pendingCount === 0) return;
@@ -230,18 +232,23 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       );
       pending = new Map();
       pendingCount = 0;
+      pendingBytes = 0;
       flushes++;
     };
     const add = async (emit: Emit) => {
       const topic = topicOf(emit.to);
       if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${emit.to}`);
       const list = pending.get(topic) ?? [];
-      list.push(await encodeEmit(codec, topic, emit));
+      const encoded = await encodeEmit(codec, topic, emit);
+      list.push(encoded);
       pending.set(topic, list);
       pendingCount++;
+      pendingBytes += (encoded.value as Buffer).length + (encoded.key?.length ?? 0);
       produced++;
       outputs.set(topic, (outputs.get(topic) ?? 0) + 1);
-      if (pendingCount >= produceChunk) {
+      // Bounded by count and by bytes: a produce request per partition stays around 1 MiB
+      // whatever the records' size (a record batch over max.message.bytes is refused whole).
+      if (pendingCount >= produceChunk || pendingBytes >= produceChunkBytes) {
         await flush();
         await heartbeat();
       }
@@ -302,6 +309,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
           // Nothing of it was sent yet: drop what it buffered, keep the transaction.
           for (const [topic, list] of pending) list.length = mark.lengths.get(topic) ?? 0;
           pendingCount = [...pending.values()].reduce((sum, list) => sum + list.length, 0);
+          pendingBytes = [...pending.values()].flat().reduce((sum, message) => sum + (message.value as Buffer).length, 0);
           outputs.clear();
           for (const [topic, count] of mark.outputs) outputs.set(topic, count);
           onPoison(message.offset, error);
