@@ -285,6 +285,7 @@ export class Ledger {
     recordsLoadedMessages: 0,
   };
   #consumer: Consumer | undefined;
+  readonly #seen = new Set<string>();
 
   constructor(readonly belongs: (requestId: string) => boolean) {}
 
@@ -315,9 +316,14 @@ export class Ledger {
     consumer.on(consumer.events.GROUP_JOIN, () => void (joined = true));
     await consumer.run({
       partitionsConsumedConcurrently: 3,
-      eachMessage: async ({ topic, message }) => {
+      eachMessage: async ({ topic, partition, message }) => {
         const requestId = message.headers?.request_id?.toString() ?? '';
         if (!this.belongs(requestId) || message.value === null) return;
+        // The ledger's own consumer is at-least-once (a rebalance during a broker outage
+        // re-delivers): a message is counted once per topic/partition/offset.
+        const position = `${topic}/${partition}/${message.offset}`;
+        if (this.#seen.has(position)) return;
+        this.#seen.add(position);
         const value = (await registry.decode(message.value)) as Record<string, unknown>;
         const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
         if (topic === topics.fileExtractSuccess.name) bump(this.counts.fileExtractSuccess, requestId);
