@@ -139,15 +139,14 @@ export async function startService(
   });
   closeSync(out);
   const service = new Service(kind, child, port);
-  await eventually(
-    `${kind} ${waitFor}`,
-    async () => {
-      if (!service.alive) throw new Error(`${kind} exited with ${service.child.exitCode}`);
-      return (await httpStatus(`${service.url}/${waitFor}`)) === 200 ? true : undefined;
-    },
-    120_000,
-  );
-  return service;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    // A service that fails to start exits at once (with its reason in the log): say so now.
+    if (!service.alive) throw new Error(`${kind} exited with ${service.child.exitCode} before it was ready (log: ${logFile})`);
+    if ((await httpStatus(`${service.url}/${waitFor}`)) === 200) return service;
+    if (Date.now() > deadline) throw new Error(`${kind} not ready (/${waitFor}) within 120 s (log: ${logFile})`);
+    await sleep(250);
+  }
 }
 
 // ---------------------------------------------------------------------------------------
