@@ -256,8 +256,15 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
       return true;
     };
 
+    let bodyComplete = false;
     onAbort = () => {
       if (settled) return;
+      if (bodyComplete) {
+        // The file is whole: the import goes on to its outcome (stored and announced, or
+        // removed). A retry with the same X-Request-Id gets 409 until then, then this result.
+        log.warn({ bytes_received: received }, 'client went away while its import finishes; it continues');
+        return;
+      }
       log.warn({ bytes_received: received }, 'client went away mid-upload; nothing stored');
       deps.dedupe.release(tenant, requestId);
       void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
@@ -405,6 +412,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
       }
       if (isLast) {
         // The whole body is in: from here on the wait is ours (S3, Kafka), not the client's.
+        bodyComplete = true;
         clearInterval(rateTimer);
         complete().catch((error: unknown) => {
           log.error({ err: error }, 'import failed unexpectedly');

@@ -47,7 +47,16 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   const codec = createEventCodec(registry, config.registry.url);
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-ingress` });
   const admin = kafka.admin();
-  const producer: Producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer: Producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+    // Never give up on an event (KafkaJS's own default for idempotent producers; the client-wide
+    // retry settings would otherwise apply): a send that failed after the broker may have
+    // written it could only be answered 503, and the client's retry would announce the file
+    // twice. Requests waiting on Kafka hold upload slots, so admission control bounds them.
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+  });
   let producerConnected = false;
   producer.on(producer.events.CONNECT, () => void (producerConnected = true));
   producer.on(producer.events.DISCONNECT, () => void (producerConnected = false));

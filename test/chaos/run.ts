@@ -7,7 +7,8 @@
  * (fewer files and kill rounds, the faults marked `short`) and prints the same table. Exit
  * code 1 when any scenario lost or duplicated a record or missed a check.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { runningProfile, stackPaths, stackPorts } from '../../deployments/local/servers.js';
@@ -44,6 +45,7 @@ if (only === undefined || only.includes('hostile')) hostile = await runHostileCo
 
 const report = render(results, hostile);
 if (values.out !== undefined) {
+  mkdirSync(dirname(values.out), { recursive: true });
   writeFileSync(values.out, report);
   log(`wrote ${values.out}`);
 } else process.stdout.write(report);

@@ -283,6 +283,35 @@ t.test('a retry with the same X-Request-Id returns the first result and imports 
   t.equal(badId.json.error.code, 'INVALID_REQUEST_ID');
 });
 
+t.test('a client that goes away after sending the whole body: the import finishes, its retry gets the first result', async (t) => {
+  // A 1 s produce linger stands in for a slow broker. Regression: the ingress treated this as
+  // an abandoned upload (object deleted, id released) while its event could still be written,
+  // so the client's retry announced the file a second time.
+  const { url } = await withIngress(t, { INGRESS_PRODUCE_LINGER_MS: '1000' });
+  const tenant = uniqueName('gone');
+  const requestId = uniqueName('req').replaceAll('.', '-');
+  const body = Buffer.from(sampleObject);
+  await new Promise<void>((resolve, reject) => {
+    const socket = connect(Number(new URL(url).port), '127.0.0.1', () => {
+      socket.write(
+        `POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${requestId}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`,
+      );
+      socket.write(body, () => setTimeout(() => socket.destroy(), 200));
+    });
+    socket.on('error', reject);
+    socket.on('close', () => resolve());
+  });
+  const retry = await eventually('the first attempt to finish', async () => {
+    const answer = await post(`${url}/import/${tenant}`, sampleObject, { 'x-request-id': requestId, 'content-type': 'application/json' });
+    return answer.status === 409 ? undefined : answer;
+  });
+  t.equal(retry.status, 202);
+  t.equal(retry.json.duplicate, true, 'the first attempt\'s result');
+  const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, { count: 1, decode, settleMs: 2000 });
+  t.equal(events.length, 1, 'announced once');
+  t.same(await objectsOf(tenant), [retry.json.key], 'stored once, where the event says');
+});
+
 t.test('liveness, readiness and metrics', async (t) => {
   const { url } = await withIngress(t);
   const live = await request(`${url}/liveness`);
