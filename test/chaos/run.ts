@@ -99,7 +99,7 @@ function render(faults: ScenarioResult[], corpus: HostileResult | undefined): st
       '## Hostile input',
       '',
       `Seed ${corpus.seed}; ${corpus.cases.length} cases in ${corpus.seconds} s, ${corpus.cases.filter((entry) => entry.ok).length} with the documented answer. ` +
-        'Refused requests must leave nothing in S3 and produce no `FileExtractSuccess`; parse errors produce a `FileExtractError`.',
+        'Refused requests must leave nothing in S3 and produce no `FileExtractSuccess` (the `FileExtractError` of a parse error is covered by `test/integration/ingress.test.ts`).',
       '',
       '| input | documented answer | got | result |',
       '| --- | --- | --- | --- |',
