@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import type { Consumer } from 'kafkajs';
 import { request } from 'undici';
@@ -17,7 +16,8 @@ import { topics } from '../../core/pipeline.js';
 import { createPostgres, type Postgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { createS3 } from '../../core/s3.js';
-import { generateCompanies, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
+import { generateCompanies, mulberry32, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
+import { eventually, freePort } from '../integration/helpers.js';
 
 export const config: Config = loadConfig();
 export const s3 = createS3(config.s3);
@@ -29,43 +29,10 @@ export function log(message: string): void {
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`, { cause: lastError });
-}
+/** The seeded PRNG of the data generator, for the scenarios' random choices: the seed reproduces a run. */
+export const seededRandom = mulberry32;
 
-/** Seeded PRNG (mulberry32) for the scenarios' random choices: the seed reproduces a run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
+export { eventually, freePort };
 
 async function httpStatus(url: string): Promise<number> {
   try {
