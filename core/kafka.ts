@@ -43,3 +43,66 @@ export async function partitionCountsOf(admin: Admin, topicNames: Iterable<strin
     return count;
   };
 }
+
+/** How a topic is created: the pipeline's topics all share one layout (core/pipeline.ts). */
+export interface TopicLayout {
+  partitions: number;
+  replicationFactor: number;
+  config: Record<string, string>;
+}
+
+/**
+ * Creates the topics that do not exist yet and waits until every partition of every one has a
+ * leader and its whole replica set in sync. KafkaJS's own `waitForLeaders` gives up on the first
+ * UNKNOWN_TOPIC_OR_PARTITION, which a broker answers for a moment after a topic is created (its
+ * metadata cache lags the controller): here every error counts as "not yet" until the deadline.
+ * Returns the names of the topics it created.
+ */
+export async function ensureTopics(
+  admin: Admin,
+  names: readonly string[],
+  layout: TopicLayout,
+  options: { timeoutMs?: number; onRetry?: (error: Error) => void } = {},
+): Promise<string[]> {
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  const created = new Set<string>();
+  let lastError: Error | undefined;
+  for (;;) {
+    try {
+      const existing = new Set(await admin.listTopics());
+      const missing = names.filter((name) => !existing.has(name));
+      if (missing.length > 0) {
+        await admin.createTopics({
+          waitForLeaders: false,
+          topics: missing.map((name) => ({
+            topic: name,
+            numPartitions: layout.partitions,
+            replicationFactor: layout.replicationFactor,
+            configEntries: Object.entries(layout.config).map(([key, value]) => ({ name: key, value })),
+          })),
+        });
+        for (const name of missing) created.add(name);
+      }
+      const { topics } = await admin.fetchTopicMetadata({ topics: [...names] });
+      const ready = names.every((name) => {
+        const topic = topics.find((candidate) => candidate.name === name);
+        return (
+          topic !== undefined &&
+          topic.partitions.length === layout.partitions &&
+          topic.partitions.every(
+            (partition) => partition.leader >= 0 && partition.isr.length === layout.replicationFactor,
+          )
+        );
+      });
+      if (ready) return [...created];
+      lastError = new Error('some partitions have no leader or an incomplete in-sync replica set yet');
+    } catch (error) {
+      lastError = error as Error;
+    }
+    if (Date.now() >= deadline) {
+      throw new Error(`topics ${names.join(', ')} not ready: ${lastError.message}`, { cause: lastError });
+    }
+    options.onRetry?.(lastError);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

@@ -10,7 +10,7 @@
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import kafkajs from 'kafkajs';
 import { loadConfig } from '../../core/config.js';
-import { createKafka } from '../../core/kafka.js';
+import { createKafka, ensureTopics } from '../../core/kafka.js';
 import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
 
 const { ConfigResourceTypes } = kafkajs;
@@ -42,40 +42,17 @@ async function setupKafka(): Promise<void> {
       async () => (await admin.describeCluster()).brokers.length === 3,
       120_000,
     );
-    // Right after start-up a broker may not know a topic it was just told to create
-    // (UNKNOWN_TOPIC_OR_PARTITION while metadata propagates): retry until every partition of
-    // every topic has a leader and its full replica set in sync.
-    let created: string[] = [];
-    await waitFor(
-      'every topic created, every partition led and fully in sync',
-      async () => {
-        try {
-          const existing = new Set(await admin.listTopics());
-          const missing = allTopics.filter((topic) => !existing.has(topic.name));
-          if (missing.length > 0) {
-            await admin.createTopics({
-              waitForLeaders: false,
-              topics: missing.map((topic) => ({
-                topic: topic.name,
-                numPartitions: partitions,
-                replicationFactor,
-                configEntries: Object.entries(topicConfig).map(([name, value]) => ({ name, value })),
-              })),
-            });
-            created = [...created, ...missing.map((topic) => topic.name)];
-          }
-          const metadata = await admin.fetchTopicMetadata({ topics: allTopics.map((topic) => topic.name) });
-          return metadata.topics.every(
-            (topic) =>
-              topic.partitions.length === partitions &&
-              topic.partitions.every((partition) => partition.leader >= 0 && partition.isr.length === replicationFactor),
-          );
-        } catch (error) {
-          log(`topics not ready yet: ${(error as Error).message}`);
-          return false;
-        }
+    let lastRetryMessage: string | undefined;
+    const created = await ensureTopics(
+      admin,
+      allTopics.map((topic) => topic.name),
+      { partitions, replicationFactor, config: topicConfig },
+      {
+        onRetry: (error) => {
+          if (error.message !== lastRetryMessage) log(`topics not ready yet: ${error.message}`);
+          lastRetryMessage = error.message;
+        },
       },
-      120_000,
     );
     if (created.length > 0) log(`created topics: ${created.join(', ')}`);
     // Topics of an older stack get today's settings too (the whole set: alterConfigs replaces).

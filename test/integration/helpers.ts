@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
 import { loadConfig, type Config } from '../../core/config.js';
-import { createKafka } from '../../core/kafka.js';
+import { createKafka, ensureTopics } from '../../core/kafka.js';
 import { partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
 
 /** Integration tests run against the stack that `make itest-up` started, configured like the services. */
@@ -17,17 +17,7 @@ export function testKafka(clientId = uniqueName('itest')): Kafka {
 }
 
 export async function createTestTopic(admin: Admin, topic: string): Promise<void> {
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: [
-      {
-        topic,
-        numPartitions: partitions,
-        replicationFactor,
-        configEntries: Object.entries(topicConfig).map(([name, value]) => ({ name, value })),
-      },
-    ],
-  });
+  await ensureTopics(admin, [topic], { partitions, replicationFactor, config: topicConfig }, { timeoutMs: 60_000 });
 }
 
 export async function eventually<T>(

@@ -8,9 +8,9 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import kafkajs, { type EachMessagePayload } from 'kafkajs';
 import t from 'tap';
-import { partitionCountsOf } from '../../core/kafka.js';
+import { ensureTopics, partitionCountsOf } from '../../core/kafka.js';
 import { sendPerPartition } from '../../core/partitioned-send.js';
-import { allTopics } from '../../core/pipeline.js';
+import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { createS3 } from '../../core/s3.js';
@@ -55,6 +55,29 @@ t.test('every pipeline topic has 3 partitions, replication 3 and min in-sync 2',
     const maxBytes = resource.configEntries.find((candidate) => candidate.configName === 'max.message.bytes');
     t.equal(maxBytes?.configValue, String(32 * 1024 * 1024), `${resource.resourceName} takes records as big as the ingress allows`);
   }
+});
+
+t.test('ensureTopics returns once every partition of a new topic is led and fully in sync, and is idempotent', async (t) => {
+  const admin = testKafka().admin();
+  await admin.connect();
+  const names = [uniqueName('itest.stack.ensure-a'), uniqueName('itest.stack.ensure-b')];
+  t.teardown(async () => {
+    await admin.deleteTopics({ topics: names });
+    await admin.disconnect();
+  });
+  const layout = { partitions, replicationFactor, config: topicConfig };
+  const created = await ensureTopics(admin, names, layout);
+  t.same([...created].sort(), [...names].sort(), 'both topics created');
+  // Asked right after it returns, with no waiting of our own: the metadata must already be complete.
+  const { topics } = await admin.fetchTopicMetadata({ topics: names });
+  for (const topic of topics) {
+    t.equal(topic.partitions.length, partitions, `${topic.name} partitions`);
+    t.ok(
+      topic.partitions.every((partition) => partition.leader >= 0 && partition.isr.length === replicationFactor),
+      `${topic.name}: every partition led, all replicas in sync`,
+    );
+  }
+  t.same(await ensureTopics(admin, names, layout), [], 'a second call creates nothing and does not fail');
 });
 
 t.test('an idempotent acks=all producer and a consumer group deliver every message once, in order', async (t) => {
