@@ -20,7 +20,8 @@ import { normalizeRecord } from '../../topology/etl/normalize.js';
 const config = loadConfig();
 const postgres = createPostgres(config.postgres, { applicationName: 'itest-company-writer' });
 const { db } = postgres;
-const writer = createCompanyWriter(postgres);
+/** Reads stored offsets only (the same for both ways of writing). */
+const offsetReader = createCompanyWriter(postgres);
 const topic = 'itest.company-writer';
 
 const tenants: string[] = [];
@@ -98,371 +99,391 @@ function companies(tenant: string): Promise<CompanyRowOut[]> {
 }
 
 async function storedOffset(group: string, partition = 0): Promise<string | undefined> {
-  return (await writer.storedOffsets(group, topic)).get(partition);
+  return (await offsetReader.storedOffsets(group, topic)).get(partition);
 }
 
-t.test('inserts, then updates, mapping every column', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const first = await writer.writeBatch(
-    batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1, { doc: doc('b', { created_at: '', updated_at: 'yesterday', founded_year: 2004 }) }), rec(tenant, 'c', 2)], 3),
-  );
-  t.match(first, { inserted: 3, updated: 0, rejected: [], collapsed: 0, skipped: false });
-  t.same(first.perRequest, [{ requestId: 'req-1', tenant, inserted: 3, updated: 0, rejected: 0 }]);
+// Every behaviour holds for both ways of writing rows (COPY into staging + merge, and multi-row INSERT).
+for (const method of ['copy', 'insert'] as const) {
+  const writer = createCompanyWriter(postgres, { method });
 
-  const rows = await companies(tenant);
-  t.equal(rows.length, 3);
-  const a = rows[0]!;
-  t.equal(a.name, 'Company a');
-  t.equal(a.category_code, 'other');
-  t.equal(a.number_of_employees, 773);
-  t.equal(a.founded_year, null);
-  t.equal(a.homepage_url, '');
-  t.equal(a.email_address, 'info@datamesh-0.com');
-  t.equal(a.created_at?.toISOString(), '2010-05-15T12:45:44.000Z');
-  t.equal(a.updated_at?.toISOString(), '2013-12-08T07:15:44.000Z');
-  t.same(a.document, doc('a'), 'the whole record is kept as jsonb');
-  t.match(a, { source_request_id: 'req-1', source_bucket: 'etl-imports', source_key: `${tenant}/import.ndjson`, source_record_index: 0 });
-  t.ok(a.loaded_at instanceof Date);
-  const b = rows[1]!;
-  t.equal(b.created_at, null, 'empty date → null');
-  t.equal(b.updated_at, null, 'unparseable date → null');
-  t.equal(b.founded_year, 2004);
+  t.test(`[${method}] inserts, then updates, mapping every column`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const first = await writer.writeBatch(
+      batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1, { doc: doc('b', { created_at: '', updated_at: 'yesterday', founded_year: 2004 }) }), rec(tenant, 'c', 2)], 3),
+    );
+    t.match(first, { inserted: 3, updated: 0, rejected: [], collapsed: 0, skipped: false });
+    t.same(first.perRequest, [{ requestId: 'req-1', tenant, inserted: 3, updated: 0, rejected: 0 }]);
 
-  const second = await writer.writeBatch(
-    batch(group, [rec(tenant, 'a', 3, { doc: doc('a', { name: 'A renamed', number_of_employees: 5 }), requestId: 'req-2' }), rec(tenant, 'd', 4, { requestId: 'req-2' })], 5),
-  );
-  t.match(second, { inserted: 1, updated: 1, rejected: [], collapsed: 0, skipped: false });
-  const after = await companies(tenant);
-  t.equal(after.length, 4);
-  t.match(after[0], { name: 'A renamed', number_of_employees: 5, source_request_id: 'req-2', source_record_index: 3 });
-  t.equal(await storedOffset(group), '5');
-});
+    const rows = await companies(tenant);
+    t.equal(rows.length, 3);
+    const a = rows[0]!;
+    t.equal(a.name, 'Company a');
+    t.equal(a.category_code, 'other');
+    t.equal(a.number_of_employees, 773);
+    t.equal(a.founded_year, null);
+    t.equal(a.homepage_url, '');
+    t.equal(a.email_address, 'info@datamesh-0.com');
+    t.equal(a.created_at?.toISOString(), '2010-05-15T12:45:44.000Z');
+    t.equal(a.updated_at?.toISOString(), '2013-12-08T07:15:44.000Z');
+    t.same(a.document, doc('a'), 'the whole record is kept as jsonb');
+    t.match(a, { source_request_id: 'req-1', source_bucket: 'etl-imports', source_key: `${tenant}/import.ndjson`, source_record_index: 0 });
+    t.ok(a.loaded_at instanceof Date);
+    const b = rows[1]!;
+    t.equal(b.created_at, null, 'empty date → null');
+    t.equal(b.updated_at, null, 'unparseable date → null');
+    t.equal(b.founded_year, 2004);
 
-t.test('the same key twice in one batch: the last one wins and the other is collapsed', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const result = await writer.writeBatch(
-    batch(
-      group,
-      [
-        rec(tenant, 'x', 10, { doc: doc('x', { name: 'first' }), requestId: 'req-a' }),
-        rec(tenant, 'y', 11, { requestId: 'req-a' }),
-        rec(tenant, 'x', 12, { doc: doc('x', { name: 'second' }), requestId: 'req-b' }),
-        rec(tenant, 'x', 13, { doc: doc('x', { name: 'third' }), requestId: 'req-b' }),
-      ],
-      14,
-    ),
-  );
-  t.match(result, { inserted: 2, updated: 0, collapsed: 2, rejected: [] });
-  const rows = await companies(tenant);
-  t.same(rows.map((row) => [row.permalink, row.name, row.source_record_index]), [['x', 'third', 13], ['y', 'Company y', 11]]);
-  t.same(
-    result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
-    [
-      { requestId: 'req-a', tenant, inserted: 1, updated: 1, rejected: 0 },
-      { requestId: 'req-b', tenant, inserted: 1, updated: 1, rejected: 0 },
-    ],
-    'superseded records count as updated of their own request',
-  );
-});
-
-t.test('a replayed batch is skipped and changes nothing', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const records = [rec(tenant, 'a', 100), rec(tenant, 'b', 101)];
-  const first = await writer.writeBatch(batch(group, records, 103));
-  t.equal(first.inserted, 2);
-  const before = await companies(tenant);
-  await new Promise((resolve) => setTimeout(resolve, 20));
-
-  let hookCalls = 0;
-  const replay = await writer.writeBatch(batch(group, records, 103), { beforeCommit: async () => void hookCalls++ });
-  t.same(replay, { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
-  t.equal(hookCalls, 0, 'no hook for a skipped batch');
-  const after = await companies(tenant);
-  t.equal(after.length, before.length);
-  t.same(after.map((row) => row.loaded_at.getTime()), before.map((row) => row.loaded_at.getTime()), 'loaded_at unchanged');
-
-  const older = await writer.writeBatch(batch(group, [rec(tenant, 'a', 50)], 51));
-  t.equal(older.skipped, true, 'an older batch is skipped too');
-  t.equal(await storedOffset(group), '103');
-});
-
-t.test('the same batch written twice at once: the offset row lock lets exactly one write it', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const records = [rec(tenant, 'c1', 0), rec(tenant, 'c2', 1), rec(tenant, 'c3', 2)];
-  const results = await Promise.all([writer.writeBatch(batch(group, records, 3)), writer.writeBatch(batch(group, records, 3))]);
-  t.same(results.map((r) => r.skipped).sort(), [false, true]);
-  t.same(results.map((r) => r.inserted).sort(), [0, 3]);
-  t.equal((await companies(tenant)).length, 3);
-});
-
-t.test('a partial overlap writes only the records at or after the stored offset', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  await writer.writeBatch(batch(group, [0, 1, 2, 3, 4].map((offset) => rec(tenant, `p${offset}`, offset)), 5));
-  const result = await writer.writeBatch(
-    batch(group, [3, 4, 5, 6, 7].map((offset) => rec(tenant, `p${offset}`, offset, { doc: doc(`p${offset}`, { name: `again ${offset}` }), requestId: 'req-2' })), 8),
-  );
-  t.match(result, { inserted: 3, updated: 0, alreadyCommitted: 2, skipped: false });
-  t.same(result.perRequest, [{ requestId: 'req-2', tenant, inserted: 3, updated: 0, rejected: 0 }]);
-  const names = (await companies(tenant)).map((row) => row.name);
-  t.same(names, ['Company p0', 'Company p1', 'Company p2', 'Company p3', 'Company p4', 'again 5', 'again 6', 'again 7']);
-  t.equal(await storedOffset(group), '8');
-});
-
-t.test('child rows are replaced on each upsert', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const offices = [
-    { description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41, extra: 'kept' },
-    { description: 'Wrong types', address1: 42, zip_code: 94107, city: ['x'], latitude: 'north', longitude: null },
-    { city: 'Berlin' },
-  ];
-  const rounds = [
-    { round_code: 'a', raised_amount: 1500000.5, raised_currency_code: 'USD', funded_year: 2010, funded_month: 3, funded_day: 1 },
-    { round_code: 7, raised_amount: '5M', funded_year: '2011', funded_month: 1.5 },
-  ];
-  await writer.writeBatch(batch(group, [rec(tenant, 'k', 0, { doc: doc('k', { offices, funding_rounds: rounds }) }), rec(tenant, 'other', 1)], 2));
-
-  const officeRows = await db.any('SELECT * FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
-  t.same(officeRows, [
-    { tenant, permalink: 'k', position: 0, description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41 },
-    { tenant, permalink: 'k', position: 1, description: 'Wrong types', address1: null, address2: null, zip_code: null, city: null, state_code: null, country_code: null, latitude: null, longitude: null },
-    { tenant, permalink: 'k', position: 2, description: null, address1: null, address2: null, zip_code: null, city: 'Berlin', state_code: null, country_code: null, latitude: null, longitude: null },
-  ]);
-  const roundRows = await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
-  t.same(roundRows, [
-    { tenant, permalink: 'k', position: 0, round_code: 'a', raised_amount: '1500000.5', raised_currency_code: 'USD', funded_year: 2010, funded_month: 3, funded_day: 1 },
-    { tenant, permalink: 'k', position: 1, round_code: null, raised_amount: null, raised_currency_code: null, funded_year: null, funded_month: null, funded_day: null },
-  ]);
-  const otherOffices = await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other']);
-  t.equal(otherOffices.n, 2, 'the sample record has two offices');
-
-  const second = await writer.writeBatch(batch(group, [rec(tenant, 'k', 2, { doc: doc('k', { offices: [{ city: 'Paris' }], funding_rounds: null }) })], 3));
-  t.equal(second.updated, 1);
-  t.same(
-    (await db.any('SELECT position, city FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k'])),
-    [{ position: 0, city: 'Paris' }],
-  );
-  t.same(await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2', [tenant, 'k']), []);
-  t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other'])).n, 2, 'other companies untouched');
-});
-
-t.test('bad rows are rejected alone; their neighbours are written', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const records = Array.from({ length: 11 }, (_, i) => rec(tenant, `n${String(i).padStart(2, '0')}`, i));
-  records[4] = rec(tenant, 'n04', 4, { doc: doc('n04', { number_of_employees: 30000000000 }) });
-  const result = await writer.writeBatch(batch(group, records, 11));
-  t.equal(result.inserted, 10);
-  t.equal(result.rejected.length, 1);
-  t.equal(result.rejected[0]!.code, '22003');
-  t.match(result.rejected[0]!.message, /out of range/);
-  t.equal(result.rejected[0]!.record.permalink, 'n04');
-  t.same(result.perRequest, [{ requestId: 'req-1', tenant, inserted: 10, updated: 0, rejected: 1 }]);
-  const rows = await companies(tenant);
-  t.equal(rows.length, 10);
-  t.notOk(rows.some((row) => row.permalink === 'n04'));
-  t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 20, 'children of the good rows written');
-  t.equal(await storedOffset(group), '11');
-
-  // Several bad rows of different kinds, small chunks: halving inside each chunk.
-  const tenant2 = newTenant();
-  const small = createCompanyWriter(postgres, { chunkSize: 4 });
-  const mixed = Array.from({ length: 13 }, (_, i) => rec(tenant2, `m${String(i).padStart(2, '0')}`, i));
-  mixed[1] = rec(tenant2, 'm01', 1, { doc: doc('m01', { funding_rounds: [{ funded_year: 1e12 }] }) });
-  mixed[6] = rec(tenant2, 'm06', 6, { doc: doc('m06', { name: null }) });
-  mixed[7] = rec(tenant2, 'm07', 7, { doc: doc('m07', { note: 'nul \u0000 in the document' }) });
-  mixed[12] = rec(tenant2, 'm12', 12, { doc: doc('m12', { name: 'nul \u0000 in a column' }) });
-  const mixedResult = await small.writeBatch(batch(newGroup(), mixed, 13));
-  t.equal(mixedResult.inserted, 9);
-  t.same(
-    mixedResult.rejected.map((r) => [r.record.permalink, r.code]),
-    [['m01', '22003'], ['m06', '23502'], ['m07', '22P05'], ['m12', '22021']],
-  );
-  t.equal((await companies(tenant2)).length, 9);
-});
-
-t.test('a rejected last version falls back to the one before it', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const result = await writer.writeBatch(
-    batch(
-      group,
-      [
-        rec(tenant, 'v', 0, { doc: doc('v', { name: 'v1' }), requestId: 'r1' }),
-        rec(tenant, 'v', 1, { doc: doc('v', { name: 'v2' }), requestId: 'r2' }),
-        rec(tenant, 'v', 2, { doc: doc('v', { name: 'v3', number_of_employees: 30000000000 }), requestId: 'r3' }),
-      ],
-      3,
-    ),
-  );
-  t.match(result, { inserted: 1, updated: 0, collapsed: 1 });
-  t.same(result.rejected.map((r) => r.record.offset), ['2']);
-  t.equal((await companies(tenant))[0]?.name, 'v2');
-  t.same(
-    result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
-    [
-      { requestId: 'r1', tenant, inserted: 0, updated: 1, rejected: 0 },
-      { requestId: 'r2', tenant, inserted: 1, updated: 0, rejected: 0 },
-      { requestId: 'r3', tenant, inserted: 0, updated: 0, rejected: 1 },
-    ],
-  );
-});
-
-t.test('the hook runs inside the transaction; if it throws, rows and offset roll back', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const records = [rec(tenant, 'h1', 0), rec(tenant, 'h2', 1)];
-  let seen: BatchWriteResult | undefined;
-  let visibleOutside: number | undefined;
-  const failure = new Error('producing the events failed');
-  await t.rejects(
-    writer.writeBatch(batch(group, records, 2), {
-      beforeCommit: async (result) => {
-        seen = result;
-        visibleOutside = (await companies(tenant)).length; // another connection: must not see the rows yet
-        throw failure;
-      },
-    }),
-    failure,
-    'the hook error is rethrown as is',
-  );
-  t.match(seen, { inserted: 2, skipped: false });
-  t.equal(visibleOutside, 0);
-  t.equal((await companies(tenant)).length, 0, 'no rows');
-  t.equal(await storedOffset(group), undefined, 'no offset');
-
-  let committed = false;
-  const result = await writer.writeBatch(batch(group, records, 2), { beforeCommit: async () => void (committed = true) });
-  t.ok(committed);
-  t.equal(result.inserted, 2);
-  t.equal((await companies(tenant)).length, 2);
-});
-
-t.test('storedOffsets returns what was committed, per partition', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  t.same(await writer.storedOffsets(group, topic), new Map());
-  await writer.writeBatch(batch(group, [rec(tenant, 'a', 7)], 9, 0));
-  await writer.writeBatch(batch(group, [rec(tenant, 'b', 40)], 41, 2));
-  await writer.writeBatch(batch(group, [], 12, 0)); // only skipped messages: the offset still moves
-  t.same(await writer.storedOffsets(group, topic), new Map([[0, '12'], [2, '41']]));
-  t.same(await writer.storedOffsets(group, 'another.topic'), new Map());
-  t.same(await writer.storedOffsets(newGroup(), topic), new Map());
-});
-
-t.test('SQL, shell and pg-promise variable text is stored literally', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const nasty = {
-    name: "Robert'); DROP TABLE companies;--",
-    category_code: '$(rm -rf /)',
-    homepage_url: '${name} $1 $/x/ :raw \\x00 E\'\\\\\'',
-    email_address: '`id`; \\ "quoted" \'single\'',
-    offices: [{ city: "'; DELETE FROM company_offices;--", description: '$$ dollar $$ $tag$' }],
-  };
-  const permalink = "it's-$1";
-  await writer.writeBatch(batch(group, [rec(tenant, permalink, 0, { doc: doc(permalink, nasty) })], 1));
-  const row = (await companies(tenant))[0]!;
-  t.equal(row.permalink, permalink);
-  t.equal(row.name, nasty.name);
-  t.equal(row.category_code, nasty.category_code);
-  t.equal(row.homepage_url, nasty.homepage_url);
-  t.equal(row.email_address, nasty.email_address);
-  t.same(row.document, doc(permalink, nasty));
-  t.same(await db.any('SELECT city, description FROM company_offices WHERE tenant = $1', [tenant]), [
-    { city: nasty.offices[0]!.city, description: nasty.offices[0]!.description },
-  ]);
-  t.ok((await db.one("SELECT to_regclass('companies') IS NOT NULL AS exists")).exists, 'the table is still there');
-});
-
-t.test('perRequest counts add up per request id', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  await writer.writeBatch(batch(group, [rec(tenant, 'old', 0, { requestId: 'earlier' })], 1));
-  const records = [
-    rec(tenant, 'old', 1, { requestId: 'imp-1' }), // updated
-    rec(tenant, 'q1', 2, { requestId: 'imp-1' }), // inserted
-    rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by offset 6 → updated for imp-2
-    rec(tenant, 'q3', 4, { requestId: 'imp-1', doc: doc('q3', { number_of_employees: 30000000000 }) }), // rejected
-    rec(tenant, 'q4', 5, { requestId: 'imp-2' }), // inserted
-    rec(tenant, 'q2', 6, { requestId: 'imp-1' }), // inserted
-    rec(tenant, 'q5', 7, { requestId: 'imp-2', doc: doc('q5', { founded_year: 9999999999 }) }), // rejected
-  ];
-  const result = await writer.writeBatch(batch(group, records, 8));
-  const per = new Map(result.perRequest.map((counts) => [counts.requestId, counts]));
-  t.same(per.get('imp-1'), { requestId: 'imp-1', tenant, inserted: 2, updated: 1, rejected: 1 });
-  t.same(per.get('imp-2'), { requestId: 'imp-2', tenant, inserted: 1, updated: 1, rejected: 1 });
-  for (const requestId of ['imp-1', 'imp-2']) {
-    const counts = per.get(requestId)!;
-    const sent = records.filter((r) => r.source.requestId === requestId).length;
-    t.equal(counts.inserted + counts.updated + counts.rejected, sent, `${requestId}: every record accounted for`);
-  }
-  const totals = result.perRequest.reduce((sum, c) => sum + c.inserted + c.updated + c.rejected, 0);
-  t.equal(totals, result.inserted + result.updated + result.rejected.length + result.collapsed);
-  t.equal(totals, records.length);
-});
-
-t.test('a large batch is chunked into a handful of statements', async (t) => {
-  const tenant = newTenant();
-  const group = newGroup();
-  const queries: string[] = [];
-  const options = postgres.db.$config.options;
-  options.query = (event) => void queries.push(String(event.query));
-  t.teardown(() => {
-    delete options.query;
+    const second = await writer.writeBatch(
+      batch(group, [rec(tenant, 'a', 3, { doc: doc('a', { name: 'A renamed', number_of_employees: 5 }), requestId: 'req-2' }), rec(tenant, 'd', 4, { requestId: 'req-2' })], 5),
+    );
+    t.match(second, { inserted: 1, updated: 1, rejected: [], collapsed: 0, skipped: false });
+    const after = await companies(tenant);
+    t.equal(after.length, 4);
+    t.match(after[0], { name: 'A renamed', number_of_employees: 5, source_request_id: 'req-2', source_record_index: 3 });
+    t.equal(await storedOffset(group), '5');
   });
-  const records = Array.from({ length: 2500 }, (_, i) => rec(tenant, `big-${i}`, i));
-  const result = await writer.writeBatch(batch(group, records, 2500));
-  delete options.query;
-  t.equal(result.inserted, 2500);
-  // BEGIN, offset lock, 3 chunks, offset update, COMMIT
-  t.equal(queries.length, 7, 'no per-row round trips');
-  t.equal(queries.filter((q) => q.includes('INSERT INTO "companies"')).length, 3, 'three upsert chunks of ≤ 1000 rows');
-  t.equal((await db.one('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant])).n, 2500);
-  t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 5000);
-});
 
-t.test('a database that is unreachable or goes away: retriable SINK_DB_UNAVAILABLE, nothing committed', async (t) => {
-  const unreachable = createPostgres({ ...config.postgres, port: 1 });
-  t.teardown(() => unreachable.close());
-  const tenant = newTenant();
-  const group = newGroup();
-  const error = await createCompanyWriter(unreachable)
-    .writeBatch(batch(group, [rec(tenant, 'a', 0)], 1))
-    .catch((e: unknown) => e);
-  t.type(error, PipelineError);
-  t.match(error, { code: 'SINK_DB_UNAVAILABLE', retriable: true });
+  t.test(`[${method}] the same key twice in one batch: the last one wins and the other is collapsed`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const result = await writer.writeBatch(
+      batch(
+        group,
+        [
+          rec(tenant, 'x', 10, { doc: doc('x', { name: 'first' }), requestId: 'req-a' }),
+          rec(tenant, 'y', 11, { requestId: 'req-a' }),
+          rec(tenant, 'x', 12, { doc: doc('x', { name: 'second' }), requestId: 'req-b' }),
+          rec(tenant, 'x', 13, { doc: doc('x', { name: 'third' }), requestId: 'req-b' }),
+        ],
+        14,
+      ),
+    );
+    t.match(result, { inserted: 2, updated: 0, collapsed: 2, rejected: [] });
+    const rows = await companies(tenant);
+    t.same(rows.map((row) => [row.permalink, row.name, row.source_record_index]), [['x', 'third', 13], ['y', 'Company y', 11]]);
+    t.same(
+      result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
+      [
+        { requestId: 'req-a', tenant, inserted: 1, updated: 1, rejected: 0 },
+        { requestId: 'req-b', tenant, inserted: 1, updated: 1, rejected: 0 },
+      ],
+      'superseded records count as updated of their own request',
+    );
+  });
 
-  // The writer's connection is terminated while its transaction is open.
-  const applicationName = `itest-writer-kill-${random()}`;
-  const doomed = createPostgres({ ...config.postgres, poolMax: 1 }, { applicationName });
-  t.teardown(() => doomed.close());
-  const killed = await createCompanyWriter(doomed)
-    .writeBatch(batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1)], 2), {
-      beforeCommit: async () => {
-        await db.any('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
-      },
-    })
-    .catch((e: unknown) => e);
-  t.type(killed, PipelineError);
-  t.match(killed, { code: 'SINK_DB_UNAVAILABLE', retriable: true });
-  t.equal((await companies(tenant)).length, 0, 'no rows');
-  t.equal(await storedOffset(group), undefined, 'no offset');
+  t.test(`[${method}] a replayed batch is skipped and changes nothing`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = [rec(tenant, 'a', 100), rec(tenant, 'b', 101)];
+    const first = await writer.writeBatch(batch(group, records, 103));
+    t.equal(first.inserted, 2);
+    const before = await companies(tenant);
+    await new Promise((resolve) => setTimeout(resolve, 20));
 
-  // The pool recovers: the same batch goes through on a fresh connection.
-  const retried = await createCompanyWriter(doomed).writeBatch(batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1)], 2));
-  t.equal(retried.inserted, 2);
-  t.equal(await storedOffset(group), '2');
-});
+    let hookCalls = 0;
+    const replay = await writer.writeBatch(batch(group, records, 103), { beforeCommit: async () => void hookCalls++ });
+    t.same(replay, { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
+    t.equal(hookCalls, 0, 'no hook for a skipped batch');
+    const after = await companies(tenant);
+    t.equal(after.length, before.length);
+    t.same(after.map((row) => row.loaded_at.getTime()), before.map((row) => row.loaded_at.getTime()), 'loaded_at unchanged');
 
-t.test('malformed batches are refused before touching the database', async (t) => {
-  const group = newGroup();
-  await t.rejects(writer.writeBatch(batch(group, [rec('writer-none', 'a', 5)], 5)), { code: 'SINK_BAD_BATCH', retriable: false });
-  await t.rejects(writer.writeBatch({ consumerGroup: group, topic, partition: 0, records: [], nextOffset: '-1' }), { code: 'SINK_BAD_BATCH' });
-  t.same(await writer.storedOffsets(group, topic), new Map());
-});
+    const older = await writer.writeBatch(batch(group, [rec(tenant, 'a', 50)], 51));
+    t.equal(older.skipped, true, 'an older batch is skipped too');
+    t.equal(await storedOffset(group), '103');
+  });
+
+  t.test(`[${method}] the same batch written twice at once: the offset row lock lets exactly one write it`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = [rec(tenant, 'c1', 0), rec(tenant, 'c2', 1), rec(tenant, 'c3', 2)];
+    const results = await Promise.all([writer.writeBatch(batch(group, records, 3)), writer.writeBatch(batch(group, records, 3))]);
+    t.same(results.map((r) => r.skipped).sort(), [false, true]);
+    t.same(results.map((r) => r.inserted).sort(), [0, 3]);
+    t.equal((await companies(tenant)).length, 3);
+  });
+
+  t.test(`[${method}] a partial overlap writes only the records at or after the stored offset`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    await writer.writeBatch(batch(group, [0, 1, 2, 3, 4].map((offset) => rec(tenant, `p${offset}`, offset)), 5));
+    const result = await writer.writeBatch(
+      batch(group, [3, 4, 5, 6, 7].map((offset) => rec(tenant, `p${offset}`, offset, { doc: doc(`p${offset}`, { name: `again ${offset}` }), requestId: 'req-2' })), 8),
+    );
+    t.match(result, { inserted: 3, updated: 0, alreadyCommitted: 2, skipped: false });
+    t.same(result.perRequest, [{ requestId: 'req-2', tenant, inserted: 3, updated: 0, rejected: 0 }]);
+    const names = (await companies(tenant)).map((row) => row.name);
+    t.same(names, ['Company p0', 'Company p1', 'Company p2', 'Company p3', 'Company p4', 'again 5', 'again 6', 'again 7']);
+    t.equal(await storedOffset(group), '8');
+  });
+
+  t.test(`[${method}] child rows are replaced on each upsert`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const offices = [
+      { description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41, extra: 'kept' },
+      { description: 'Wrong types', address1: 42, zip_code: 94107, city: ['x'], latitude: 'north', longitude: null },
+      { city: 'Berlin' },
+    ];
+    const rounds = [
+      { round_code: 'a', raised_amount: 1500000.5, raised_currency_code: 'USD', funded_year: 2010, funded_month: 3, funded_day: 1 },
+      { round_code: 7, raised_amount: '5M', funded_year: '2011', funded_month: 1.5 },
+    ];
+    await writer.writeBatch(batch(group, [rec(tenant, 'k', 0, { doc: doc('k', { offices, funding_rounds: rounds }) }), rec(tenant, 'other', 1)], 2));
+
+    const officeRows = await db.any('SELECT * FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
+    t.same(officeRows, [
+      { tenant, permalink: 'k', position: 0, description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41 },
+      { tenant, permalink: 'k', position: 1, description: 'Wrong types', address1: null, address2: null, zip_code: null, city: null, state_code: null, country_code: null, latitude: null, longitude: null },
+      { tenant, permalink: 'k', position: 2, description: null, address1: null, address2: null, zip_code: null, city: 'Berlin', state_code: null, country_code: null, latitude: null, longitude: null },
+    ]);
+    const roundRows = await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
+    t.same(roundRows, [
+      { tenant, permalink: 'k', position: 0, round_code: 'a', raised_amount: '1500000.5', raised_currency_code: 'USD', funded_year: 2010, funded_month: 3, funded_day: 1 },
+      { tenant, permalink: 'k', position: 1, round_code: null, raised_amount: null, raised_currency_code: null, funded_year: null, funded_month: null, funded_day: null },
+    ]);
+    const otherOffices = await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other']);
+    t.equal(otherOffices.n, 2, 'the sample record has two offices');
+
+    const second = await writer.writeBatch(batch(group, [rec(tenant, 'k', 2, { doc: doc('k', { offices: [{ city: 'Paris' }], funding_rounds: null }) })], 3));
+    t.equal(second.updated, 1);
+    t.same(
+      (await db.any('SELECT position, city FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k'])),
+      [{ position: 0, city: 'Paris' }],
+    );
+    t.same(await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2', [tenant, 'k']), []);
+    t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other'])).n, 2, 'other companies untouched');
+  });
+
+  t.test(`[${method}] bad rows are rejected alone; their neighbours are written`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = Array.from({ length: 11 }, (_, i) => rec(tenant, `n${String(i).padStart(2, '0')}`, i));
+    records[4] = rec(tenant, 'n04', 4, { doc: doc('n04', { number_of_employees: 30000000000 }) });
+    const result = await writer.writeBatch(batch(group, records, 11));
+    t.equal(result.inserted, 10);
+    t.equal(result.rejected.length, 1);
+    t.equal(result.rejected[0]!.code, '22003');
+    t.match(result.rejected[0]!.message, /out of range/);
+    t.equal(result.rejected[0]!.record.permalink, 'n04');
+    t.same(result.perRequest, [{ requestId: 'req-1', tenant, inserted: 10, updated: 0, rejected: 1 }]);
+    const rows = await companies(tenant);
+    t.equal(rows.length, 10);
+    t.notOk(rows.some((row) => row.permalink === 'n04'));
+    t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 20, 'children of the good rows written');
+    t.equal(await storedOffset(group), '11');
+
+    // Several bad rows of different kinds, small chunks: halving inside each chunk.
+    const tenant2 = newTenant();
+    const small = createCompanyWriter(postgres, { method, chunkSize: 4 });
+    const mixed = Array.from({ length: 13 }, (_, i) => rec(tenant2, `m${String(i).padStart(2, '0')}`, i));
+    mixed[1] = rec(tenant2, 'm01', 1, { doc: doc('m01', { funding_rounds: [{ funded_year: 1e12 }] }) });
+    mixed[6] = rec(tenant2, 'm06', 6, { doc: doc('m06', { name: null }) });
+    mixed[7] = rec(tenant2, 'm07', 7, { doc: doc('m07', { note: 'nul \u0000 in the document' }) });
+    mixed[12] = rec(tenant2, 'm12', 12, { doc: doc('m12', { name: 'nul \u0000 in a column' }) });
+    const mixedResult = await small.writeBatch(batch(newGroup(), mixed, 13));
+    t.equal(mixedResult.inserted, 9);
+    t.same(
+      mixedResult.rejected.map((r) => [r.record.permalink, r.code]),
+      [['m01', '22003'], ['m06', '23502'], ['m07', '22P05'], ['m12', '22021']],
+    );
+    t.equal((await companies(tenant2)).length, 9);
+  });
+
+  t.test(`[${method}] a rejected last version falls back to the one before it`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const result = await writer.writeBatch(
+      batch(
+        group,
+        [
+          rec(tenant, 'v', 0, { doc: doc('v', { name: 'v1' }), requestId: 'r1' }),
+          rec(tenant, 'v', 1, { doc: doc('v', { name: 'v2' }), requestId: 'r2' }),
+          rec(tenant, 'v', 2, { doc: doc('v', { name: 'v3', number_of_employees: 30000000000 }), requestId: 'r3' }),
+        ],
+        3,
+      ),
+    );
+    t.match(result, { inserted: 1, updated: 0, collapsed: 1 });
+    t.same(result.rejected.map((r) => r.record.offset), ['2']);
+    t.equal((await companies(tenant))[0]?.name, 'v2');
+    t.same(
+      result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
+      [
+        { requestId: 'r1', tenant, inserted: 0, updated: 1, rejected: 0 },
+        { requestId: 'r2', tenant, inserted: 1, updated: 0, rejected: 0 },
+        { requestId: 'r3', tenant, inserted: 0, updated: 0, rejected: 1 },
+      ],
+    );
+  });
+
+  t.test(`[${method}] the hook runs inside the transaction; if it throws, rows and offset roll back`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = [rec(tenant, 'h1', 0), rec(tenant, 'h2', 1)];
+    let seen: BatchWriteResult | undefined;
+    let visibleOutside: number | undefined;
+    const failure = new Error('producing the events failed');
+    await t.rejects(
+      writer.writeBatch(batch(group, records, 2), {
+        beforeCommit: async (result) => {
+          seen = result;
+          visibleOutside = (await companies(tenant)).length; // another connection: must not see the rows yet
+          throw failure;
+        },
+      }),
+      failure,
+      'the hook error is rethrown as is',
+    );
+    t.match(seen, { inserted: 2, skipped: false });
+    t.equal(visibleOutside, 0);
+    t.equal((await companies(tenant)).length, 0, 'no rows');
+    t.equal(await storedOffset(group), undefined, 'no offset');
+
+    let committed = false;
+    const result = await writer.writeBatch(batch(group, records, 2), { beforeCommit: async () => void (committed = true) });
+    t.ok(committed);
+    t.equal(result.inserted, 2);
+    t.equal((await companies(tenant)).length, 2);
+  });
+
+  t.test(`[${method}] storedOffsets returns what was committed, per partition`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    t.same(await writer.storedOffsets(group, topic), new Map());
+    await writer.writeBatch(batch(group, [rec(tenant, 'a', 7)], 9, 0));
+    await writer.writeBatch(batch(group, [rec(tenant, 'b', 40)], 41, 2));
+    await writer.writeBatch(batch(group, [], 12, 0)); // only skipped messages: the offset still moves
+    t.same(await writer.storedOffsets(group, topic), new Map([[0, '12'], [2, '41']]));
+    t.same(await writer.storedOffsets(group, 'another.topic'), new Map());
+    t.same(await writer.storedOffsets(newGroup(), topic), new Map());
+  });
+
+  t.test(`[${method}] SQL, shell and pg-promise variable text is stored literally`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const nasty = {
+      name: "Robert'); DROP TABLE companies;--",
+      category_code: '$(rm -rf /)',
+      homepage_url: '${name} $1 $/x/ :raw \\x00 E\'\\\\\'',
+      email_address: '`id`; \\ "quoted" \'single\'',
+      offices: [{ city: "'; DELETE FROM company_offices;--", description: '$$ dollar $$ $tag$' }],
+      // COPY text format's own specials: field and row separators, escapes, the end-of-data marker, the null marker.
+      funding_rounds: [{ round_code: 'a\tb\nc\rd\\e', raised_currency_code: '\\.' }, { round_code: '\\N', raised_currency_code: '\n\\.\n' }],
+    };
+    const permalink = "it's-$1";
+    await writer.writeBatch(batch(group, [rec(tenant, permalink, 0, { doc: doc(permalink, nasty) })], 1));
+    const row = (await companies(tenant))[0]!;
+    t.equal(row.permalink, permalink);
+    t.equal(row.name, nasty.name);
+    t.equal(row.category_code, nasty.category_code);
+    t.equal(row.homepage_url, nasty.homepage_url);
+    t.equal(row.email_address, nasty.email_address);
+    t.same(row.document, doc(permalink, nasty));
+    t.same(await db.any('SELECT city, description FROM company_offices WHERE tenant = $1', [tenant]), [
+      { city: nasty.offices[0]!.city, description: nasty.offices[0]!.description },
+    ]);
+    t.same(await db.any('SELECT round_code, raised_currency_code FROM company_funding_rounds WHERE tenant = $1 ORDER BY position', [tenant]), [
+      { round_code: nasty.funding_rounds[0]!.round_code, raised_currency_code: nasty.funding_rounds[0]!.raised_currency_code },
+      { round_code: nasty.funding_rounds[1]!.round_code, raised_currency_code: nasty.funding_rounds[1]!.raised_currency_code },
+    ]);
+    t.ok((await db.one("SELECT to_regclass('companies') IS NOT NULL AS exists")).exists, 'the table is still there');
+  });
+
+  t.test(`[${method}] perRequest counts add up per request id`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    await writer.writeBatch(batch(group, [rec(tenant, 'old', 0, { requestId: 'earlier' })], 1));
+    const records = [
+      rec(tenant, 'old', 1, { requestId: 'imp-1' }), // updated
+      rec(tenant, 'q1', 2, { requestId: 'imp-1' }), // inserted
+      rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by offset 6 → updated for imp-2
+      rec(tenant, 'q3', 4, { requestId: 'imp-1', doc: doc('q3', { number_of_employees: 30000000000 }) }), // rejected
+      rec(tenant, 'q4', 5, { requestId: 'imp-2' }), // inserted
+      rec(tenant, 'q2', 6, { requestId: 'imp-1' }), // inserted
+      rec(tenant, 'q5', 7, { requestId: 'imp-2', doc: doc('q5', { founded_year: 9999999999 }) }), // rejected
+    ];
+    const result = await writer.writeBatch(batch(group, records, 8));
+    const per = new Map(result.perRequest.map((counts) => [counts.requestId, counts]));
+    t.same(per.get('imp-1'), { requestId: 'imp-1', tenant, inserted: 2, updated: 1, rejected: 1 });
+    t.same(per.get('imp-2'), { requestId: 'imp-2', tenant, inserted: 1, updated: 1, rejected: 1 });
+    for (const requestId of ['imp-1', 'imp-2']) {
+      const counts = per.get(requestId)!;
+      const sent = records.filter((r) => r.source.requestId === requestId).length;
+      t.equal(counts.inserted + counts.updated + counts.rejected, sent, `${requestId}: every record accounted for`);
+    }
+    const totals = result.perRequest.reduce((sum, c) => sum + c.inserted + c.updated + c.rejected, 0);
+    t.equal(totals, result.inserted + result.updated + result.rejected.length + result.collapsed);
+    t.equal(totals, records.length);
+  });
+
+  t.test(`[${method}] a large batch takes a handful of statements`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const queries: string[] = [];
+    const options = postgres.db.$config.options;
+    options.query = (event) => void queries.push(String(event.query));
+    t.teardown(() => {
+      delete options.query;
+    });
+    const records = Array.from({ length: 2500 }, (_, i) => rec(tenant, `big-${i}`, i));
+    const result = await writer.writeBatch(batch(group, records, 2500));
+    delete options.query;
+    t.equal(result.inserted, 2500);
+    if (method === 'insert') {
+      // BEGIN, offset lock, 3 chunks, offset update, COMMIT
+      t.equal(queries.length, 7, 'no per-row round trips');
+      t.equal(queries.filter((q) => q.includes('INSERT INTO "companies"')).length, 3, 'three upsert chunks of ≤ 1000 rows');
+    } else {
+      // BEGIN, offset lock, staging set-up, one merge, offset update, COMMIT (the three COPYs go
+      // through the driver itself): the statement count does not grow with the batch.
+      t.equal(queries.length, 6, 'no per-row round trips');
+      t.equal(queries.filter((q) => /INSERT INTO companies \(.*\) SELECT/s.test(q)).length, 1, 'one merge from the staging table');
+      t.notOk(queries.some((q) => q.includes('INSERT INTO "companies"')), 'no multi-row INSERT');
+      t.ok(queries.join('').length < 8192, 'no row travels as SQL text (a few KB of statements for megabytes of rows)');
+    }
+    t.equal((await db.one('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant])).n, 2500);
+    t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 5000);
+  });
+
+  t.test(`[${method}] a database that is unreachable or goes away: retriable SINK_DB_UNAVAILABLE, nothing committed`, async (t) => {
+    const unreachable = createPostgres({ ...config.postgres, port: 1 });
+    t.teardown(() => unreachable.close());
+    const tenant = newTenant();
+    const group = newGroup();
+    const error = await createCompanyWriter(unreachable, { method })
+      .writeBatch(batch(group, [rec(tenant, 'a', 0)], 1))
+      .catch((e: unknown) => e);
+    t.type(error, PipelineError);
+    t.match(error, { code: 'SINK_DB_UNAVAILABLE', retriable: true });
+
+    // The writer's connection is terminated while its transaction is open.
+    const applicationName = `itest-writer-kill-${random()}`;
+    const doomed = createPostgres({ ...config.postgres, poolMax: 1 }, { applicationName });
+    t.teardown(() => doomed.close());
+    const killed = await createCompanyWriter(doomed, { method })
+      .writeBatch(batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1)], 2), {
+        beforeCommit: async () => {
+          await db.any('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [applicationName]);
+        },
+      })
+      .catch((e: unknown) => e);
+    t.type(killed, PipelineError);
+    t.match(killed, { code: 'SINK_DB_UNAVAILABLE', retriable: true });
+    t.equal((await companies(tenant)).length, 0, 'no rows');
+    t.equal(await storedOffset(group), undefined, 'no offset');
+
+    // The pool recovers: the same batch goes through on a fresh connection.
+    const retried = await createCompanyWriter(doomed, { method }).writeBatch(batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1)], 2));
+    t.equal(retried.inserted, 2);
+    t.equal(await storedOffset(group), '2');
+  });
+
+  t.test(`[${method}] malformed batches are refused before touching the database`, async (t) => {
+    const group = newGroup();
+    await t.rejects(writer.writeBatch(batch(group, [rec('writer-none', 'a', 5)], 5)), { code: 'SINK_BAD_BATCH', retriable: false });
+    await t.rejects(writer.writeBatch({ consumerGroup: group, topic, partition: 0, records: [], nextOffset: '-1' }), { code: 'SINK_BAD_BATCH' });
+    t.same(await writer.storedOffsets(group, topic), new Map());
+  });
+}
