@@ -5,7 +5,8 @@
  *   (e2e)  one NDJSON file of BENCH_PIPELINE_COUNT (20,000) seeded companies (~80 MB; seed 42,
  *          every 50th invalid, every 100th a duplicate) POSTed to a real ingress (child process),
  *          extracted, validated and loaded by BENCH_PIPELINE_REPLICAS (1) processor child(ren)
- *          (`node --import tsx topology/main.ts run`, all stages). t0 = just before the POST starts
+ *          (`node dist/topology/main.js run`, all stages: the services run compiled, as their
+ *          images run them; the bench runs `npm run build` first). t0 = just before the POST starts
  *          streaming the file from disk; t1 = when `SELECT count(*) FROM companies WHERE tenant = $1`
  *          (polled every 150 ms) reaches the file's distinct valid permalinks. records/s = records
  *          in the file ÷ (t1 − t0). The processor's VmRSS is sampled every 50 ms.
@@ -230,8 +231,10 @@ interface Child {
 
 const children = new Set<Child>();
 
+/** Runs a service's compiled entry point (`ingress/main.ts` → `dist/ingress/main.js`), as its image does. */
 function spawnNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, url: string, nodeArgs: string[] = []): Child {
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const compiled = join('dist', script.replace(/\.ts$/, '.js'));
+  const proc = spawn(process.execPath, [...nodeArgs, compiled, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
   const child: Child = { name, proc, pid: proc.pid, log: [], url };
   const keep = (data: Buffer) => {
@@ -900,6 +903,7 @@ async function writerCeiling(
         tenant,
         permalink: record.permalink,
         document: JSON.parse(record.json) as Record<string, unknown>,
+        documentJson: record.json,
         source: { requestId: source.requestId, bucket: source.bucket, key: source.key, recordIndex: record.index },
         offset: String(start + i),
       }));
@@ -1019,6 +1023,8 @@ interface Results {
   date: string;
   machine: { nproc: number; cpuModel: string; free: string; node: string; loadavgBefore: number[]; loadavgAfter: number[] };
   settings: typeof settings;
+  /** How the services ran: compiled (`node dist/…`) or, in older results (absent), `node --import tsx`. */
+  servicesRun?: 'compiled';
   /** The processor's settings that shape the run (absent in older results). */
   processorSettings?: { extractRecordsPerTransaction: number; loadBatchMaxRecords: number; loadBatchLingerMs: number };
   file: { bytes: number; records: number; valid: number; invalid: number; duplicates: number; distinctValidPermalinks: number; generateSeconds: number };
@@ -1035,6 +1041,8 @@ interface Results {
 async function main(): Promise<void> {
   mkdirSync(tmpDir, { recursive: true });
   if (settings.cpuProf) mkdirSync(profDir, { recursive: true });
+  log('building dist/ (the services run compiled, as in their images)');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: ['ignore', process.stderr, process.stderr] });
   const file = join(tmpDir, `pipeline-${settings.count}-${stamp}.ndjson`);
   const s3 = createS3(config.s3);
   const db = createPostgres(config.postgres, { applicationName: 'bench-pipeline' });
@@ -1050,6 +1058,7 @@ async function main(): Promise<void> {
       loadavgAfter: [],
     },
     settings,
+    servicesRun: 'compiled',
     processorSettings: (({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }) => ({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }))(
       loadProcessorConfig(process.env).processor,
     ),
@@ -1490,7 +1499,7 @@ function renderSection(): string {
     `What: one ${fmt(first.file.bytes / 1e6, 1)} MB NDJSON file of ${fmt(first.file.records)} generated companies (\`examples/generate/companies.ts\`, seed ${first.settings.seed}, every ${first.settings.invalidEvery}th invalid, every ${first.settings.duplicateEvery}th a duplicate: ` +
       `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (extract → validate → load) into PostgreSQL, ` +
       `against the database's own ceiling in the same run: COPY FROM STDIN of the same rows into the same three tables (one connection, one transaction), and the sink's company writer alone (batches of ${first.settings.writerBatch}, no Kafka). ` +
-      `Every server in a child process (\`node --import tsx\`); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
+      `Every service in a child process (${first.servicesRun === 'compiled' ? '\`node dist/…\`, compiled by \`npm run build\` as in the images' : '\`node --import tsx\`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
     '',
   );
   lines.push(

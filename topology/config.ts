@@ -41,7 +41,7 @@ export function loadProcessorConfig(env: NodeJS.ProcessEnv = process.env): Proce
       stages: stages as StageName[],
       loadBatchMaxRecords: reader.int('LOAD_BATCH_MAX_RECORDS', 1000, { min: 1, max: 100_000 }),
       loadBatchLingerMs: reader.int('LOAD_BATCH_LINGER_MS', 200, { min: 0, max: 60_000 }),
-      loadBatchMaxBytes: reader.int('LOAD_BATCH_MAX_BYTES', 8 * 1024 * 1024, { min: 1024 }),
+      loadBatchMaxBytes: reader.int('LOAD_BATCH_MAX_BYTES', 4 * 1024 * 1024, { min: 1024 }),
       extractRecordsPerTransaction: reader.int('EXTRACT_RECORDS_PER_TRANSACTION', 2000, { min: 1, max: 100_000 }),
       lagIntervalMs: reader.int('PROCESSOR_LAG_INTERVAL_MS', 5000, { min: 100 }),
     },

@@ -36,6 +36,11 @@ export interface SinkRecord {
   permalink: string;
   /** The whole normalised record. */
   document: Record<string, unknown>;
+  /**
+   * `document` as the JSON text it was parsed from, when the caller has it: stored as is
+   * instead of serialising the object again (PostgreSQL parses it into jsonb either way).
+   */
+  documentJson?: string;
   source: { requestId: string; bucket: string; key: string; recordIndex: number };
   /** Kafka offset of the message that carried it. */
   offset: string;
@@ -571,8 +576,8 @@ function prepare(record: SinkRecord, key: string): Prepared | string {
     email_address: text(doc.email_address),
     created_at: timestamp(doc.created_at),
     updated_at: timestamp(doc.updated_at),
-    // JSON.stringify escapes control characters, so the document text never holds a raw NUL.
-    document: JSON.stringify(doc),
+    // JSON text escapes control characters, so the document text never holds a raw NUL.
+    document: record.documentJson ?? JSON.stringify(doc),
     source_request_id: source.requestId,
     source_bucket: source.bucket,
     source_key: source.key,

@@ -17,6 +17,7 @@ export function toSinkRecord(message: { offset: string; key: string | undefined;
     tenant: record.tenant,
     permalink: String(document.permalink),
     document,
+    documentJson: record.document,
     source: { requestId: record.request_id, bucket: record.bucket, key: record.key, recordIndex: Number(record.record_index) },
     offset: message.offset,
   };

@@ -45,7 +45,7 @@ export function etlTopology(deps: EtlDeps): Topology {
         input: topics.recordExtracted.name,
         outputs: { valid: topics.recordValidated.name, invalid: topics.validationError.name },
         errors: topics.processingError.name,
-        messagesPerTransaction: 500,
+        messagesPerTransaction: 1000,
         process: validate,
       },
       {
