@@ -5,8 +5,9 @@
  *   (e2e)  one NDJSON file of BENCH_PIPELINE_COUNT (20,000) seeded companies (~80 MB; seed 42,
  *          every 50th invalid, every 100th a duplicate) POSTed to a real ingress (child process),
  *          extracted, validated and loaded by BENCH_PIPELINE_REPLICAS (1) processor child(ren)
- *          (`node dist/topology/main.js run`, all stages: the services run compiled, as their
- *          images run them; the bench runs `npm run build` first). t0 = just before the POST starts
+ *          (`node dist/topology/main.js run`, all stages: the services run compiled and with the
+ *          image's MALLOC_MMAP_THRESHOLD_, as their images run them; the bench runs `npm run build`
+ *          first). t0 = just before the POST starts
  *          streaming the file from disk; t1 = when `SELECT count(*) FROM companies WHERE tenant = $1`
  *          (polled every 150 ms) reaches the file's distinct valid permalinks. records/s = records
  *          in the file ÷ (t1 − t0). The processor's VmRSS is sampled every 50 ms.
@@ -231,10 +232,17 @@ interface Child {
 
 const children = new Set<Child>();
 
+/** The environment the services' image gives every process (its runtime stage's allocator setting). */
+function imageEnv(): NodeJS.ProcessEnv {
+  const dockerfile = readFileSync(join(root, 'deployments', 'docker', 'Dockerfile'), 'utf8');
+  const threshold = /^ENV MALLOC_MMAP_THRESHOLD_=(\d+)$/m.exec(dockerfile)?.[1];
+  return threshold === undefined ? {} : { MALLOC_MMAP_THRESHOLD_: threshold };
+}
+
 /** Runs a service's compiled entry point (`ingress/main.ts` → `dist/ingress/main.js`), as its image does. */
 function spawnNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, url: string, nodeArgs: string[] = []): Child {
   const compiled = join('dist', script.replace(/\.ts$/, '.js'));
-  const proc = spawn(process.execPath, [...nodeArgs, compiled, ...args], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [...nodeArgs, compiled, ...args], { cwd: root, env: { ...env, ...imageEnv() }, stdio: ['ignore', 'pipe', 'pipe'] });
   if (proc.pid === undefined) throw new Error(`could not start ${name}`);
   const child: Child = { name, proc, pid: proc.pid, log: [], url };
   const keep = (data: Buffer) => {
@@ -1499,7 +1507,7 @@ function renderSection(): string {
     `What: one ${fmt(first.file.bytes / 1e6, 1)} MB NDJSON file of ${fmt(first.file.records)} generated companies (\`examples/generate/companies.ts\`, seed ${first.settings.seed}, every ${first.settings.invalidEvery}th invalid, every ${first.settings.duplicateEvery}th a duplicate: ` +
       `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (extract → validate → load) into PostgreSQL, ` +
       `against the database's own ceiling in the same run: COPY FROM STDIN of the same rows into the same three tables (one connection, one transaction), and the sink's company writer alone (batches of ${first.settings.writerBatch}, no Kafka). ` +
-      `Every service in a child process (${first.servicesRun === 'compiled' ? '\`node dist/…\`, compiled by \`npm run build\` as in the images' : '\`node --import tsx\`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
+      `Every service in a child process (${first.servicesRun === 'compiled' ? '\`node dist/…\`, compiled by \`npm run build\`, with the image\'s \`MALLOC_MMAP_THRESHOLD_\` (deployments/docker/Dockerfile): as the images run them' : '\`node --import tsx\`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
     '',
   );
   lines.push(

@@ -336,6 +336,8 @@ t.test('Dockerfile: build args, stages, non-root user, health checks, entry poin
   t.match(dockerfile, /npm run build/);
   t.match(dockerfile, /npm prune --omit=dev/);
   t.match(dockerfile, /^USER 10001:10001$/m, 'runs as a non-root user');
+  const runtime = /^FROM \$\{NODE_IMAGE\} AS runtime$([\s\S]*?)(?=^FROM )/m.exec(dockerfile)?.[1] ?? '';
+  t.match(runtime, /^ENV MALLOC_MMAP_THRESHOLD_=131072$/m, 'every service gets the fixed mmap threshold that bench:pipeline measures with');
   const build = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.build.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
   const compiled = new Set(build!.fileNames.map((file) => relative(root, file)));
   const defaults: Record<string, number> = { ingress: 3000, processor: 3001, monitoring: 3002 };
