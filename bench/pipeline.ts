@@ -1701,7 +1701,7 @@ function diagnosis(runs: Results[]): string[] {
         `${fmt(run.processCpuSeconds / r.prepare.total, 1)}× what the bare parse + normalise + stringify + parse + validate of the same records took in the bench (${fmt(r.prepare.total, 1)} s); event-loop delay p99 reached ${fmt(run.eventLoopLagP99MaxMs, 0)} ms, so every Kafka/Postgres round trip of every stage waits behind the others' CPU work.`,
     );
     out.push(
-      `**${label}: the sink vs the rest.** The company writer alone (${loadWayWriters(r)[0]?.method ?? 'insert'} way, batches of 1,000, no Kafka) loads ${fmt(writerRate)} rows/s, ${fmt(writerRate / copyRate, 2)} of COPY's ${fmt(copyRate)}` +
+      `**${label}: the sink vs the rest.** The company writer alone (${loadWayWriters(r)[0]?.method ?? 'insert'} way, batches of 1,000, no Kafka) loads ${fmt(writerRate)} rows/s, ${fmt(writerRate / copyRate, 3)} of COPY's ${fmt(copyRate)}` +
         (writerRate / copyRate < targets.e2eOverCopy
           ? ` — already below the 0.50 target on its own, so the target cannot be met with this sink even if extract, validate and Kafka cost nothing. `
           : ` — the sink alone clears the 0.50 target, so what holds the pipeline below it is upstream of the database: Kafka and the processor's event loop. `) +
@@ -1790,9 +1790,10 @@ function diagnosis(runs: Results[]): string[] {
       out.push(
         `**Bottleneck, in short (1 replica).** CPU per record, shared by three kinds of process on ${one.machine.nproc} cores: ${fmt(pipelineCpuPerRecord * 1000, 2)} ms of CPU per record across processor, Kafka and PostgreSQL ` +
           `(Kafka's three brokers ${fmt(kafkaShare * 100)}% of it), which caps this machine at about ${fmt(one.machine.nproc / pipelineCpuPerRecord)} records/s whatever the scheduling; the run reached ${fmt(one.run.recordsPerSecond)}. ` +
+          `Within that, the run lasts as long as the extract of its one file: ${fmt(((one.run.stages.extract.doneAt - one.run.answeredSeconds) / one.run.seconds) * 100)}% of it, on one partition in one event loop that validate and load share (a second replica cannot take part of a file). ` +
           `The sink alone (company writer, ${loadWayWriters(one)[0]?.method ?? 'insert'} way) reaches ${fmt(writerRate / copyRate, 2)} of COPY${writerRate / copyRate >= targets.e2eOverCopy ? ', above the target: the gap is upstream of it' : ', itself below the target'}. ` +
           `Every record crosses Kafka twice (RecordExtracted, RecordValidated), each time written to 3 replicas, read by the followers and by the next stage, inside transactions (produce, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn with its markers), ` +
-          `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). Levers, by size: fewer and larger transactions and produce requests between stages (validate commits ~${fmt(one.run.stages.validate.recordsIn / one.run.stages.validate.batches)} records per transaction), ` +
+          `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). Levers, by size: split a big file's extract over partitions (byte ranges at line boundaries as separate inputs, so replicas and cores share one file), fewer and larger transactions and produce requests between stages (validate commits ~${fmt(one.run.stages.validate.recordsIn / one.run.stages.validate.batches)} records per transaction), ` +
           `fusing validate into extract for records that need no repartitioning (one Kafka crossing instead of two), and carrying the document as bytes instead of re-encoding it per stage.`,
       );
     }
