@@ -1,7 +1,8 @@
 /**
  * The Postgres sink's write path: one Kafka partition batch of normalised company records →
  * one database transaction holding the company rows, their child rows and the partition's next
- * offset (exactly once: a batch replayed after a crash finds its offset already stored).
+ * offset (exactly once: a batch replayed after a crash finds its offset already stored), and the
+ * events announcing the batch in sink_outbox (`hooks.outbox`), sent by the caller after the commit.
  *
  * Two ways to write the rows of a batch (`method`), both with the same results:
  * - `copy` (the default): the rows are streamed with COPY FROM STDIN into three session-local
@@ -83,11 +84,34 @@ export interface BatchWriteResult {
   perRequest: RequestLoadCounts[];
   /** True if the stored offset was already >= nextOffset: the batch was written before, nothing done. */
   skipped: boolean;
+  /** The sink_outbox row holding the batch's events (`hooks.outbox`), committed with the rows. */
+  outbox?: OutboxEntry;
+}
+
+/** Events stored in sink_outbox with a batch, to be sent once the batch is committed. */
+export interface OutboxEntry {
+  id: string;
+  partition: number;
+  events: unknown[];
+}
+
+export interface WriteHooks {
+  /**
+   * The events announcing the batch: stored in sink_outbox in the batch's transaction (so they
+   * exist if and only if the batch is committed) and returned as `result.outbox`.
+   */
+  outbox?: (result: BatchWriteResult) => unknown[];
+  /** Runs inside the transaction just before COMMIT; if it throws, nothing is committed. */
+  beforeCommit?: (result: BatchWriteResult) => Promise<void>;
 }
 
 export interface CompanyWriter {
-  /** One database transaction: rows of the batch + the partition's next offset in sink_offsets. */
-  writeBatch(batch: PartitionBatch, hooks?: { beforeCommit?: (result: BatchWriteResult) => Promise<void> }): Promise<BatchWriteResult>;
+  /** One database transaction: rows of the batch + the partition's next offset in sink_offsets (+ its outbox events). */
+  writeBatch(batch: PartitionBatch, hooks?: WriteHooks): Promise<BatchWriteResult>;
+  /** Outbox entries not yet sent for these partitions of a topic and group, oldest first. */
+  pendingOutbox(consumerGroup: string, topic: string, partitions: readonly number[]): Promise<OutboxEntry[]>;
+  /** Forgets outbox entries whose events Kafka acknowledged. */
+  deleteOutbox(ids: readonly string[]): Promise<void>;
   /** The stored next offset of each partition of a topic for a group (what to seek to on assignment). */
   storedOffsets(consumerGroup: string, topic: string): Promise<Map<number, string>>;
 }
@@ -365,7 +389,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     client: pg.Client,
     batch: PartitionBatch,
     next: bigint,
-    beforeCommit: ((result: BatchWriteResult) => Promise<void>) | undefined,
+    hooks: WriteHooks,
   ): Promise<BatchWriteResult> {
     const where = pgp.as.format('consumer_group = $1 AND topic = $2 AND partition = $3', [batch.consumerGroup, batch.topic, batch.partition]);
     const [, lockRows] = await t.multi(
@@ -470,9 +494,21 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     rejected.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
     result.rejected = rejected.map((entry) => entry.rejection);
     result.perRequest = [...perRequest.values()];
-    if (beforeCommit) {
+    const events = hooks.outbox?.(result) ?? [];
+    if (events.length > 0) {
+      const { id } = await t.one<{ id: string }>(
+        pgp.as.format('INSERT INTO sink_outbox (consumer_group, topic, partition, events) VALUES ($1, $2, $3, $4::jsonb) RETURNING id', [
+          batch.consumerGroup,
+          batch.topic,
+          batch.partition,
+          JSON.stringify(events),
+        ]),
+      );
+      result.outbox = { id: String(id), partition: batch.partition, events };
+    }
+    if (hooks.beforeCommit) {
       try {
-        await beforeCommit(result);
+        await hooks.beforeCommit(result);
       } catch (error) {
         throw new HookFailure(error);
       }
@@ -494,7 +530,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       }
       let healthy = false;
       try {
-        const result = await connection.tx('company-writer', (t) => writeBatchInTx(t, connection.client as unknown as pg.Client, batch, next, hooks.beforeCommit));
+        const result = await connection.tx('company-writer', (t) => writeBatchInTx(t, connection.client as unknown as pg.Client, batch, next, hooks));
         healthy = true;
         return result;
       } catch (error) {
@@ -506,6 +542,28 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
         throw unavailable(what, error);
       } finally {
         connection.done(!healthy);
+      }
+    },
+
+    async pendingOutbox(consumerGroup, topic, partitions) {
+      if (partitions.length === 0) return [];
+      try {
+        const rows = await db.any<{ id: string; partition: number; events: unknown[] }>(
+          'SELECT id, partition, events FROM sink_outbox WHERE consumer_group = $1 AND topic = $2 AND partition = ANY($3::int[]) ORDER BY id',
+          [consumerGroup, topic, [...partitions]],
+        );
+        return rows.map((row) => ({ id: String(row.id), partition: row.partition, events: row.events }));
+      } catch (error) {
+        throw unavailable(`reading the outbox of ${consumerGroup} on ${topic}`, error);
+      }
+    },
+
+    async deleteOutbox(ids) {
+      if (ids.length === 0) return;
+      try {
+        await db.none('DELETE FROM sink_outbox WHERE id = ANY($1::bigint[])', [[...ids]]);
+      } catch (error) {
+        throw unavailable('deleting sent outbox entries', error);
       }
     },
 

@@ -1,9 +1,10 @@
 /**
  * The load stage's sink: turns RecordValidated messages of one partition into a
- * CompanyWriter batch (rows + offset in one Postgres transaction) and announces, before
- * that transaction commits, a RecordsLoaded per import and a ProcessingError per record the
- * database refused. If the commit then fails the batch is retried and the events repeat;
- * RecordsLoaded carries a batch_id so monitoring counts a batch once.
+ * CompanyWriter batch (rows + offset in one Postgres transaction) and announces it with a
+ * RecordsLoaded per import and a ProcessingError per record the database refused. The events
+ * are stored in sink_outbox in the batch's transaction and sent after it commits, so only a
+ * committed batch is ever announced, under the batch_id it was committed with; events whose
+ * send did not complete are sent again (`sendPending`), and monitoring counts a batch_id once.
  */
 import type { Postgres } from '../../core/postgres.js';
 import type { CompanyRecordEvent, ProcessingError, RecordsLoaded } from '../../schemas/index.js';
@@ -27,6 +28,14 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
   const writer = createCompanyWriter(postgres);
   return {
     storedOffsets: (groupId, topic) => writer.storedOffsets(groupId, topic),
+    async sendPending(groupId, topic, partitions, produce) {
+      const entries = await writer.pendingOutbox(groupId, topic, partitions);
+      for (const entry of entries) {
+        await produce(entry.events as Emit[]);
+        await writer.deleteOutbox([entry.id]);
+      }
+      return entries.length;
+    },
     async write(batch: SinkBatch<CompanyRecordEvent>, produce, groupId) {
       const records = batch.messages.map(toSinkRecord);
       const firstOffset = batch.messages[0]?.offset ?? batch.nextOffset;
@@ -34,7 +43,7 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
       const result = await writer.writeBatch(
         { consumerGroup: groupId, topic: batch.topic, partition: batch.partition, records, nextOffset: batch.nextOffset },
         {
-          beforeCommit: async (written) => {
+          outbox: (written) => {
             const now = Date.now();
             const emits: Emit[] = written.perRequest.map((counts) => {
               const event: RecordsLoaded = {
@@ -64,11 +73,14 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
               };
               emits.push({ to: 'errors', key: rejected.record.source.requestId, value: event, requestId: rejected.record.source.requestId });
             }
-            await produce(emits);
+            return emits;
           },
         },
       );
-      return { written: result.skipped ? 0 : records.length };
+      if (result.skipped) return { written: 0 };
+      await produce((result.outbox?.events ?? []) as Emit[]);
+      if (result.outbox !== undefined) await writer.deleteOutbox([result.outbox.id]);
+      return { written: records.length };
     },
   };
 }

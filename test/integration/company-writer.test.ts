@@ -30,6 +30,7 @@ const groups: string[] = [];
 t.teardown(async () => {
   if (tenants.length > 0) await db.none('DELETE FROM companies WHERE tenant = ANY($1)', [tenants]);
   if (groups.length > 0) await db.none('DELETE FROM sink_offsets WHERE consumer_group = ANY($1)', [groups]);
+  if (groups.length > 0) await db.none('DELETE FROM sink_outbox WHERE consumer_group = ANY($1)', [groups]);
   await postgres.close();
 });
 
@@ -346,6 +347,34 @@ for (const method of ['copy', 'insert'] as const) {
     t.ok(committed);
     t.equal(result.inserted, 2);
     t.equal((await companies(tenant)).length, 2);
+  });
+
+  t.test(`[${method}] outbox events are committed with the batch or not at all, and stay until deleted`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = [rec(tenant, 'o1', 0), rec(tenant, 'o2', 1)];
+    const eventsOf = (result: BatchWriteResult) => [{ kind: 'loaded', inserted: result.inserted, note: "it's \t $1 \u00e9" }];
+
+    // The commit fails (the hook throws after the outbox row was written): no outbox entry.
+    await t.rejects(writer.writeBatch(batch(group, records, 2, 3), { outbox: eventsOf, beforeCommit: async () => Promise.reject(new Error('no commit')) }));
+    t.same(await offsetReader.pendingOutbox(group, topic, [3]), [], 'a batch that did not commit left no events');
+
+    const result = await writer.writeBatch(batch(group, records, 2, 3), { outbox: eventsOf });
+    t.ok(result.outbox, 'the committed batch names its outbox entry');
+    t.same(result.outbox?.events, [{ kind: 'loaded', inserted: 2, note: "it's \t $1 \u00e9" }]);
+    const pending = await offsetReader.pendingOutbox(group, topic, [3, 4]);
+    t.same(pending, [result.outbox], 'pending until deleted, events as stored');
+    t.same(await offsetReader.pendingOutbox(group, topic, [4]), [], 'only the partitions asked for');
+
+    // A replay of the same batch is skipped: it stores no second entry.
+    const replay = await writer.writeBatch(batch(group, records, 2, 3), { outbox: eventsOf });
+    t.ok(replay.skipped);
+    t.equal(replay.outbox, undefined);
+    t.equal((await offsetReader.pendingOutbox(group, topic, [3])).length, 1);
+
+    await offsetReader.deleteOutbox([result.outbox!.id]);
+    t.same(await offsetReader.pendingOutbox(group, topic, [3]), [], 'gone once deleted');
+    await offsetReader.deleteOutbox([result.outbox!.id]); // deleting twice is harmless (two senders)
   });
 
   t.test(`[${method}] storedOffsets returns what was committed, per partition`, async (t) => {

@@ -163,6 +163,27 @@ t.test('a processor killed with SIGKILL mid-load and restarted: the same exact c
   await expectExactOutcome(t, tenant, imported.request_id, records);
 });
 
+t.test('events of a batch committed by a replica that died before sending them go out when a replica takes the partition over', async (t) => {
+  for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
+  // What a load replica SIGKILLed between its Postgres commit and its send leaves behind: the
+  // batch's events in sink_outbox, committed with the rows (sinks/postgres/load-sink.ts).
+  const requestId = uniqueName('outbox');
+  const batchId = `etl-load/${topics.recordValidated.name}/1/${requestId}`;
+  const event: RecordsLoaded = { request_id: requestId, tenant: 'outbox-itest', batch_id: batchId, inserted: 7, updated: 2, rejected: 0, loaded_at: Date.now() };
+  const { id } = await postgres.db.one<{ id: string }>(
+    'INSERT INTO sink_outbox (consumer_group, topic, partition, events) VALUES ($1, $2, 1, $3::jsonb) RETURNING id',
+    ['etl-load', topics.recordValidated.name, JSON.stringify([{ to: 'loaded', key: requestId, value: event, requestId }])],
+  );
+  await startReplica();
+  const sent = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (value) => value.request_id === requestId, { count: 1, decode, timeoutMs: 60_000, settleMs: 2000 });
+  t.equal(sent.length, 1, 'announced once, with no new input on the partition');
+  t.match(sent[0]?.value, { batch_id: batchId, inserted: 7, updated: 2, rejected: 0 });
+  t.equal(sent[0]?.headers.request_id, requestId, 'with the usual headers');
+  await eventually('the outbox entry forgotten once Kafka acknowledged it', async () =>
+    (await postgres.db.oneOrNone('SELECT 1 FROM sink_outbox WHERE id = $1', [id])) === null ? true : undefined,
+  );
+});
+
 t.test('a big file is committed in several extract transactions; a replica killed while loading it resumes with exact counts', async (t) => {
   for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
   const small = { EXTRACT_RECORDS_PER_TRANSACTION: '300' };

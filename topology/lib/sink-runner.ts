@@ -43,6 +43,8 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
   const stored = new Map<number, bigint>();
   let stopping = false;
   let inGroup = false;
+  /** Counts group joins: a retry loop of an older assignment stops when a newer one begins. */
+  let generation = 0;
 
   const consumer: Consumer = kafka.consumer({
     groupId,
@@ -61,10 +63,32 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     return offsets;
   }
 
+  /**
+   * Sends what committed batches of these partitions still owe (a replica that died between its
+   * commit and its send), retrying with backoff until it succeeds or the assignment changes: a
+   * partition with no new input would otherwise keep its events until the next batch.
+   */
+  async function sendPendingOnAssignment(partitions: number[], joined: number): Promise<void> {
+    if (sink.sendPending === undefined || partitions.length === 0) return;
+    for (let attempt = 0; !stopping && joined === generation; attempt++) {
+      try {
+        const sent = await sink.sendPending(groupId, stage.input, partitions, produce);
+        if (sent > 0) logger.info({ partitions, batches: sent }, 'sent the events of batches committed before the last assignment');
+        return;
+      } catch (error) {
+        const delay = backoffMs(attempt);
+        logger.warn({ partitions, attempt, delay_ms: delay, err: errorMessage(error) }, 'sending pending sink events failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+  }
+
   consumer.on(consumer.events.GROUP_JOIN, (event) => {
     inGroup = true;
+    const joined = ++generation;
     const assigned = event.payload.memberAssignment[stage.input] ?? [];
     metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
+    void sendPendingOnAssignment(assigned, joined);
     refreshStoredOffsets().then(
       (offsets) => {
         if (stopping) return;
@@ -137,6 +161,8 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
           if (stopping || !isRunning() || isStale()) return;
           const started = process.hrtime.bigint();
           try {
+            // Events a committed batch of this partition still owes go out first, in order.
+            await sink.sendPending?.(groupId, stage.input, [partition], produce);
             const { written } = await sink.write(
               { topic: stage.input, partition, messages: decoded, nextOffset },
               (emits) => produce([...undecodable, ...emits]),

@@ -71,10 +71,18 @@ export interface Sink<T> {
   /** Where each partition's consumption must resume: the sink's own record of what it committed. */
   storedOffsets(groupId: string, topic: string): Promise<Map<number, string>>;
   /**
-   * Writes a batch and the partition's next offset atomically. `produce` sends the batch's
-   * events; the sink calls it before its own commit, so a failed send rolls the batch back.
+   * Writes a batch and the partition's next offset atomically, keeping the batch's events with
+   * it (an outbox), then sends them with `produce` and forgets them. Events therefore exist for
+   * committed batches only; a send that fails after the commit is repeated by `sendPending`.
    */
   write(batch: SinkBatch<T>, produce: (emits: Emit[]) => Promise<void>, groupId: string): Promise<{ written: number }>;
+  /**
+   * Sends the kept events of committed batches of these partitions that were never
+   * acknowledged (a send failed, or a replica died between its commit and its send). The
+   * runner calls it on assignment and before each write; an event may thus go out twice,
+   * never for a batch that was not committed. Returns how many batches' events it sent.
+   */
+  sendPending?(groupId: string, topic: string, partitions: readonly number[], produce: (emits: Emit[]) => Promise<void>): Promise<number>;
 }
 
 export interface SinkStage<T = unknown> extends StageBase {
