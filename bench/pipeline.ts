@@ -65,7 +65,14 @@ import { createKafka } from '../core/kafka.js';
 import { topics } from '../core/pipeline.js';
 import { createS3 } from '../core/s3.js';
 import { writeCompanies } from '../examples/generate/companies.js';
-import { createCompanyWriter, type SinkRecord, type WriteMethod } from '../sinks/postgres/company-writer.js';
+import {
+  companyColumnNames,
+  createCompanyWriter,
+  officeColumnNames,
+  roundColumnNames,
+  type SinkRecord,
+  type WriteMethod,
+} from '../sinks/postgres/company-writer.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { normalizeRecord } from '../topology/etl/normalize.js';
 import { validateRecord } from '../topology/etl/validate-record.js';
@@ -602,25 +609,10 @@ interface CompanyRow {
   source_record_index: number;
 }
 
-const companyColumns = [
-  'tenant',
-  'permalink',
-  'name',
-  'category_code',
-  'founded_year',
-  'number_of_employees',
-  'homepage_url',
-  'email_address',
-  'created_at',
-  'updated_at',
-  'document',
-  'source_request_id',
-  'source_bucket',
-  'source_key',
-  'source_record_index',
-] as const;
-const officeColumns = ['tenant', 'permalink', 'position', 'description', 'address1', 'address2', 'zip_code', 'city', 'state_code', 'country_code', 'latitude', 'longitude'] as const;
-const roundColumns = ['tenant', 'permalink', 'position', 'round_code', 'raised_amount', 'raised_currency_code', 'funded_year', 'funded_month', 'funded_day'] as const;
+// The writer's own column lists: the ceiling fills exactly the columns the sink fills.
+const companyColumns = companyColumnNames;
+const officeColumns = officeColumnNames;
+const roundColumns = roundColumnNames;
 
 type Cell = string | number | null;
 

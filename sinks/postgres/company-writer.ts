@@ -129,7 +129,8 @@ export const DEFAULT_CHUNK_SIZE = 1000;
 
 const SAVEPOINT = 'company_writer_chunk';
 
-const companyColumnNames = [
+/** The columns of each table that a record fills, in COPY and INSERT order (bench/pipeline.ts COPYs with them too). */
+export const companyColumnNames = [
   'tenant',
   'permalink',
   'name',
@@ -146,7 +147,7 @@ const companyColumnNames = [
   'source_key',
   'source_record_index',
 ] as const satisfies ReadonlyArray<keyof CompanyRow>;
-const officeColumnNames = [
+export const officeColumnNames = [
   'tenant',
   'permalink',
   'position',
@@ -160,7 +161,7 @@ const officeColumnNames = [
   'latitude',
   'longitude',
 ] as const satisfies ReadonlyArray<keyof OfficeRow>;
-const roundColumnNames = [
+export const roundColumnNames = [
   'tenant',
   'permalink',
   'position',
@@ -265,24 +266,12 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   const { pgp, db } = postgres;
   const { ColumnSet } = pgp.helpers;
 
+  // Text literals cast to their column types: the timestamps as ISO strings, the document as the
+  // JSON text prepare() holds. loaded_at is the database's now().
+  const casts: Partial<Record<(typeof companyColumnNames)[number], string>> = { created_at: 'timestamptz', updated_at: 'timestamptz', document: 'jsonb' };
   const companyColumns: ColumnSet = new ColumnSet(
     [
-      'tenant',
-      'permalink',
-      'name',
-      'category_code',
-      'founded_year',
-      'number_of_employees',
-      'homepage_url',
-      'email_address',
-      { name: 'created_at', cast: 'timestamptz' },
-      { name: 'updated_at', cast: 'timestamptz' },
-      // Already a JSON text (stringified once, in prepare()): sent as a text literal cast to jsonb.
-      { name: 'document', cast: 'jsonb' },
-      'source_request_id',
-      'source_bucket',
-      'source_key',
-      'source_record_index',
+      ...companyColumnNames.map((name) => (casts[name] === undefined ? name : { name, cast: casts[name] })),
       { name: 'loaded_at', mod: ':raw', init: () => 'now()' },
     ],
     { table: 'companies' },
@@ -292,14 +281,8 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     companyColumns.assignColumns({ from: 'EXCLUDED', skip: ['tenant', 'permalink'] }) +
     ' RETURNING (xmax = 0) AS inserted, tenant, permalink';
   const keyColumns: ColumnSet = new ColumnSet(['tenant', 'permalink']);
-  const officeColumns: ColumnSet = new ColumnSet(
-    ['tenant', 'permalink', 'position', 'description', 'address1', 'address2', 'zip_code', 'city', 'state_code', 'country_code', 'latitude', 'longitude'],
-    { table: 'company_offices' },
-  );
-  const roundColumns: ColumnSet = new ColumnSet(
-    ['tenant', 'permalink', 'position', 'round_code', 'raised_amount', 'raised_currency_code', 'funded_year', 'funded_month', 'funded_day'],
-    { table: 'company_funding_rounds' },
-  );
+  const officeColumns: ColumnSet = new ColumnSet([...officeColumnNames], { table: 'company_offices' });
+  const roundColumns: ColumnSet = new ColumnSet([...roundColumnNames], { table: 'company_funding_rounds' });
 
   /** The statements writing `items` (distinct keys), as one multi-statement text inside a savepoint. */
   function chunkSql(items: Prepared[]): string {
