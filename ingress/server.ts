@@ -55,7 +55,10 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     // retry settings would otherwise apply): a send that failed after the broker may have
     // written it could only be answered 503, and the client's retry would announce the file
     // twice. Requests waiting on Kafka hold upload slots, so admission control bounds them.
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+    // Retries at most 1 s apart: when a partition leader dies, its partitions move after the
+    // controller's broker session timeout (9 s), and a backoff grown to 10 s kept clients
+    // waiting up to 10 s longer than the move (the broker-sigkill fault saw no 202 in 20 s).
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 1_000 },
   });
   let producerConnected = false;
   producer.on(producer.events.CONNECT, () => void (producerConnected = true));
