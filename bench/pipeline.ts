@@ -1802,7 +1802,8 @@ function diagnosis(runs: Results[]): string[] {
     out.push(
       `**1 vs 2 replicas.** End to end ${fmt(one.run.recordsPerSecond)} → ${fmt(two.run.recordsPerSecond)} records/s (×${fmt(two.run.recordsPerSecond / one.run.recordsPerSecond, 2)}); ` +
         `ratio to COPY ${fmt(one.run.recordsPerSecond / mean(one.copy.map((copy) => copy.rowsPerSecond)), 3)} → ${fmt(two.run.recordsPerSecond / mean(two.copy.map((copy) => copy.rowsPerSecond)), 3)}. ` +
-        `A file's extract cannot be shared (one file = one message = one partition = one replica), and on ${one.machine.nproc} saturated cores a second event loop only adds a second process competing for the same CPU with Kafka and PostgreSQL.`,
+        `A file's extract cannot be shared (one file = one message = one partition = one replica), so a second replica can only take validate and load partitions off the first one's event loop; ` +
+        `on ${one.machine.nproc} cores that were already at ${fmt(one.run.cpu.machine)}% (1 replica) and ${fmt(two.run.cpu.machine)}% (2) it competes for the same CPU with Kafka and PostgreSQL. Either way the ratio stays far below the target: replicas scale the stages out only where there are cores to scale onto.`,
     );
   }
   out.push(
