@@ -316,10 +316,18 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
    * false, with everything since its savepoint undone, when a row is at fault (data error): the
    * caller then writes the items the `insert` way, which finds the bad rows.
    */
-  async function writeByCopy(t: ITask<unknown>, client: pg.Client, items: Prepared[], outcomes: Map<string, Outcome>): Promise<boolean> {
+  async function writeByCopy(
+    t: ITask<unknown>,
+    client: pg.Client,
+    items: Prepared[],
+    outcomes: Map<string, Outcome>,
+    stagingHoldsRows: boolean,
+  ): Promise<boolean> {
     const setup = [`SAVEPOINT ${SAVEPOINT}`];
     if (!staged.has(client)) setup.push(STAGE_DDL);
-    setup.push(`DELETE FROM ${STAGE.companies}`, `DELETE FROM ${STAGE.offices}`, `DELETE FROM ${STAGE.rounds}`);
+    // Every transaction starts with them empty (ON COMMIT DELETE ROWS; a rollback drops its
+    // rows): only a second pass in one transaction finds the first one's rows there.
+    if (stagingHoldsRows) setup.push(`DELETE FROM ${STAGE.companies}`, `DELETE FROM ${STAGE.offices}`, `DELETE FROM ${STAGE.rounds}`);
     await t.multi(setup.join(';\n'));
     staged.add(client);
     let results: unknown[][];
@@ -424,6 +432,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
 
     // Normally one pass. When the last record of a key is rejected, the one before it (if any) is
     // tried in the next pass, so the row ends up as if the records had been applied one by one.
+    let stagingHoldsRows = false;
     for (;;) {
       const pass: Prepared[] = [];
       for (const [key, list] of candidates) {
@@ -439,7 +448,8 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       if (pass.length === 0 && candidates.size === 0) break;
       pass.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)); // one lock order for all writers
       const outcomes = new Map<string, Outcome>();
-      const copied = method === 'copy' && pass.length > 0 && (await writeByCopy(t, client, pass, outcomes));
+      const copied: boolean = method === 'copy' && pass.length > 0 && (await writeByCopy(t, client, pass, outcomes, stagingHoldsRows));
+      stagingHoldsRows ||= copied;
       if (!copied) {
         for (let i = 0; i < pass.length; i += chunkSize) await writeIsolating(t, pass.slice(i, i + chunkSize), outcomes);
       }

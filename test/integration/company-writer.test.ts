@@ -319,6 +319,37 @@ for (const method of ['copy', 'insert'] as const) {
     );
   });
 
+  t.test(`[${method}] a second pass in one transaction writes only its own rows`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const queries: string[] = [];
+    const options = postgres.db.$config.options;
+    options.query = (event) => void queries.push(String(event.query));
+    t.teardown(() => {
+      delete options.query;
+    });
+    // Pass 1 writes a and b's last version is refused before any SQL (a NUL in a column), so
+    // pass 2 writes b's version before it — in the same transaction, after pass 1's rows.
+    const result = await writer.writeBatch(
+      batch(group, [
+        rec(tenant, 'a', 0),
+        rec(tenant, 'b', 1, { doc: doc('b', { name: 'b1' }) }),
+        rec(tenant, 'b', 2, { doc: doc('b', { name: 'nul \u0000 in a column' }) }),
+      ], 3),
+    );
+    delete options.query;
+    t.match(result, { inserted: 2, updated: 0, collapsed: 0 });
+    t.same(result.rejected.map((r) => [r.record.offset, r.code]), [['2', '22021']]);
+    t.same((await companies(tenant)).map((row) => [row.permalink, row.name]), [['a', 'Company a'], ['b', 'b1']]);
+    t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 4, 'two offices each, none twice');
+    if (method === 'copy') {
+      const merges = queries.filter((q) => /INSERT INTO companies \(.*\) SELECT/s.test(q));
+      t.equal(merges.length, 2, 'one merge per pass');
+      const emptied = queries.filter((q) => /DELETE FROM pg_temp.company_writer_companies/.test(q));
+      t.equal(emptied.length, 1, 'the staging tables are emptied once: before the second pass, not at the start of the transaction');
+    }
+  });
+
   t.test(`[${method}] the hook runs inside the transaction; if it throws, rows and offset roll back`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();

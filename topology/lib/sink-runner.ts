@@ -15,6 +15,37 @@ import { backoffMs, isPoison, sleepWithHeartbeat } from './retry.js';
 import { encodeEmit, headersOf, isRebalance, processingErrorOf, type RunningStage } from './transform-runner.js';
 import { groupIdOf, type Emit, type InputMessage, type SinkStage } from './types.js';
 
+/**
+ * Which partitions may have committed batches whose events were not sent yet: all of them when
+ * they are assigned (a previous owner may have died between its commit and its send), and one
+ * whose write failed (the commit may have happened). A partition not marked owes nothing, so the
+ * steady state never asks the sink. Each mark is numbered: serving a snapshot clears only the
+ * marks it saw, so a mark set while a send was in flight survives it.
+ */
+export class OwedEvents {
+  readonly #marks = new Map<number, number>();
+  #last = 0;
+
+  mark(partitions: Iterable<number>): void {
+    for (const partition of partitions) this.#marks.set(partition, ++this.#last);
+  }
+
+  /** The marked ones among `partitions`, with their marks: what a send should serve. */
+  snapshot(partitions: Iterable<number>): Map<number, number> {
+    const marked = new Map<number, number>();
+    for (const partition of partitions) {
+      const mark = this.#marks.get(partition);
+      if (mark !== undefined) marked.set(partition, mark);
+    }
+    return marked;
+  }
+
+  /** After a successful send of `snapshot`: clears the marks that were not set again since. */
+  served(snapshot: Map<number, number>): void {
+    for (const [partition, mark] of snapshot) if (this.#marks.get(partition) === mark) this.#marks.delete(partition);
+  }
+}
+
 export interface SinkDeps {
   kafka: Kafka;
   codec: EventCodec;
@@ -45,6 +76,17 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
   let inGroup = false;
   /** Counts group joins: a retry loop of an older assignment stops when a newer one begins. */
   let generation = 0;
+  const owed = new OwedEvents();
+
+  /** Sends what the marked ones among `partitions` owe (nothing, without asking the sink, when none is marked). */
+  async function sendOwed(partitions: number[]): Promise<number> {
+    if (sink.sendPending === undefined) return 0;
+    const snapshot = owed.snapshot(partitions);
+    if (snapshot.size === 0) return 0;
+    const sent = await sink.sendPending(groupId, stage.input, [...snapshot.keys()], produce);
+    owed.served(snapshot);
+    return sent;
+  }
 
   const consumer: Consumer = kafka.consumer({
     groupId,
@@ -72,7 +114,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     if (sink.sendPending === undefined || partitions.length === 0) return;
     for (let attempt = 0; !stopping && joined === generation; attempt++) {
       try {
-        const sent = await sink.sendPending(groupId, stage.input, partitions, produce);
+        const sent = await sendOwed(partitions);
         if (sent > 0) logger.info({ partitions, batches: sent }, 'sent the events of batches committed before the last assignment');
         return;
       } catch (error) {
@@ -88,6 +130,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     const joined = ++generation;
     const assigned = event.payload.memberAssignment[stage.input] ?? [];
     metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
+    owed.mark(assigned);
     void sendPendingOnAssignment(assigned, joined);
     refreshStoredOffsets().then(
       (offsets) => {
@@ -161,8 +204,8 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
           if (stopping || !isRunning() || isStale()) return;
           const started = process.hrtime.bigint();
           try {
-            // Events a committed batch of this partition still owes go out first, in order.
-            await sink.sendPending?.(groupId, stage.input, [partition], produce);
+            // Events a committed batch of this partition may still owe go out first, in order.
+            await sendOwed([partition]);
             const { written } = await sink.write(
               { topic: stage.input, partition, messages: decoded, nextOffset },
               (emits) => produce([...undecodable, ...emits]),
@@ -180,6 +223,8 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
             if (undecodable.length > 0) metrics.errors.inc({ stage: stage.name, reason: 'UNDECODABLE' }, undecodable.length);
             break;
           } catch (error) {
+            // The batch may have committed before the failure (a failed send of its events).
+            owed.mark([partition]);
             if (isRebalance(error)) throw error;
             if (isPoison(error)) {
               // The sink isolates bad records itself; a poison batch means a bug or a schema change.

@@ -79,7 +79,8 @@ export interface Sink<T> {
   /**
    * Sends the kept events of committed batches of these partitions that were never
    * acknowledged (a send failed, or a replica died between its commit and its send). The
-   * runner calls it on assignment and before each write; an event may thus go out twice,
+   * runner calls it on assignment and, after a failed write, before the partition's next write
+   * (the failure may have come after the commit); an event may thus go out twice,
    * never for a batch that was not committed. Returns how many batches' events it sent.
    */
   sendPending?(groupId: string, topic: string, partitions: readonly number[], produce: (emits: Emit[]) => Promise<void>): Promise<number>;
