@@ -4,6 +4,7 @@
  * idempotent producer, consumer groups and transactions, Avro through the registry in the
  * Confluent wire format, S3 on MinIO, and the migration runner on PostgreSQL.
  */
+import { execFileSync } from 'node:child_process';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import kafkajs, { type EachMessagePayload } from 'kafkajs';
@@ -119,6 +120,47 @@ t.test('an idempotent acks=all producer and a consumer group deliver every messa
       `key ${key} keeps its order`,
     );
   }
+});
+
+t.test('a batch another client compressed with LZ4 is stored so that KafkaJS reads it (compression.type=uncompressed)', async (t) => {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const topic = uniqueName('itest.stack.lz4');
+  const control = uniqueName('itest.stack.lz4-producer');
+  await createTestTopic(admin, topic);
+  // The control: the same batch on a topic that keeps the producer's codec (Kafka's default).
+  await ensureTopics(admin, [control], { partitions, replicationFactor, config: { ...topicConfig, 'compression.type': 'producer' } }, { timeoutMs: 60_000 });
+  const consumers: kafkajs.Consumer[] = [];
+  t.teardown(async () => {
+    for (const consumer of consumers) await consumer.disconnect();
+    await admin.deleteTopics({ topics: [topic, control] });
+    await admin.disconnect();
+  });
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: 'compressible '.repeat(40) }));
+  for (const name of [topic, control]) {
+    // kcat (librdkafka) compresses the batch with LZ4, as Java and librdkafka clients often do.
+    execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', name, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
+  }
+
+  const read = async (name: string): Promise<{ values: string[]; crash?: string }> => {
+    const consumer = kafka.consumer({ groupId: uniqueName('itest.group') });
+    consumers.push(consumer);
+    const values: string[] = [];
+    let crash: string | undefined;
+    consumer.on(consumer.events.CRASH, (event) => void (crash = String(event.payload.error)));
+    await consumer.connect();
+    await consumer.subscribe({ topic: name, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void values.push(message.value!.toString()) });
+    await eventually(`${name} read or its consumer crashed`, async () => (values.length >= lines.length || crash !== undefined ? true : undefined), 60_000);
+    return { values, crash };
+  };
+  const stored = await read(topic);
+  t.same(stored.values, lines, 'every message read, in order: the broker stored the batch uncompressed');
+  t.equal(stored.crash, undefined);
+  const kept = await read(control);
+  t.match(kept.crash, /LZ4 compression not implemented/, 'the control: KafkaJS cannot read an LZ4 batch at all (its consumer stops)');
+  t.same(kept.values, [], 'not one message of the control batch was delivered');
 });
 
 t.test('transactions: consume-transform-produce with sendOffsets, aborted writes stay invisible', async (t) => {
