@@ -266,7 +266,17 @@ t.test('Compose: the whole system', async (t) => {
     }
     for (const arg of ['BUILD_VERSION', 'GIT_COMMIT', 'GIT_BRANCH', 'BUILD_TIME']) t.ok(arg in services[name].build.args, `${name}: build arg ${arg}`);
   }
-  t.match(services.registry.image, /^apicurio\/apicurio-registry-mem:2\.6\.13\.Final$/);
+  // A durable registry: the in-memory one loses every schema when it restarts.
+  t.match(services.registry.image, /^apicurio\/apicurio-registry-sql:2\.6\.13\.Final$/);
+  const registryEnv = envOfService(services.registry);
+  t.equal(registryEnv.REGISTRY_DATASOURCE_URL, 'jdbc:postgresql://postgres:5432/registry', 'schemas in PostgreSQL, own database');
+  t.equal(registryEnv.REGISTRY_DATASOURCE_USERNAME, loadConfig({}).postgres.user);
+  t.equal(services.registry.depends_on?.postgres?.condition, 'service_healthy', 'the registry starts once PostgreSQL is healthy');
+  const initMount = (services.postgres.volumes as string[]).find((volume) => volume.endsWith(':/docker-entrypoint-initdb.d:ro'));
+  t.ok(initMount, 'PostgreSQL runs the init scripts');
+  const initDir = initMount!.split(':')[0]!;
+  const initSql = readdirSync(join(root, initDir)).map((name) => read(join(initDir, name))).join('\n');
+  t.match(initSql, /CREATE DATABASE registry OWNER etl;/, 'the registry\'s database is created on a fresh volume');
   t.equal(envOfService(services.ingress).SCHEMA_REGISTRY_URL, 'http://registry:8080/apis/ccompat/v7', 'the ccompat API');
 });
 
