@@ -1,7 +1,8 @@
 /**
  * The lifecycle every service entry point shares: read and validate the configuration (exit 2
  * naming the bad variables), start, and on SIGTERM/SIGINT close once — finishing in-flight
- * work — then exit 0 (1 if closing failed).
+ * work — then exit 0 (1 if closing failed); when the service reports that it failed for good,
+ * close it the same way and exit 1.
  */
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
@@ -9,6 +10,8 @@ import { createLogger, type Logger } from './logger.js';
 
 export interface Closable {
   close(): Promise<void>;
+  /** Settles when the service cannot go on (e.g. a consumer stopped for good): it is closed and the process exits 1, for its supervisor to restart it. */
+  readonly failed?: Promise<Error>;
 }
 
 export function readConfigOrExit<C>(load: () => C): C {
@@ -34,18 +37,23 @@ export async function runService<C extends Config>(
     process.exit(1);
   }
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (reason: string, exitCode: number) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
+    logger.info({ reason }, 'shutting down');
     service.close().then(
-      () => process.exit(0),
+      () => process.exit(exitCode),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  // Staying up with a dead part would look alive (liveness) while doing nothing: exit instead.
+  void service.failed?.then((error) => {
+    logger.fatal({ err: error }, `${name} cannot go on; closing and exiting 1 so that its supervisor restarts it`);
+    stop('failed', 1);
+  });
 }

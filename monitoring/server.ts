@@ -30,6 +30,8 @@ import { createMonitoringMetrics, recordEffects } from './metrics.js';
 export interface Monitoring {
   /** The port it listens on (useful with MONITORING_PORT=0). */
   readonly port: number;
+  /** Settles when a follower's consumer stopped for good: the process should exit (runService does). */
+  readonly failed: Promise<Error>;
   close(): Promise<void>;
 }
 
@@ -58,6 +60,8 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   const admin = kafka.admin();
   const running: RunningStage[] = [];
+  let reportFatal: (error: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (reportFatal = resolve));
   let stopLag: () => void = () => undefined;
 
   async function shutdown(): Promise<void> {
@@ -100,6 +104,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
           maxBatchRecords: settings.batchMaxRecords,
           lingerMs: settings.batchLingerMs,
           maxBatchBytes: settings.batchMaxBytes,
+          onFatal: reportFatal,
         }),
       );
     }
@@ -145,6 +150,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   let closing: Promise<void> | undefined;
   return {
     port,
+    failed,
     close() {
       closing ??= (async () => {
         closeListener(uws, socket);

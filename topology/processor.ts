@@ -24,6 +24,8 @@ import { groupIdOf } from './lib/types.js';
 
 export interface Processor {
   readonly port: number;
+  /** Settles when a stage's consumer stopped for good: the process should exit (runService does). */
+  readonly failed: Promise<Error>;
   close(): Promise<void>;
 }
 
@@ -49,10 +51,14 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   await admin.connect();
   const partitionCountOf = await partitionCountsOf(admin, written);
 
+  let reportFatal: (error: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (reportFatal = resolve));
+  const onFatal = (error: Error) => reportFatal(error);
+
   const running: RunningStage[] = [];
   for (const stage of stages) {
     if (stage.kind === 'transform') {
-      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics, partitionCountOf }));
+      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics, partitionCountOf, onFatal }));
     } else {
       running.push(
         await runSinkStage(stage, {
@@ -65,6 +71,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
           maxBatchRecords: config.processor.loadBatchMaxRecords,
           lingerMs: config.processor.loadBatchLingerMs,
           maxBatchBytes: config.processor.loadBatchMaxBytes,
+          onFatal,
         }),
       );
     }
@@ -116,6 +123,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   let closing: Promise<void> | undefined;
   return {
     port,
+    failed,
     close() {
       closing ??= (async () => {
         clearInterval(lagTimer);

@@ -3,14 +3,16 @@
  * registry, PostgreSQL): a batch whose events fail to go out after its commit has them sent
  * before the partition's next write, exactly as committed, and its outbox entry forgotten.
  * The failure is injected into the runner's producer (a broker that did not acknowledge).
+ * And a stage whose consumer stops for good says so (the service then exits to be restarted).
  */
+import { execFileSync } from 'node:child_process';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import type { LogConfig } from '../../core/config.js';
 import { createEventCodec } from '../../core/event-codec.js';
-import { createKafka, partitionCountsOf } from '../../core/kafka.js';
+import { createKafka, ensureTopics, partitionCountsOf } from '../../core/kafka.js';
 import { createLogger } from '../../core/logger.js';
-import { topics } from '../../core/pipeline.js';
+import { partitions, replicationFactor, topicConfig, topics } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { schemaOfTopic, type CompanyRecordEvent, type RecordsLoaded } from '../../schemas/index.js';
@@ -132,4 +134,48 @@ t.test('events of a batch whose send failed after its commit go out before the n
   }, 30_000);
   const { n: rows } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant]);
   t.equal(rows, count, 'one row per company');
+});
+
+t.test('a stage whose consumer stops for good reports it as fatal, not only as unready', async (t) => {
+  // A batch KafkaJS cannot decode (LZ4, written by kcat) on a topic that keeps the producer's
+  // codec: KafkaJS's consumer crashes and does not restart. (The pipeline's own topics store
+  // such batches uncompressed: core/pipeline.ts.)
+  const admin = kafka.admin();
+  await admin.connect();
+  const input = uniqueName('itest.sink-runner.lz4');
+  const groupId = uniqueName('itest.sink-runner');
+  await ensureTopics(admin, [input], { partitions, replicationFactor, config: { ...topicConfig, 'compression.type': 'producer' } }, { timeoutMs: 60_000 });
+  t.teardown(async () => {
+    await admin.deleteTopics({ topics: [input] });
+    await admin.disconnect();
+  });
+  execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', input, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: 'one\ntwo\n' });
+
+  let fatal: Error | undefined;
+  const stage: SinkStage<CompanyRecordEvent> = {
+    kind: 'sink',
+    name: 'load',
+    groupId,
+    doc: 'a stage that cannot read its input',
+    input,
+    outputs: { loaded: topics.recordsLoaded.name },
+    errors: topics.processingError.name,
+    sink: () => createLoadSink(postgres),
+  };
+  const running = await runSinkStage(stage as SinkStage, {
+    kafka,
+    codec,
+    logger,
+    metrics: createStageMetrics(new Registry()),
+    producer: kafka.producer(),
+    partitionCountOf: await partitionCountsOf(admin, [topics.recordsLoaded.name, topics.processingError.name]),
+    maxBatchRecords: 1000,
+    lingerMs: 100,
+    maxBatchBytes: 1024 * 1024,
+    onFatal: (error) => void (fatal = error),
+  });
+  t.teardown(() => running.stop());
+  await eventually('the fatal report', async () => (fatal === undefined ? undefined : true), 60_000);
+  t.match(fatal?.message, /LZ4 compression not implemented/, 'the error that stopped it');
+  t.equal(running.healthy(), false, 'and it is no longer ready');
 });

@@ -12,7 +12,7 @@ import { sendPerPartition, type PartitionCountOf } from '../../core/partitioned-
 import type { Logger } from '../../core/logger.js';
 import type { StageMetrics } from './metrics.js';
 import { backoffMs, isPoison, sleepWithHeartbeat } from './retry.js';
-import { encodeEmit, headersOf, isRebalance, processingErrorOf, type RunningStage } from './transform-runner.js';
+import { encodeEmit, headersOf, isRebalance, onConsumerCrash, processingErrorOf, type RunningStage } from './transform-runner.js';
 import { groupIdOf, type Emit, type InputMessage, type SinkStage } from './types.js';
 
 /**
@@ -61,6 +61,8 @@ export interface SinkDeps {
   lingerMs: number;
   /** Bytes a fetch may return per partition (the batch size cap in bytes). */
   maxBatchBytes: number;
+  /** Called when the consumer stopped for good (see StageDeps.onFatal). */
+  onFatal?: (error: Error) => void;
 }
 
 export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<RunningStage> {
@@ -150,10 +152,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
       (error: unknown) => logger.error({ err: error }, 'reading stored offsets failed; skipping by offset instead'),
     );
   });
-  consumer.on(consumer.events.CRASH, (event) => {
-    inGroup = false;
-    logger.error({ err: event.payload.error }, 'consumer crashed');
-  });
+  onConsumerCrash(consumer, logger, deps.onFatal, () => void (inGroup = false));
   consumer.on(consumer.events.STOP, () => void (inGroup = false));
 
   async function produce(emits: Emit[]): Promise<void> {

@@ -37,6 +37,31 @@ export interface StageDeps {
   produceChunk?: number;
   /** Partitions of each output topic (messages are assigned with the default partitioner). */
   partitionCountOf: PartitionCountOf;
+  /**
+   * Called when the stage's consumer stopped for good: KafkaJS does not restart a consumer
+   * after an error it deems not retriable (a batch it cannot decode, say). The stage can then
+   * only come back in a new process, so the service should exit and let its supervisor start it.
+   */
+  onFatal?: (error: Error) => void;
+}
+
+/** The CRASH handler both runners share: log, leave readiness, and report a crash for good. */
+export function onConsumerCrash(
+  consumer: Consumer,
+  logger: Logger,
+  onFatal: ((error: Error) => void) | undefined,
+  left: () => void,
+): void {
+  consumer.on(consumer.events.CRASH, (event) => {
+    left();
+    const { error, restart } = event.payload;
+    if (restart) {
+      logger.error({ err: error, restart }, 'consumer crashed; KafkaJS restarts it');
+      return;
+    }
+    logger.fatal({ err: error, restart }, 'consumer crashed and will not restart');
+    onFatal?.(error);
+  });
 }
 
 export function headersOf(message: KafkaMessage): Record<string, string> {
@@ -129,10 +154,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
       producerFor(partition).catch((error: unknown) => logger.warn({ partition, err: error }, 'initialising the transactional producer failed; retrying with the first batch'));
     }
   });
-  consumer.on(consumer.events.CRASH, (event) => {
-    inGroup = false;
-    logger.error({ err: event.payload.error, restart: event.payload.restart }, 'consumer crashed');
-  });
+  onConsumerCrash(consumer, logger, deps.onFatal, () => void (inGroup = false));
   consumer.on(consumer.events.STOP, () => void (inGroup = false));
 
   /**

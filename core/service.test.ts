@@ -1,0 +1,30 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+
+const fixture = fileURLToPath(new URL('./service.fixture.ts', import.meta.url));
+
+function run(env: Record<string, string>, signalAfterMs?: number): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    if (signalAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), signalAfterMs);
+    child.once('error', reject);
+    child.once('exit', (code) => resolve({ code, stdout }));
+  });
+}
+
+t.test('a service that reports it failed for good is closed and the process exits 1', async (t) => {
+  const { code, stdout } = await run({ FIXTURE_FAIL_AFTER_MS: '100' });
+  t.equal(code, 1, 'exit 1: its supervisor restarts it');
+  t.equal(stdout, 'closed\n', 'closed once, first');
+});
+
+t.test('SIGTERM still closes it and exits 0', async (t) => {
+  const { code, stdout } = await run({}, 1500);
+  t.equal(code, 0);
+  t.equal(stdout, 'closed\n');
+});
