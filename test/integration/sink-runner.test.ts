@@ -149,7 +149,9 @@ t.test('a stage whose consumer stops for good reports it as fatal, not only as u
     await admin.deleteTopics({ topics: [input] });
     await admin.disconnect();
   });
-  execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', input, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: 'one\ntwo\n' });
+  // Compressible lines: librdkafka sends a batch uncompressed when compressing does not shrink it.
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: 'compressible '.repeat(40) }));
+  execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', input, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
 
   let fatal: Error | undefined;
   const stage: SinkStage<CompanyRecordEvent> = {
