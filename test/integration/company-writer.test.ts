@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { loadConfig } from '../../core/config.js';
 import { PipelineError } from '../../core/errors.js';
 import { createPostgres } from '../../core/postgres.js';
@@ -101,6 +101,19 @@ function companies(tenant: string): Promise<CompanyRowOut[]> {
 
 async function storedOffset(group: string, partition = 0): Promise<string | undefined> {
   return (await offsetReader.storedOffsets(group, topic)).get(partition);
+}
+
+/** The SQL text of every statement the pool sends from now until `stop()` (or the test's end). */
+function captureQueries(t: Test): string[] & { stop(): void } {
+  const options = postgres.db.$config.options;
+  const queries = Object.assign([] as string[], {
+    stop: () => {
+      delete options.query;
+    },
+  });
+  options.query = (event) => void queries.push(String(event.query));
+  t.teardown(queries.stop);
+  return queries;
 }
 
 // Every behaviour holds for both ways of writing rows (COPY into staging + merge, and multi-row INSERT).
@@ -322,12 +335,7 @@ for (const method of ['copy', 'insert'] as const) {
   t.test(`[${method}] a second pass in one transaction writes only its own rows`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
-    const queries: string[] = [];
-    const options = postgres.db.$config.options;
-    options.query = (event) => void queries.push(String(event.query));
-    t.teardown(() => {
-      delete options.query;
-    });
+    const queries = captureQueries(t);
     // Pass 1 writes a and b's last version is refused before any SQL (a NUL in a column), so
     // pass 2 writes b's version before it — in the same transaction, after pass 1's rows.
     const result = await writer.writeBatch(
@@ -337,7 +345,7 @@ for (const method of ['copy', 'insert'] as const) {
         rec(tenant, 'b', 2, { doc: doc('b', { name: 'nul \u0000 in a column' }) }),
       ], 3),
     );
-    delete options.query;
+    queries.stop();
     t.match(result, { inserted: 2, updated: 0, collapsed: 0 });
     t.same(result.rejected.map((r) => [r.record.offset, r.code]), [['2', '22021']]);
     t.same((await companies(tenant)).map((row) => [row.permalink, row.name]), [['a', 'Company a'], ['b', 'b1']]);
@@ -481,15 +489,10 @@ for (const method of ['copy', 'insert'] as const) {
   t.test(`[${method}] a large batch takes a handful of statements`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
-    const queries: string[] = [];
-    const options = postgres.db.$config.options;
-    options.query = (event) => void queries.push(String(event.query));
-    t.teardown(() => {
-      delete options.query;
-    });
+    const queries = captureQueries(t);
     const records = Array.from({ length: 2500 }, (_, i) => rec(tenant, `big-${i}`, i));
     const result = await writer.writeBatch(batch(group, records, 2500));
-    delete options.query;
+    queries.stop();
     t.equal(result.inserted, 2500);
     if (method === 'insert') {
       // BEGIN, offset lock, 3 chunks, offset update, COMMIT

@@ -6,6 +6,7 @@
  * And a stage whose consumer stops for good says so (the service then exits to be restarted).
  */
 import { execFileSync } from 'node:child_process';
+import type { Admin, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import t from 'tap';
 import type { LogConfig } from '../../core/config.js';
@@ -29,6 +30,32 @@ const postgres = createPostgres(config.postgres, { applicationName: 'itest-sink-
 const kafka = createKafka(config.kafka, { clientId: uniqueName('itest-sink-runner') });
 const logger = createLogger({ level: (process.env.ITEST_LOG_LEVEL ?? 'error') as LogConfig['level'] }, 'itest-sink-runner');
 t.teardown(() => postgres.close());
+
+/** The load stage (the real load sink) reading `input` as consumer group `groupId`, in this process. */
+async function startLoadStage(options: { admin: Admin; input: string; groupId: string; producer: Producer; onFatal?: (error: Error) => void }) {
+  const stage: SinkStage<CompanyRecordEvent> = {
+    kind: 'sink',
+    name: 'load',
+    groupId: options.groupId,
+    doc: 'the load stage under test',
+    input: options.input,
+    outputs: { loaded: topics.recordsLoaded.name },
+    errors: topics.processingError.name,
+    sink: () => createLoadSink(postgres),
+  };
+  return runSinkStage(stage as SinkStage, {
+    kafka,
+    codec,
+    logger,
+    metrics: createStageMetrics(new Registry()),
+    producer: options.producer,
+    partitionCountOf: await partitionCountsOf(options.admin, [topics.recordsLoaded.name, topics.processingError.name]),
+    maxBatchRecords: 1000,
+    lingerMs: 100,
+    maxBatchBytes: 1024 * 1024,
+    onFatal: options.onFatal,
+  });
+}
 
 t.test('events of a batch whose send failed after its commit go out before the next write, once, and leave the outbox', async (t) => {
   const groupId = uniqueName('itest.sink-runner');
@@ -68,27 +95,7 @@ t.test('events of a batch whose send failed after its commit go out before the n
     },
   } as typeof real;
 
-  const stage: SinkStage<CompanyRecordEvent> = {
-    kind: 'sink',
-    name: 'load',
-    groupId,
-    doc: 'the load stage under test',
-    input,
-    outputs: { loaded: topics.recordsLoaded.name },
-    errors: topics.processingError.name,
-    sink: () => createLoadSink(postgres),
-  };
-  const running = await runSinkStage(stage as SinkStage, {
-    kafka,
-    codec,
-    logger,
-    metrics: createStageMetrics(new Registry()),
-    producer,
-    partitionCountOf: await partitionCountsOf(admin, [topics.recordsLoaded.name, topics.processingError.name]),
-    maxBatchRecords: 1000,
-    lingerMs: 100,
-    maxBatchBytes: 1024 * 1024,
-  });
+  const running = await startLoadStage({ admin, input, groupId, producer });
   t.teardown(() => running.stop());
   await eventually('the stage to join its group', async () => (running.healthy() ? true : undefined), 60_000);
 
@@ -154,28 +161,7 @@ t.test('a stage whose consumer stops for good reports it as fatal, not only as u
   execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', input, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
 
   let fatal: Error | undefined;
-  const stage: SinkStage<CompanyRecordEvent> = {
-    kind: 'sink',
-    name: 'load',
-    groupId,
-    doc: 'a stage that cannot read its input',
-    input,
-    outputs: { loaded: topics.recordsLoaded.name },
-    errors: topics.processingError.name,
-    sink: () => createLoadSink(postgres),
-  };
-  const running = await runSinkStage(stage as SinkStage, {
-    kafka,
-    codec,
-    logger,
-    metrics: createStageMetrics(new Registry()),
-    producer: kafka.producer(),
-    partitionCountOf: await partitionCountsOf(admin, [topics.recordsLoaded.name, topics.processingError.name]),
-    maxBatchRecords: 1000,
-    lingerMs: 100,
-    maxBatchBytes: 1024 * 1024,
-    onFatal: (error) => void (fatal = error),
-  });
+  const running = await startLoadStage({ admin, input, groupId, producer: kafka.producer(), onFatal: (error) => void (fatal = error) });
   t.teardown(() => running.stop());
   await eventually('the fatal report', async () => (fatal === undefined ? undefined : true), 60_000);
   t.match(fatal?.message, /LZ4 compression not implemented/, 'the error that stopped it');
