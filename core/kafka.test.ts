@@ -20,4 +20,12 @@ t.test('a transaction begun while the last one\'s markers are written is routine
   const concurrent = 'The producer attempted to update a transaction while another concurrent operation on the same transaction was ongoing';
   t.equal(kafkaLogLevel(entry(logLevel.ERROR, concurrent)), 'debug');
   t.equal(kafkaLogLevel(entry(logLevel.ERROR, 'The producer has been fenced')), 'error', 'other transaction errors stay errors');
+  const retryLine: LogEntry = {
+    namespace: 'Producer',
+    level: logLevel.ERROR,
+    label: 'ERROR',
+    log: { timestamp: '2026-11-28T00:00:00.000Z', message: `Failed to send messages: ${concurrent}`, retryCount: 0, retryTime: 23 } as LogEntry['log'],
+  };
+  t.equal(kafkaLogLevel(retryLine), 'debug', "the producer's retry line of the same answer too");
+  t.equal(kafkaLogLevel({ ...retryLine, log: { ...retryLine.log, message: 'Failed to send messages: The coordinator is not available' } }), 'error');
 });

@@ -14,8 +14,10 @@ const routineBrokerAnswers = ['another concurrent operation on the same transact
 
 /** The level a KafkaJS log entry gets in the service's log. */
 export function kafkaLogLevel(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
-  const error = String((entry.log as { error?: unknown }).error ?? '');
-  if (routineBrokerAnswers.some((text) => error.includes(text))) return 'debug';
+  // The broker's answer is in `error` ("Response AddPartitionsToTxn…"), or in the message of
+  // the producer's retry line ("Failed to send messages: …").
+  const text = `${String((entry.log as { error?: unknown }).error ?? '')} ${entry.log.message}`;
+  if (routineBrokerAnswers.some((answer) => text.includes(answer))) return 'debug';
   if (entry.level === logLevel.ERROR) return 'error';
   if (entry.level === logLevel.WARN) return 'warn';
   if (entry.level === logLevel.INFO) return 'info';
