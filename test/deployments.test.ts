@@ -21,7 +21,7 @@ import ts from 'typescript';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { loadConfig } from '../core/config.js';
 import { allTopics, defaultBucket, minInSyncReplicas, partitions, replicationFactor, topicConfig } from '../core/pipeline.js';
-import { stackPorts } from '../deployments/local/servers.js';
+import { newKafkaClusterId, stackPorts } from '../deployments/local/servers.js';
 import { loadIngressConfig } from '../ingress/config.js';
 import { createIngressMetrics } from '../ingress/metrics.js';
 import { loadMonitoringConfig } from '../monitoring/config.js';
@@ -719,4 +719,14 @@ t.test('Prometheus scrapes every service on its port', async (t) => {
     t.equal(sd?.port, Number(envOfService(services[service])[variable]), `${service}: port ${variable}`);
     t.equal(job?.metrics_path, '/metrics');
   }
+});
+
+t.test('a new KRaft cluster id never starts with "-" (the storage tool would take it for an option)', async (t) => {
+  // 0xf8 as the first byte encodes as "-" in base64url: the first draw is refused, the second kept.
+  const draws = [Buffer.alloc(16, 0xf8), Buffer.alloc(16, 0x41)];
+  const id = newKafkaClusterId(() => draws.shift()!);
+  t.equal(id, Buffer.alloc(16, 0x41).toString('base64url'));
+  t.equal(draws.length, 0, 'it drew again');
+  const ids = Array.from({ length: 2000 }, () => newKafkaClusterId());
+  t.same(ids.filter((random) => !/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(random)), [], '2,000 random ids: 22 base64url characters, none starting with "-"');
 });

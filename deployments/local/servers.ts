@@ -383,18 +383,30 @@ function kafkaJava(paths: StackPaths, node: number, mainClass: string, args: str
   ];
 }
 
+/**
+ * A KRaft cluster id: 16 random bytes in base64url, like `kafka-storage random-uuid`, and like it
+ * never starting with '-' — the storage tool's parser takes such an id for an option and refuses
+ * to format (1 start in 64 failed so, in CI).
+ */
+export function newKafkaClusterId(random: (size: number) => Buffer = randomBytes): string {
+  for (;;) {
+    const id = random(16).toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
 function startKafka(paths: StackPaths, ports: Ports): void {
   const clusterIdFile = join(paths.data, 'kafka', 'cluster-id');
   mkdirSync(dirname(clusterIdFile), { recursive: true });
   if (!existsSync(clusterIdFile)) {
-    writeFileSync(clusterIdFile, randomBytes(16).toString('base64url'));
+    writeFileSync(clusterIdFile, newKafkaClusterId());
   }
   const clusterId = readFileSync(clusterIdFile, 'utf8').trim();
   for (const node of [1, 2, 3]) {
     const config = writeKafkaConfig(paths, ports, node);
     if (!existsSync(join(kafkaNodeDir(paths, node), 'data', 'meta.properties'))) {
       // Format once; re-formatting would wipe a dev cluster's data.
-      run('java', kafkaJava(paths, node, 'kafka.tools.StorageTool', ['format', '-t', clusterId, '-c', config], '256m'));
+      run('java', kafkaJava(paths, node, 'kafka.tools.StorageTool', ['format', `--cluster-id=${clusterId}`, `--config=${config}`], '256m'));
     }
     new ManagedProcess(`kafka-${node}`, paths).start('java', kafkaJava(paths, node, 'kafka.Kafka', [config]));
   }
