@@ -14,6 +14,13 @@ export interface Closable {
   readonly failed?: Promise<Error>;
 }
 
+/** A service's `failed` promise and the function that settles it (first call wins). */
+export function failureSignal(): { failed: Promise<Error>; fail: (error: Error) => void } {
+  let fail: (error: Error) => void = () => undefined;
+  const failed = new Promise<Error>((resolve) => (fail = resolve));
+  return { failed, fail };
+}
+
 export function readConfigOrExit<C>(load: () => C): C {
   try {
     return load();

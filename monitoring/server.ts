@@ -14,6 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { topics } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
 import { createRegistry } from '../core/registry.js';
+import { failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import { createStageMetrics } from '../topology/lib/metrics.js';
@@ -60,8 +61,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
   const admin = kafka.admin();
   const running: RunningStage[] = [];
-  let reportFatal: (error: Error) => void = () => undefined;
-  const failed = new Promise<Error>((resolve) => (reportFatal = resolve));
+  const { failed, fail: reportFatal } = failureSignal();
   let stopLag: () => void = () => undefined;
 
   async function shutdown(): Promise<void> {

@@ -13,6 +13,7 @@ import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
 import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
+import { failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import type { ProcessorConfig } from './config.js';
@@ -51,9 +52,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   await admin.connect();
   const partitionCountOf = await partitionCountsOf(admin, written);
 
-  let reportFatal: (error: Error) => void = () => undefined;
-  const failed = new Promise<Error>((resolve) => (reportFatal = resolve));
-  const onFatal = (error: Error) => reportFatal(error);
+  const { failed, fail: onFatal } = failureSignal();
 
   const running: RunningStage[] = [];
   for (const stage of stages) {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import type { Admin, Kafka } from 'kafkajs';
@@ -84,4 +85,15 @@ export function freePort(): Promise<number> {
       server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/**
+ * Writes one LZ4-compressed batch of 20 compressible lines to partition 0 with kcat (librdkafka),
+ * as Java and librdkafka producers with compression on do; returns the lines. (librdkafka sends
+ * a batch uncompressed when compressing does not shrink it, hence compressible lines.)
+ */
+export function produceLz4Batch(topic: string): string[] {
+  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: 'compressible '.repeat(40) }));
+  execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', topic, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
+  return lines;
 }

@@ -5,7 +5,6 @@
  * The failure is injected into the runner's producer (a broker that did not acknowledge).
  * And a stage whose consumer stops for good says so (the service then exits to be restarted).
  */
-import { execFileSync } from 'node:child_process';
 import type { Admin, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import t from 'tap';
@@ -22,7 +21,7 @@ import { createStageMetrics } from '../../topology/lib/metrics.js';
 import { runSinkStage } from '../../topology/lib/sink-runner.js';
 import { encodeEmit } from '../../topology/lib/transform-runner.js';
 import type { SinkStage } from '../../topology/lib/types.js';
-import { collectEvents, config, eventually, uniqueName } from './helpers.js';
+import { collectEvents, config, eventually, produceLz4Batch, uniqueName } from './helpers.js';
 
 const registry = createRegistry(config.registry);
 const codec = createEventCodec(registry, config.registry.url);
@@ -156,9 +155,7 @@ t.test('a stage whose consumer stops for good reports it as fatal, not only as u
     await admin.deleteTopics({ topics: [input] });
     await admin.disconnect();
   });
-  // Compressible lines: librdkafka sends a batch uncompressed when compressing does not shrink it.
-  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: 'compressible '.repeat(40) }));
-  execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', input, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
+  produceLz4Batch(input);
 
   let fatal: Error | undefined;
   const running = await startLoadStage({ admin, input, groupId, producer: kafka.producer(), onFatal: (error) => void (fatal = error) });

@@ -4,7 +4,6 @@
  * idempotent producer, consumer groups and transactions, Avro through the registry in the
  * Confluent wire format, S3 on MinIO, and the migration runner on PostgreSQL.
  */
-import { execFileSync } from 'node:child_process';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import kafkajs, { type EachMessagePayload } from 'kafkajs';
@@ -16,7 +15,7 @@ import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { createS3 } from '../../core/s3.js';
 import { appliedVersions, migrateUp, readMigrations, rollback } from '../../sinks/postgres/migrate.js';
-import { config, createTestTopic, eventually, testKafka, uniqueName } from './helpers.js';
+import { config, createTestTopic, eventually, produceLz4Batch, testKafka, uniqueName } from './helpers.js';
 
 const { CompressionTypes, ConfigResourceTypes } = kafkajs;
 
@@ -137,11 +136,8 @@ t.test('a batch another client compressed with LZ4 is stored so that KafkaJS rea
     await admin.deleteTopics({ topics: [topic, control] });
     await admin.disconnect();
   });
-  const lines = Array.from({ length: 20 }, (_, i) => JSON.stringify({ i, text: 'compressible '.repeat(40) }));
-  for (const name of [topic, control]) {
-    // kcat (librdkafka) compresses the batch with LZ4, as Java and librdkafka clients often do.
-    execFileSync('kcat', ['-P', '-b', config.kafka.brokers[0]!, '-t', name, '-p', '0', '-z', 'lz4', '-X', 'acks=all'], { input: `${lines.join('\n')}\n` });
-  }
+  const lines = produceLz4Batch(topic);
+  produceLz4Batch(control);
 
   const read = async (name: string): Promise<{ values: string[]; crash?: string }> => {
     const consumer = kafka.consumer({ groupId: uniqueName('itest.group') });
