@@ -26,8 +26,9 @@ COMPOSE_DEV := docker compose --env-file $(or $(wildcard deployments/development
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | column -t -s $$'\t'
 
+# npm ci, building librdkafka (@confluentinc/kafka-javascript) against the system's libraries.
 node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund
+	deployments/local/install-node-modules.sh
 	@touch $@
 
 install: node_modules/.package-lock.json ## npm ci and install the stack's servers (cached in ~/.cache/etl-stack)

@@ -1,4 +1,5 @@
 import { checkHostPortList, checkUrl, EnvReader } from './env.js';
+import { compressionCodecs, type CompressionCodec } from './kafka-codecs.js';
 import { defaultBucket, defaultDatabase } from './pipeline.js';
 
 /**
@@ -16,6 +17,10 @@ export interface KafkaConfig {
   connectionTimeoutMs: number;
   /** KAFKA_REQUEST_TIMEOUT_MS */
   requestTimeoutMs: number;
+  /** KAFKA_COMPRESSION: the codec the pipeline's producers compress their batches with. */
+  compression: CompressionCodec;
+  /** KAFKA_LINGER_MS: how long a producer gathers messages into a batch before sending it. */
+  lingerMs: number;
 }
 
 export interface RegistryConfig {
@@ -88,6 +93,8 @@ export function readConfig(reader: EnvReader): Config {
       clientId: reader.string('KAFKA_CLIENT_ID', 'etl'),
       connectionTimeoutMs: reader.int('KAFKA_CONNECTION_TIMEOUT_MS', 3000, { min: 100 }),
       requestTimeoutMs: reader.int('KAFKA_REQUEST_TIMEOUT_MS', 30000, { min: 100 }),
+      compression: reader.oneOf('KAFKA_COMPRESSION', 'lz4', compressionCodecs),
+      lingerMs: reader.int('KAFKA_LINGER_MS', 5, { min: 0, max: 10_000 }),
     },
     registry: {
       url: reader.string('SCHEMA_REGISTRY_URL', 'http://127.0.0.1:8081/apis/ccompat/v7', checkUrl),

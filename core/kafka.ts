@@ -1,57 +1,190 @@
-import { Kafka, logLevel, type Admin, type KafkaConfig as KafkaJsConfig, type LogEntry } from 'kafkajs';
+/**
+ * The one place every service gets its Kafka clients from: librdkafka through
+ * @confluentinc/kafka-javascript (its KafkaJS-compatible promise API), with the pipeline's
+ * defaults written once — acks=all with the idempotent producer, Java's murmur2 partitioner,
+ * the producers' compression codec, read_committed consumers that never commit on their own,
+ * and librdkafka's log lines routed into the service's structured logger.
+ */
+import kafkaJavascript, { type KafkaJS as KafkaJsTypes } from '@confluentinc/kafka-javascript';
 import type { Logger } from 'pino';
 import type { KafkaConfig } from './config.js';
-import type { PartitionCountOf } from './partitioned-send.js';
+import { maxMessageBytes } from './pipeline.js';
+
+const { KafkaJS } = kafkaJavascript;
+
+export type Admin = KafkaJsTypes.Admin;
+export type Consumer = KafkaJsTypes.Consumer;
+export type Producer = KafkaJsTypes.Producer;
+export type KafkaMessage = KafkaJsTypes.KafkaMessage;
+export type Message = KafkaJsTypes.Message;
+export type EachBatchPayload = KafkaJsTypes.EachBatchPayload;
+
+export { compressionCodecs, type CompressionCodec } from './kafka-codecs.js';
 
 /**
- * Broker answers that are part of normal operation, which KafkaJS logs as errors before it
- * retries them itself. CONCURRENT_TRANSACTIONS: a transaction begins while the brokers still
- * write the previous one's commit markers; the client retries in ~20 ms (the Java client
- * logs it at debug). Logged as errors, every busy stage looked broken (16 error lines in a
- * 2-replica bench:pipeline run, none of them a failure).
+ * librdkafka's default partitioner hashes keys with CRC32; Java's, Kafka Streams' and Kafka
+ * Connect's with murmur2. murmur2_random puts every key where a Java producer would (and keyless
+ * messages anywhere), so kcat, Streams or Connect reading the same topics see the same layout.
  */
-const routineBrokerAnswers = ['another concurrent operation on the same transaction was ongoing'];
+export const javaCompatiblePartitioner = 'murmur2_random';
 
-/** The level a KafkaJS log entry gets in the service's log. */
-export function kafkaLogLevel(entry: LogEntry): 'error' | 'warn' | 'info' | 'debug' {
-  // The broker's answer is in `error` ("Response AddPartitionsToTxn…"), or in the message of
-  // the producer's retry line ("Failed to send messages: …").
-  const text = `${String((entry.log as { error?: unknown }).error ?? '')} ${entry.log.message}`;
-  if (routineBrokerAnswers.some((answer) => text.includes(answer))) return 'debug';
-  if (entry.level === logLevel.ERROR) return 'error';
-  if (entry.level === logLevel.WARN) return 'warn';
-  if (entry.level === logLevel.INFO) return 'info';
+export interface KafkaClients {
+  /** An idempotent producer (acks=all), batching by `lingerMs`. */
+  producer(options?: ProducerOptions): Producer;
+  /**
+   * A transactional producer: `transactionalId` fences any earlier producer with the same id
+   * when it connects (librdkafka's init_transactions), and aborts that one's open transaction.
+   */
+  transactionalProducer(transactionalId: string, options?: { transactionTimeoutMs?: number; lingerMs?: number }): Producer;
+  /** A read_committed consumer that commits only what its caller commits. */
+  consumer(options: ConsumerOptions): Consumer;
+  admin(): Admin;
+}
+
+export interface ProducerOptions {
+  lingerMs?: number;
+  /** Most messages per batch. */
+  maxBatchMessages?: number;
+  /** How long a message may take to be acknowledged before it fails (0: for ever). */
+  deliveryTimeoutMs?: number;
+  /** The longest backoff between two retries of a request. */
+  retryBackoffMaxMs?: number;
+}
+
+export interface ConsumerOptions {
+  groupId: string;
+  /** Most messages one eachBatch call gets. */
+  maxBatchMessages?: number;
+  /** How long the broker may wait to fill a fetch. */
+  maxWaitMs?: number;
+  /** Bytes the broker waits for (or maxWaitMs) before it answers a fetch. */
+  minBytes?: number;
+  /** Bytes a fetch returns per partition. */
+  maxBytesPerPartition?: number;
+  /**
+   * Called with each new assignment before its first message is fetched (awaited); what it
+   * returns is assigned instead (with start offsets, say).
+   */
+  onAssigned?: (
+    partitions: ReadonlyArray<{ topic: string; partition: number }>,
+  ) => Promise<Array<{ topic: string; partition: number; offset?: number }> | void>;
+  /** Called when partitions are taken away, before they go to another member (awaited). */
+  onRevoked?: (partitions: ReadonlyArray<{ topic: string; partition: number }>) => Promise<void> | void;
+}
+
+/** librdkafka's log levels are syslog levels: 0–3 are errors, 4 a warning, 5–6 information. */
+function levelOf(syslogLevel: number | undefined): 'error' | 'warn' | 'info' | 'debug' {
+  if (syslogLevel === undefined) return 'info';
+  if (syslogLevel <= 3) return 'error';
+  if (syslogLevel === 4) return 'warn';
+  if (syslogLevel <= 6) return 'info';
   return 'debug';
 }
 
-/** Routes KafkaJS's own logs into the service's structured logger. */
-function kafkaLogCreator(logger: Logger | undefined) {
-  return () => (entry: LogEntry) => {
-    if (logger === undefined) return;
-    const { message, ...extra } = entry.log;
-    logger.child({ component: 'kafkajs' })[kafkaLogLevel(entry)](extra, message);
+/** The client's logger interface, writing into the service's pino logger. */
+export function kafkaLogger(logger: Logger | undefined): KafkaJsTypes.Logger {
+  const child = logger?.child({ component: 'kafka' });
+  const write = (level: 'error' | 'warn' | 'info' | 'debug') => (message: string, extra?: object) => {
+    if (child === undefined) return;
+    const fields = (extra ?? {}) as Record<string, unknown>;
+    // librdkafka's own lines carry their syslog severity; the JavaScript layer's carry none.
+    const effective = typeof fields.severity === 'number' ? levelOf(fields.severity) : level;
+    child[effective](fields, message);
   };
+  const self: KafkaJsTypes.Logger = {
+    info: write('info'),
+    error: write('error'),
+    warn: write('warn'),
+    debug: write('debug'),
+    namespace: () => self,
+    setLogLevel: () => undefined,
+  };
+  return self;
 }
 
-export function createKafka(config: KafkaConfig, options: { logger?: Logger; clientId?: string } = {}): Kafka {
-  const kafkaConfig: KafkaJsConfig = {
-    clientId: options.clientId ?? config.clientId,
+export function createKafka(
+  config: KafkaConfig,
+  options: { logger?: Logger; clientId?: string } = {},
+): KafkaClients {
+  const clientId = options.clientId ?? config.clientId;
+  const common = {
     brokers: config.brokers,
+    clientId,
     connectionTimeout: config.connectionTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
-    logLevel: options.logger === undefined ? logLevel.NOTHING : logLevel.WARN,
-    logCreator: kafkaLogCreator(options.logger),
-    retry: { initialRetryTime: 200, retries: 8, maxRetryTime: 10_000 },
+    logger: kafkaLogger(options.logger),
+    logLevel: options.logger === undefined ? KafkaJS.logLevel.NOTHING : KafkaJS.logLevel.WARN,
   };
-  return new Kafka(kafkaConfig);
+  const kafka = new KafkaJS.Kafka({ kafkaJS: common });
+  const producerDefaults = ({ lingerMs, maxBatchMessages, deliveryTimeoutMs, retryBackoffMaxMs }: ProducerOptions) => ({
+    partitioner: javaCompatiblePartitioner,
+    'compression.codec': config.compression,
+    'linger.ms': lingerMs ?? config.lingerMs,
+    ...(maxBatchMessages === undefined ? {} : { 'batch.num.messages': maxBatchMessages }),
+    ...(deliveryTimeoutMs === undefined ? {} : { 'message.timeout.ms': deliveryTimeoutMs }),
+    ...(retryBackoffMaxMs === undefined ? {} : { 'retry.backoff.max.ms': retryBackoffMaxMs }),
+    // Retries for as long as delivery.timeout.ms allows; the idempotent producer keeps each
+    // retry in order and without duplicates (librdkafka's sequence numbers per partition).
+    'enable.idempotence': true,
+    acks: -1,
+    // librdkafka refuses messages over 1 MB by default; the topics take records as big as the
+    // ingress accepts (a file of multi-MB records stalled extract with the default).
+    'message.max.bytes': maxMessageBytes,
+  });
+  return {
+    producer(producerOptions = {}) {
+      return kafka.producer({
+        ...producerDefaults(producerOptions),
+        kafkaJS: { acks: -1, idempotent: true, allowAutoTopicCreation: false },
+      });
+    },
+    transactionalProducer(transactionalId, producerOptions = {}) {
+      return kafka.producer({
+        ...producerDefaults({ lingerMs: producerOptions.lingerMs }),
+        kafkaJS: {
+          acks: -1,
+          idempotent: true,
+          transactionalId,
+          transactionTimeout: producerOptions.transactionTimeoutMs ?? 120_000,
+          allowAutoTopicCreation: false,
+        },
+      });
+    },
+    consumer(consumerOptions) {
+      const rebalance = async (
+        error: { code: number },
+        assignment: Array<{ topic: string; partition: number }>,
+      ): Promise<Array<{ topic: string; partition: number; offset?: number }> | void> => {
+        if (error.code === KafkaJS.ErrorCodes.ERR__ASSIGN_PARTITIONS) return consumerOptions.onAssigned?.(assignment);
+        await consumerOptions.onRevoked?.(assignment);
+      };
+      return kafka.consumer({
+        kafkaJS: {
+          groupId: consumerOptions.groupId,
+          fromBeginning: true,
+          autoCommit: false,
+          readUncommitted: false,
+          allowAutoTopicCreation: false,
+          sessionTimeout: 30_000,
+          heartbeatInterval: 3_000,
+          maxWaitTimeInMs: consumerOptions.maxWaitMs ?? 500,
+          minBytes: consumerOptions.minBytes ?? 1,
+          maxBytesPerPartition: consumerOptions.maxBytesPerPartition ?? 1024 * 1024,
+        },
+        'js.consumer.max.batch.size': consumerOptions.maxBatchMessages ?? 1000,
+        // A rebalance hands partitions over only after the callback settles (see onAssigned).
+        rebalance_cb: rebalance as never,
+      });
+    },
+    admin() {
+      return kafka.admin();
+    },
+  };
 }
 
-/**
- * The partition count of each topic as the cluster reports it, for `sendPerPartition`
- * (read once at start-up: the pipeline never adds partitions to a running topic).
- */
-export async function partitionCountsOf(admin: Admin, topicNames: Iterable<string>): Promise<PartitionCountOf> {
-  const { topics } = await admin.fetchTopicMetadata({ topics: [...new Set(topicNames)] });
+/** The partition count of each topic as the cluster reports it. */
+export async function partitionCountsOf(admin: Admin, topicNames: Iterable<string>): Promise<(topic: string) => number> {
+  const topics = await admin.fetchTopicMetadata({ topics: [...new Set(topicNames)] });
   const counts = new Map(topics.map((topic) => [topic.name, topic.partitions.length]));
   return (topic) => {
     const count = counts.get(topic);
@@ -69,10 +202,9 @@ export interface TopicLayout {
 
 /**
  * Creates the topics that do not exist yet and waits until every partition of every one has a
- * leader and its whole replica set in sync. KafkaJS's own `waitForLeaders` gives up on the first
- * UNKNOWN_TOPIC_OR_PARTITION, which a broker answers for a moment after a topic is created (its
- * metadata cache lags the controller): here every error counts as "not yet" until the deadline.
- * Returns the names of the topics it created.
+ * leader and its whole replica set in sync. A broker answers UNKNOWN_TOPIC_OR_PARTITION for a
+ * moment after a topic is created (its metadata cache lags the controller): every error counts
+ * as "not yet" until the deadline. Returns the names of the topics it created.
  */
 export async function ensureTopics(
   admin: Admin,
@@ -89,7 +221,6 @@ export async function ensureTopics(
       const missing = names.filter((name) => !existing.has(name));
       if (missing.length > 0) {
         await admin.createTopics({
-          waitForLeaders: false,
           topics: missing.map((name) => ({
             topic: name,
             numPartitions: layout.partitions,
@@ -99,7 +230,7 @@ export async function ensureTopics(
         });
         for (const name of missing) created.add(name);
       }
-      const { topics } = await admin.fetchTopicMetadata({ topics: [...names] });
+      const topics = await admin.fetchTopicMetadata({ topics: [...names] });
       const ready = names.every((name) => {
         const topic = topics.find((candidate) => candidate.name === name);
         return (
@@ -121,4 +252,14 @@ export async function ensureTopics(
     options.onRetry?.(lastError);
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
+}
+
+/** Offsets of a topic's end as a read_committed consumer sees it: the last stable offset. */
+export const readCommitted = KafkaJS.IsolationLevel.READ_COMMITTED;
+
+/** librdkafka's error codes (KafkaJSError.code), for callers that decide on them. */
+export const kafkaErrorCodes = KafkaJS.ErrorCodes;
+
+export function isKafkaError(error: unknown): error is KafkaJsTypes.KafkaJSError {
+  return KafkaJS.isKafkaJSError(error as Error);
 }

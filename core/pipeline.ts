@@ -69,12 +69,9 @@ export const topicConfig: Readonly<Record<string, string>> = {
   // Events are small claim checks and lineage records: keep a week so a new consumer
   // group (or a replay after an incident) can start from the beginning.
   'retention.ms': String(7 * 24 * 3600 * 1000),
-  // KafkaJS reads only uncompressed and GZIP batches: one batch that another client compressed
-  // with LZ4, Snappy or ZSTD (Java and librdkafka producers often do) stops every KafkaJS
-  // consumer of its partition for good (KafkaJSNotImplemented), services and monitoring alike.
-  // The broker stores every batch uncompressed instead: it decompresses such a batch once on
-  // arrival, and batches sent uncompressed (all of ours) are stored as they come.
-  'compression.type': 'uncompressed',
+  // Batches are stored as their producer compressed them (the pipeline's own with
+  // KAFKA_COMPRESSION): the brokers neither recompress nor inflate what they keep.
+  'compression.type': 'producer',
 };
 
 export const defaultBucket = 'imports';

@@ -15,5 +15,8 @@ await runService('fixture', loadConfig({ LOG_LEVEL: 'silent' }), async () => ({
     process.stdout.write('closed\n');
   },
 }));
+// runService resolves once the service started and its signal handlers are installed: only a
+// signal sent after this line is sure to reach them.
+process.stdout.write('ready\n');
 // Keeps the event loop alive like a real service's listeners do.
 setInterval(() => undefined, 1000);

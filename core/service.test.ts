@@ -4,14 +4,19 @@ import t from 'tap';
 
 const fixture = fileURLToPath(new URL('./service.fixture.ts', import.meta.url));
 
-function run(env: Record<string, string>, signalAfterMs?: number): Promise<{ code: number | null; stdout: string }> {
+/** Runs the fixture; with `signalWhenReady`, sends it that signal once it printed "ready". */
+function run(env: Record<string, string>, signalWhenReady?: NodeJS.Signals): Promise<{ code: number | null; stdout: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let stdout = '';
+    let signalled = false;
     child.stdout.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
+      if (signalWhenReady !== undefined && !signalled && stdout.split('\n').includes('ready')) {
+        signalled = true;
+        child.kill(signalWhenReady);
+      }
     });
-    if (signalAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), signalAfterMs);
     child.once('error', reject);
     child.once('exit', (code) => resolve({ code, stdout }));
   });
@@ -20,11 +25,11 @@ function run(env: Record<string, string>, signalAfterMs?: number): Promise<{ cod
 t.test('a service that reports it failed for good is closed and the process exits 1', async (t) => {
   const { code, stdout } = await run({ FIXTURE_FAIL_AFTER_MS: '100' });
   t.equal(code, 1, 'exit 1: its supervisor restarts it');
-  t.equal(stdout, 'closed\n', 'closed once, first');
+  t.equal(stdout, 'ready\nclosed\n', 'started, then closed once');
 });
 
 t.test('SIGTERM still closes it and exits 0', async (t) => {
-  const { code, stdout } = await run({}, 1500);
+  const { code, stdout } = await run({}, 'SIGTERM');
   t.equal(code, 0);
-  t.equal(stdout, 'closed\n');
+  t.equal(stdout, 'ready\nclosed\n', 'signalled once ready, closed once');
 });

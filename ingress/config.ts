@@ -33,9 +33,9 @@ export interface IngressConfig extends Config {
     staleUploadMs: number;
     /** INGRESS_DEDUPE_WINDOW_MS: how long a request id's first result is remembered for retries. */
     dedupeWindowMs: number;
-    /** INGRESS_PRODUCE_LINGER_MS: how long events of concurrent requests are gathered into one send. */
+    /** INGRESS_PRODUCE_LINGER_MS: how long the producer gathers events of concurrent requests into one batch (librdkafka's linger.ms). */
     produceLingerMs: number;
-    /** INGRESS_PRODUCE_MAX_BATCH: most events per send. */
+    /** INGRESS_PRODUCE_MAX_BATCH: most events per batch (librdkafka's batch.num.messages). */
     produceMaxBatch: number;
     /** INGRESS_READINESS_CACHE_MS */
     readinessCacheMs: number;

@@ -18,7 +18,6 @@ import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
 import type { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import type { RequestDeduplicator } from './dedupe.js';
-import type { EventBatcher } from './event-batcher.js';
 import type { IngressMetrics } from './metrics.js';
 import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
 import type { LeanS3Put } from './s3-put.js';
@@ -44,7 +43,8 @@ export interface ImportRouteDeps {
   /** Signed PUT without the SDK for small files (bench:ingest: ~6× less CPU per PUT). */
   leanPut?: LeanS3Put;
   codec: EventCodec;
-  batcher: EventBatcher;
+  /** Sends one event and resolves once the brokers acknowledged it (acks=all). */
+  sendEvent: (topic: string, message: { key: string; value: Buffer; headers: Record<string, string> }) => Promise<void>;
   dedupe: RequestDeduplicator<ImportAccepted>;
   tokens: TenantTokens;
   metrics: IngressMetrics;
@@ -309,7 +309,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
     const produce = async (topic: string, eventType: string, value: FileExtractSuccess | FileExtractError) => {
       try {
         const encoded = await deps.codec.encode(topic, value);
-        await deps.batcher.send(topic, {
+        await deps.sendEvent(topic, {
           key: tenant,
           value: encoded,
           headers: { request_id: requestId, event_type: eventType, 'content-type': avroContentType },

@@ -10,7 +10,6 @@ export interface IngressMetrics {
   eventsProduced: Counter<'event_type' | 'result'>;
   s3Seconds: Histogram<'operation' | 'result'>;
   kafkaSendSeconds: Histogram<'result'>;
-  kafkaBatchSize: Histogram;
   uploadsInFlight: Gauge;
   dedupeHits: Counter;
 }
@@ -58,15 +57,9 @@ export function createIngressMetrics(): IngressMetrics {
     }),
     kafkaSendSeconds: new Histogram({
       name: 'ingress_kafka_send_duration_seconds',
-      help: 'Latency of one batched send to Kafka (acks=all).',
+      help: 'Time from handing one event to the producer until the brokers acknowledged it (acks=all).',
       labelNames: ['result'],
       buckets: latency,
-      registers: [registry],
-    }),
-    kafkaBatchSize: new Histogram({
-      name: 'ingress_kafka_batch_size',
-      help: 'Events per batched send.',
-      buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500],
       registers: [registry],
     }),
     uploadsInFlight: new Gauge({

@@ -5,13 +5,12 @@
  * flushes the producer and disconnects.
  */
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
-import type { Producer } from 'kafkajs';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka, partitionCountsOf } from '../core/kafka.js';
+import { createKafka } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { minInSyncReplicas, topics } from '../core/pipeline.js';
 import { createRegistry } from '../core/registry.js';
@@ -21,7 +20,6 @@ import { schemaOfTopic } from '../schemas/index.js';
 import { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
-import { EventBatcher } from './event-batcher.js';
 import { registerImportRoute, type ImportAccepted } from './import-route.js';
 import { createLeanS3Put } from './s3-put.js';
 import { abortStaleUploads } from './s3-upload.js';
@@ -47,36 +45,36 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   const codec = createEventCodec(registry, config.registry.url);
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-ingress` });
   const admin = kafka.admin();
-  const producer: Producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
-    // Never give up on an event (KafkaJS's own default for idempotent producers; the client-wide
-    // retry settings would otherwise apply): a send that failed after the broker may have
-    // written it could only be answered 503, and the client's retry would announce the file
-    // twice. Requests waiting on Kafka hold upload slots, so admission control bounds them.
-    // Retries at most 1 s apart: when a partition leader dies, its partitions move after the
-    // controller's broker session timeout (9 s), and a backoff grown to 10 s kept clients
-    // waiting up to 10 s longer than the move (the broker-sigkill fault saw no 202 in 20 s).
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 1_000 },
+  const producer = kafka.producer({
+    lingerMs: config.ingress.produceLingerMs,
+    maxBatchMessages: config.ingress.produceMaxBatch,
+    // Never give up on an event: a send that failed after the broker may have written it could
+    // only be answered 503, and the client's retry would announce the file twice. Requests
+    // waiting on Kafka hold upload slots, so admission control bounds them. Retries at most 1 s
+    // apart: when a partition leader dies, its partitions move after the controller's broker
+    // session timeout (9 s), and a longer backoff kept clients waiting past the move.
+    deliveryTimeoutMs: 0,
+    retryBackoffMaxMs: 1_000,
   });
   let producerConnected = false;
-  producer.on(producer.events.CONNECT, () => void (producerConnected = true));
-  producer.on(producer.events.DISCONNECT, () => void (producerConnected = false));
 
   // Registration needs the registry; afterwards encoding works from the cached schemas.
   for (const topic of producedTopics) await codec.register(topic.name, schemaOfTopic(topic.name));
   await producer.connect();
+  producerConnected = true;
   await admin.connect();
 
-  const batcher = EventBatcher.forProducer(producer, {
-    lingerMs: config.ingress.produceLingerMs,
-    maxBatch: config.ingress.produceMaxBatch,
-    partitionCountOf: await partitionCountsOf(admin, producedTopics.map((topic) => topic.name)),
-  });
-  batcher.onBatch = (size, seconds, ok) => {
-    metrics.kafkaBatchSize.observe(size);
-    metrics.kafkaSendSeconds.observe({ result: ok ? 'ok' : 'error' }, seconds);
+  // librdkafka gathers the events of concurrent requests for linger.ms into one request per
+  // partition; each request is answered once its own event is acknowledged.
+  const sendEvent = async (topic: string, message: { key: string; value: Buffer; headers: Record<string, string> }) => {
+    const started = process.hrtime.bigint();
+    let ok = false;
+    try {
+      await producer.send({ topic, messages: [message] });
+      ok = true;
+    } finally {
+      metrics.kafkaSendSeconds.observe({ result: ok ? 'ok' : 'error' }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
   };
 
   const readiness = createReadiness(
@@ -85,7 +83,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
         if (!producerConnected) throw new Error('producer not connected');
         // acks=all needs min.insync.replicas in sync on every partition we write to.
         const metadata = await admin.fetchTopicMetadata({ topics: producedTopics.map((topic) => topic.name) });
-        for (const topic of metadata.topics) {
+        for (const topic of metadata) {
           for (const partition of topic.partitions) {
             if (partition.leader < 0 || partition.isr.length < minInSyncReplicas) {
               throw new Error(
@@ -116,7 +114,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     s3,
     leanPut,
     codec,
-    batcher,
+    sendEvent,
     dedupe: new RequestDeduplicator<ImportAccepted>(config.ingress.dedupeWindowMs),
     tokens: new TenantTokens(config.ingress.tenantTokens),
     metrics,
@@ -157,7 +155,8 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
             new Promise((resolve) => setTimeout(resolve, config.ingress.shutdownTimeoutMs)),
           ]);
         }
-        await batcher.flush();
+        await producer.flush({ timeout: config.ingress.shutdownTimeoutMs }).catch((error: unknown) => logger.warn({ err: error }, 'flushing the producer failed'));
+        producerConnected = false;
         await producer.disconnect();
         await admin.disconnect();
         s3.destroy();

@@ -4,7 +4,7 @@
  * after each stored batch). A group that has committed nothing yet lags by the whole
  * partition (end − start).
  */
-import type { Admin } from 'kafkajs';
+import { readCommitted, type Admin } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import type { LagTarget } from './config.js';
 import type { MonitoringMetrics } from './metrics.js';
@@ -32,7 +32,8 @@ export function computeLag(
 
 export async function measureLag(admin: Admin, target: LagTarget): Promise<PartitionLag[]> {
   const [ends, committed] = await Promise.all([
-    admin.fetchTopicOffsets(target.topic),
+    // Under read_committed the end is the last stable offset: open transactions are not lag yet.
+    admin.fetchTopicOffsets(target.topic, { isolationLevel: readCommitted }),
     admin.fetchOffsets({ groupId: target.group, topics: [target.topic] }),
   ]);
   return computeLag(ends, committed.find((entry) => entry.topic === target.topic)?.partitions ?? []);

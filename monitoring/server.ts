@@ -9,7 +9,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka, partitionCountsOf } from '../core/kafka.js';
+import { createKafka } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { topics } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
@@ -18,9 +18,9 @@ import { failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import { createStageMetrics } from '../topology/lib/metrics.js';
+import { createKafkaDriver } from '../topology/lib/kafka-driver.js';
 import { runSinkStage } from '../topology/lib/sink-runner.js';
-import type { RunningStage } from '../topology/lib/transform-runner.js';
-import type { SinkStage } from '../topology/lib/types.js';
+import type { RunningStage, SinkStage } from '../topology/lib/types.js';
 import type { LagTarget, MonitoringConfig } from './config.js';
 import { registerRoutes } from './http-routes.js';
 import { startLagMonitor } from './lag.js';
@@ -58,7 +58,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const store = createLineageStore(postgres);
   const codec = createEventCodec(createRegistry(config.registry), config.registry.url);
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-monitoring` });
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = kafka.producer();
   const admin = kafka.admin();
   const running: RunningStage[] = [];
   const { failed, fail: reportFatal } = failureSignal();
@@ -79,7 +79,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
     await producer.connect();
     await admin.connect();
-    const partitionCountOf = await partitionCountsOf(admin, [topics.processingError.name]);
+    const driver = createKafkaDriver(kafka, { producer, logger, onFatal: reportFatal });
 
     const stages: SinkStage[] = lineageTopics.map((topic) => ({
       kind: 'sink',
@@ -95,16 +95,13 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     for (const stage of stages) {
       running.push(
         await runSinkStage(stage, {
-          kafka,
+          driver,
           codec,
           logger,
           metrics: stageMetrics,
-          producer,
-          partitionCountOf,
           maxBatchRecords: settings.batchMaxRecords,
           lingerMs: settings.batchLingerMs,
           maxBatchBytes: settings.batchMaxBytes,
-          onFatal: reportFatal,
         }),
       );
     }

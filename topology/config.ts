@@ -24,6 +24,11 @@ export interface ProcessorConfig extends Config {
     extractRecordsPerTransaction: number;
     /** PROCESSOR_LAG_INTERVAL_MS: how often consumer lag is measured for /metrics. */
     lagIntervalMs: number;
+    /**
+     * PROCESSOR_MAX_ATTEMPTS: attempts of a message that fails with an unexpected error (a bug,
+     * a changed table) before it goes to ProcessingError; infrastructure failures retry for ever.
+     */
+    maxAttempts: number;
   };
 }
 
@@ -44,6 +49,7 @@ export function loadProcessorConfig(env: NodeJS.ProcessEnv = process.env): Proce
       loadBatchMaxBytes: reader.int('LOAD_BATCH_MAX_BYTES', 4 * 1024 * 1024, { min: 1024 }),
       extractRecordsPerTransaction: reader.int('EXTRACT_RECORDS_PER_TRANSACTION', 2000, { min: 1, max: 100_000 }),
       lagIntervalMs: reader.int('PROCESSOR_LAG_INTERVAL_MS', 5000, { min: 100 }),
+      maxAttempts: reader.int('PROCESSOR_MAX_ATTEMPTS', 5, { min: 1, max: 1000 }),
     },
   };
   reader.done();

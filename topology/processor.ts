@@ -7,7 +7,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka, partitionCountsOf } from '../core/kafka.js';
+import { createKafka, readCommitted } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
@@ -19,9 +19,10 @@ import { schemaOfTopic } from '../schemas/index.js';
 import type { ProcessorConfig } from './config.js';
 import { etlTopology } from './etl/topology.js';
 import { createStageMetrics } from './lib/metrics.js';
+import { createKafkaDriver } from './lib/kafka-driver.js';
 import { runSinkStage } from './lib/sink-runner.js';
-import { runTransformStage, type RunningStage } from './lib/transform-runner.js';
-import { groupIdOf } from './lib/types.js';
+import { runTransformStage } from './lib/transform-runner.js';
+import { groupIdOf, type RunningStage } from './lib/types.js';
 
 export interface Processor {
   readonly port: number;
@@ -46,31 +47,30 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   const written = new Set(stages.flatMap((stage) => [...Object.values(stage.outputs), stage.errors]));
   for (const topic of written) await codec.register(topic, schemaOfTopic(topic));
 
-  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+  const producer = kafka.producer();
   await producer.connect();
   const admin = kafka.admin();
   await admin.connect();
-  const partitionCountOf = await partitionCountsOf(admin, written);
 
   const { failed, fail: onFatal } = failureSignal();
+  const driver = createKafkaDriver(kafka, { producer, logger, onFatal });
+  const maxAttempts = config.processor.maxAttempts;
 
   const running: RunningStage[] = [];
   for (const stage of stages) {
     if (stage.kind === 'transform') {
-      running.push(await runTransformStage(stage, { kafka, codec, logger, metrics, partitionCountOf, onFatal }));
+      running.push(await runTransformStage(stage, { driver, codec, logger, metrics, maxAttempts }));
     } else {
       running.push(
         await runSinkStage(stage, {
-          kafka,
+          driver,
           codec,
           logger,
           metrics,
-          producer,
-          partitionCountOf,
+          maxAttempts,
           maxBatchRecords: config.processor.loadBatchMaxRecords,
           lingerMs: config.processor.loadBatchLingerMs,
           maxBatchBytes: config.processor.loadBatchMaxBytes,
-          onFatal,
         }),
       );
     }
@@ -80,7 +80,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   // Consumer lag per stage and partition: end offset minus the group's committed offset.
   const lagTimer = setInterval(() => {
     for (const stage of stages) {
-      Promise.all([admin.fetchTopicOffsets(stage.input), admin.fetchOffsets({ groupId: groupIdOf(stage), topics: [stage.input] })])
+      Promise.all([admin.fetchTopicOffsets(stage.input, { isolationLevel: readCommitted }), admin.fetchOffsets({ groupId: groupIdOf(stage), topics: [stage.input] })])
         .then(([ends, committed]) => {
           const byPartition = new Map(committed[0]?.partitions.map((partition) => [partition.partition, partition.offset]) ?? []);
           for (const end of ends) {

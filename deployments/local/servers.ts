@@ -641,3 +641,29 @@ export async function startServer(paths: StackPaths, ports: Ports, name: ServerN
   writeKafkaConfig(paths, ports, node);
   new ManagedProcess(name, paths).start('java', kafkaJava(paths, node, 'kafka.Kafka', [join(kafkaNodeDir(paths, node), 'server.properties')]));
 }
+
+/**
+ * Sets topic configs with Kafka's own ConfigCommand (the librdkafka admin client has no
+ * AlterConfigs): for topics of an older stack, which were created with other settings.
+ */
+export function alterTopicConfigs(paths: StackPaths, ports: Ports, topicNames: readonly string[], config: Record<string, string>): void {
+  const settings = Object.entries(config).map(([name, value]) => `${name}=${value}`).join(',');
+  for (const topic of topicNames) {
+    run('java', [
+      '-Xmx256m',
+      `-Dlog4j2.configurationFile=${join(kafkaNodeDir(paths, 1), 'log4j2.properties')}`,
+      '-cp',
+      `${kafkaLibs(paths)}/*`,
+      'kafka.admin.ConfigCommand',
+      '--bootstrap-server',
+      `127.0.0.1:${ports.kafka[0]}`,
+      '--alter',
+      '--entity-type',
+      'topics',
+      '--entity-name',
+      topic,
+      '--add-config',
+      settings,
+    ]);
+  }
+}

@@ -8,14 +8,12 @@
  *   tsx deployments/local/stack.ts setup                          topics, bucket, database (idempotent)
  */
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
-import kafkajs from 'kafkajs';
 import { loadConfig } from '../../core/config.js';
 import { createKafka, ensureTopics } from '../../core/kafka.js';
 import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
-
-const { ConfigResourceTypes } = kafkajs;
 import { createS3 } from '../../core/s3.js';
 import {
+  alterTopicConfigs,
   install,
   log,
   type Ports,
@@ -32,17 +30,14 @@ import {
   waitHealthy,
 } from './servers.js';
 
-async function setupKafka(): Promise<void> {
+async function setupKafka(paths: StackPaths, ports: Ports): Promise<void> {
   const config = loadConfig();
   const admin = createKafka(config.kafka, { clientId: 'etl-stack-setup' }).admin();
   await admin.connect();
+  let existing: string[];
   try {
-    await waitFor(
-      'all 3 brokers registered',
-      async () => (await admin.describeCluster()).brokers.length === 3,
-      120_000,
-    );
     let lastRetryMessage: string | undefined;
+    // Returns once all 3 brokers hold every partition in sync (replication factor 3).
     const created = await ensureTopics(
       admin,
       allTopics.map((topic) => topic.name),
@@ -55,17 +50,14 @@ async function setupKafka(): Promise<void> {
       },
     );
     if (created.length > 0) log(`created topics: ${created.join(', ')}`);
-    // Topics of an older stack get today's settings too (the whole set: alterConfigs replaces).
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: allTopics.map((topic) => ({
-        type: ConfigResourceTypes.TOPIC,
-        name: topic.name,
-        configEntries: Object.entries(topicConfig).map(([name, value]) => ({ name, value })),
-      })),
-    });
+    existing = allTopics.map((topic) => topic.name).filter((name) => !created.includes(name));
   } finally {
     await admin.disconnect();
+  }
+  // Topics of an older stack get today's settings too (compression.type=producer among them).
+  if (existing.length > 0) {
+    log(`applying topic settings to ${existing.length} existing topics`);
+    alterTopicConfigs(paths, ports, existing, topicConfig);
   }
 }
 
@@ -101,7 +93,7 @@ function setupDatabase(paths: StackPaths, ports: Ports): void {
 
 async function setup(paths: StackPaths, ports: Ports): Promise<void> {
   setupDatabase(paths, ports);
-  await Promise.all([setupKafka(), setupBucket()]);
+  await Promise.all([setupKafka(paths, ports), setupBucket()]);
 }
 
 function printEndpoints(ports: Ports): void {

@@ -29,9 +29,8 @@ const consumer = kafka.consumer({ groupId: `etl-inspect-${randomBytes(6).toStrin
 let lastMessageAt = Date.now();
 
 await consumer.connect();
-await consumer.subscribe({ topic, fromBeginning: true });
+await consumer.subscribe({ topics: [topic] });
 await consumer.run({
-  autoCommit: false,
   eachMessage: async ({ partition, message }) => {
     lastMessageAt = Date.now();
     const headers: Record<string, string> = {};

@@ -10,7 +10,7 @@ import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { request } from 'undici';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies } from '../../examples/generate/companies.js';
-import { config, Ledger, log, s3, seededRandom, sleep, startService, type Service } from './harness.js';
+import { config, eventually, Ledger, log, s3, seededRandom, startService, type Service } from './harness.js';
 import type { Profile } from './faults.js';
 
 export interface HostileCase {
@@ -36,6 +36,7 @@ interface Answer {
   status: number;
   code?: string;
   requestId?: string;
+  retryAfter?: string;
 }
 
 /** A request written byte for byte on a socket: nothing normalises the path or headers. */
@@ -56,12 +57,66 @@ function parseAnswer(data: string): Answer {
   const split = data.indexOf('\r\n\r\n');
   const head = split < 0 ? data : data.slice(0, split);
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0);
+  const retryAfter = /\r\nretry-after: *([^\r]*)/i.exec(head)?.[1];
   try {
     const json = JSON.parse(data.slice(split + 4)) as { error?: { code?: string; request_id?: string } };
-    return { status, code: json.error?.code, requestId: json.error?.request_id };
+    return { status, code: json.error?.code, requestId: json.error?.request_id, retryAfter };
   } catch {
-    return { status };
+    return { status, retryAfter };
   }
+}
+
+/** Whether `data` holds a whole answer: its head and as many body bytes as its Content-Length says. */
+function answerComplete(data: string): boolean {
+  const split = data.indexOf('\r\n\r\n');
+  if (split < 0) return false;
+  const length = /\r\ncontent-length: *(\d+)/i.exec(data.slice(0, split))?.[1];
+  return length !== undefined && data.length - (split + 4) >= Number(length);
+}
+
+/**
+ * An upload on a raw socket whose head goes out at once and whose body only on `sendBody()`.
+ * A request refused at its head is answered before any byte of its body, so the whole answer
+ * is read: a client still sending when the answer and close arrive may see a reset instead.
+ */
+function heldUpload(port: number, head: string, body: { chunk: Buffer; count: number }) {
+  const socket = connect(port, '127.0.0.1');
+  let data = '';
+  let answer: Answer | undefined;
+  const answered = new Promise<Answer>((resolve) => {
+    const finish = () => {
+      answer ??= parseAnswer(data);
+      resolve(answer);
+    };
+    socket.on('data', (chunk) => {
+      data += chunk.toString('latin1');
+      if (!answerComplete(data)) return;
+      finish();
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', finish);
+  });
+  socket.write(head);
+  return {
+    answered,
+    /** The answer, once it arrived whole (or the connection closed). */
+    get answer() {
+      return answer;
+    },
+    async sendBody(): Promise<void> {
+      for (let sent = 0; sent < body.count && answer === undefined; sent++) {
+        if (socket.write(body.chunk)) continue;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            socket.off('drain', done).off('close', done);
+            resolve();
+          };
+          socket.on('drain', done).on('close', done);
+        });
+      }
+    },
+  };
 }
 
 async function post(url: string, body: Buffer | string | Readable, headers: Record<string, string>): Promise<Answer & { json?: any }> {
@@ -292,52 +347,90 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
     }
     // More concurrent large uploads than admitted: an ingress admitting 3 at a time.
     {
-      const admitted = await startService('ingress', { INGRESS_MAX_CONCURRENT_UPLOADS: '3' });
+      // The test holds each body back until its request is judged; the slow-body guard would answer 408 to them.
+      const admitted = await startService('ingress', { INGRESS_MAX_CONCURRENT_UPLOADS: '3', INGRESS_BODY_MIN_BYTES_PER_SECOND: '0' });
       services.push(admitted);
       const line = `${JSON.stringify({ name: 'big', permalink: 'big', blob: 'd'.repeat(8 * 1024) })}\n`;
-      const uploads = Array.from({ length: 10 }, (_, i) => {
+      const chunk = Buffer.from(line.repeat(64));
+      const body = { chunk, count: Math.ceil((24 * 1024 * 1024) / chunk.length) };
+      const uploads = Array.from({ length: 10 }, () => {
         const requestId = idFor();
-        const body = Readable.from(
-          (async function* () {
-            for (let sent = 0; sent < 24 * 1024 * 1024; sent += line.length * 64) {
-              yield Buffer.from(line.repeat(64));
-              if (sent % (2 * 1024 * 1024) < line.length * 64) await sleep(50);
-            }
-          })(),
-        );
-        return sleep(i * 30).then(() => post(`${admitted.url}/import/${tenant}`, body, { ...ndjson, 'x-request-id': requestId }).then((answer) => ({ answer, requestId })));
+        const head =
+          `POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${requestId}\r\nContent-Type: application/x-ndjson\r\n` +
+          `Content-Length: ${body.chunk.length * body.count}\r\n\r\n`;
+        return { requestId, upload: heldUpload(admitted.port, head, body) };
       });
-      const answers = await Promise.all(uploads);
-      const accepted = answers.filter(({ answer }) => answer.status === 202);
-      // The ingress answers 503 and closes before reading the body; a client still sending it
-      // may see the connection reset instead of the answer. The server's own count says what it answered.
+      // Every request is judged at its head: admitted (counted in flight, waiting for its body) or answered.
+      const inFlight = async () =>
+        Number(/^ingress_uploads_in_flight(?:\{[^}]*\})? (\d+)$/m.exec(await (await request(`${admitted.url}/metrics`)).body.text())?.[1] ?? -1);
+      const admittedCount = await eventually(
+        'each of the 10 uploads to be admitted or refused',
+        async () => {
+          const count = await inFlight();
+          return count + uploads.filter(({ upload }) => upload.answer !== undefined).length === uploads.length ? count : undefined;
+        },
+        60_000,
+      );
+      const refused = uploads.filter(({ upload }) => upload.answer !== undefined);
+      const held = uploads.filter(({ upload }) => upload.answer === undefined);
+      await Promise.all(held.map(({ upload }) => upload.sendBody()));
+      const answers = await Promise.all(uploads.map(async ({ requestId, upload }) => ({ requestId, answer: await upload.answered })));
+      const isRefusal = (answer: Answer) => answer.status === 503 && answer.code === 'TOO_MANY_UPLOADS' && /^\d+$/.test(answer.retryAfter ?? '');
+      const badRefusal = refused.map(({ upload }) => upload.answer!).find((answer) => !isRefusal(answer));
+      const heldAnswers = answers.filter(({ requestId }) => held.some((entry) => entry.requestId === requestId)).map(({ answer }) => answer);
       const served = await serverAnswers(admitted);
-      const refused = served['503'] ?? 0;
+      const label = (answer: Answer) => `${answer.status} ${answer.code ?? ''}${answer.retryAfter === undefined ? '' : ` Retry-After: ${answer.retryAfter}`}`.trim();
       const tally = new Map<string, number>();
-      for (const { answer } of answers) tally.set(`${answer.status} ${answer.code ?? ''}`.trim(), (tally.get(`${answer.status} ${answer.code ?? ''}`.trim()) ?? 0) + 1);
+      for (const { answer } of answers) tally.set(label(answer), (tally.get(label(answer)) ?? 0) + 1);
       for (const { answer, requestId } of answers) (answer.status === 202 ? acceptedIds : refusedIds).push(requestId);
       const rss = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${admitted.child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      const firstRefusal = refused[0]?.upload.answer;
       cases.push({
-        name: '10 concurrent 24 MiB uploads, INGRESS_MAX_CONCURRENT_UPLOADS=3',
+        name: '10 concurrent 24 MiB uploads (a body sent once its request is admitted), INGRESS_MAX_CONCURRENT_UPLOADS=3',
         expected: { status: 503, code: 'TOO_MANY_UPLOADS' },
-        got: { status: refused > 0 ? 503 : 0, code: refused > 0 ? 'TOO_MANY_UPLOADS' : undefined },
-        ok: accepted.length >= 3 && refused > 0 && accepted.length + refused === answers.length && (served['202'] ?? 0) === accepted.length,
-        note: `the server answered ${accepted.length} × 202 and ${refused} × 503 (its ingress_http_requests_total); the clients saw ${[...tally].map(([label, count]) => `${count} × ${label}`).join(', ')} (a client still sending when the 503 and close arrive sees a reset); ingress peak RSS ${rss.toFixed(0)} MiB`,
+        got: { status: (badRefusal ?? firstRefusal)?.status ?? 0, code: (badRefusal ?? firstRefusal)?.code },
+        ok:
+          admittedCount === 3 &&
+          held.length === 3 &&
+          refused.length === 7 &&
+          badRefusal === undefined &&
+          heldAnswers.every((answer) => answer.status === 202) &&
+          (served['202'] ?? 0) === 3 &&
+          (served['503'] ?? 0) === 7,
+        note: `bodies held until each request was judged: ${admittedCount} admitted, ${refused.length} answered at once (each must be 503 TOO_MANY_UPLOADS with Retry-After); the clients read ${[...tally].map(([text, count]) => `${count} × ${text}`).join(', ')}; the server counted ${served['202'] ?? 0} × 202 and ${served['503'] ?? 0} × 503 (its ingress_http_requests_total); ingress peak RSS ${rss.toFixed(0)} MiB`,
       });
     }
 
     // Afterwards: nobody crashed, nothing stored or announced for what was refused.
     for (const service of services) checks.push({ what: `${service.name} on port ${service.port} still alive after the corpus`, ok: service.alive });
-    await sleep(5_000);
-    const keys: string[] = [];
-    let token: string | undefined;
-    do {
-      const page = await s3.send(new ListObjectsV2Command({ Bucket: config.s3.bucket, Prefix: `${tenant}/`, ContinuationToken: token }));
-      keys.push(...(page.Contents ?? []).map((object) => object.Key!));
-      token = page.NextContinuationToken;
-    } while (token !== undefined);
-    const storedRefused = refusedIds.filter((id) => keys.some((key) => key.endsWith(`/${id}.json`)));
-    checks.push({ what: `nothing stored for the ${refusedIds.length} refused requests`, ok: storedRefused.length === 0 });
+    // The events of a tenant share its partition, read in order: once the ledger has the event of
+    // a file sent after every other answer, it has read every event of the corpus.
+    const lastId = idFor();
+    const last = await post(url, '{"name":"last","permalink":"last"}', { ...json, 'x-request-id': lastId });
+    record('a well-formed file after the corpus', { status: 202 }, last, lastId);
+    const ledgerCaughtUp = await eventually('the ledger to read the last file\'s event', async () => (ledger.counts.fileExtractSuccess.has(lastId) ? true : undefined), 60_000).then(
+      () => true,
+      () => false,
+    );
+    checks.push({ what: `the ledger read ${topics.fileExtractSuccess.name} up to a file sent after the corpus`, ok: ledgerCaughtUp });
+    const listKeys = async () => {
+      const keys: string[] = [];
+      let token: string | undefined;
+      do {
+        const page = await s3.send(new ListObjectsV2Command({ Bucket: config.s3.bucket, Prefix: `${tenant}/`, ContinuationToken: token }));
+        keys.push(...(page.Contents ?? []).map((object) => object.Key!));
+        token = page.NextContinuationToken;
+      } while (token !== undefined);
+      return keys;
+    };
+    const storedFor = (keys: string[]) => refusedIds.filter((id) => keys.some((key) => key.endsWith(`/${id}.json`)));
+    // A refused upload is aborted in the background after its answer: what is checked is that nothing stays.
+    const cleanKeys = await eventually('nothing stored for a refused request', async () => {
+      const keys = await listKeys();
+      return storedFor(keys).length === 0 ? keys : undefined;
+    }, 30_000).catch(() => undefined);
+    const keys = cleanKeys ?? (await listKeys());
+    checks.push({ what: `nothing stored for the ${refusedIds.length} refused requests`, ok: cleanKeys !== undefined });
     checks.push({ what: `every one of the ${acceptedIds.length} accepted requests stored`, ok: acceptedIds.every((id) => keys.some((key) => key.endsWith(`/${id}.json`))) });
     const announcedRefused = refusedIds.filter((id) => (ledger.counts.fileExtractSuccess.get(id) ?? 0) > 0);
     checks.push({ what: `no ${topics.fileExtractSuccess.name} for a refused request`, ok: announcedRefused.length === 0 });

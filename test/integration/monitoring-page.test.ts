@@ -7,10 +7,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { Partitioners } from 'kafkajs';
 import t from 'tap';
 import { request } from 'undici';
 import { createLogger } from '../../core/logger.js';
+import { javaPartitionOf } from '../../core/murmur2.js';
 import { topics } from '../../core/pipeline.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { loadMonitoringConfig, startMonitoring } from '../../monitoring/index.js';
@@ -93,11 +93,9 @@ async function quietTenant(prefix: string): Promise<string> {
   try {
     const lags = await measureLag(admin, { group: 'etl-extract', topic: topics.fileExtractSuccess.name });
     const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
-    const partitionOf = Partitioners.DefaultPartitioner();
-    const partitionMetadata = lags.map(({ partition }) => ({ partitionId: partition, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
     for (let attempt = 0; attempt < 200; attempt++) {
       const tenant = uniqueName(prefix);
-      if (partitionOf({ topic: topics.fileExtractSuccess.name, partitionMetadata, message: { key: tenant, value: null } }) === quietest) return tenant;
+      if (javaPartitionOf(tenant, lags.length) === quietest) return tenant;
     }
     return uniqueName(prefix);
   } finally {

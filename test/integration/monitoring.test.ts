@@ -6,10 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { Partitioners } from 'kafkajs';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { createLogger } from '../../core/logger.js';
+import { javaPartitionOf } from '../../core/murmur2.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies, summarize } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
@@ -106,11 +106,9 @@ async function quietTenant(prefix: string): Promise<string> {
   try {
     const lags = await measureLag(admin, { group: 'etl-extract', topic: topics.fileExtractSuccess.name });
     const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
-    const partitionOf = Partitioners.DefaultPartitioner();
-    const partitionMetadata = lags.map(({ partition }) => ({ partitionId: partition, leader: 0, partitionErrorCode: 0, replicas: [], isr: [] }));
     for (let attempt = 0; attempt < 200; attempt++) {
       const tenant = uniqueName(prefix);
-      if (partitionOf({ topic: topics.fileExtractSuccess.name, partitionMetadata, message: { key: tenant, value: null } }) === quietest) return tenant;
+      if (javaPartitionOf(tenant, lags.length) === quietest) return tenant;
     }
     return uniqueName(prefix);
   } finally {

@@ -4,7 +4,7 @@ import type { CompanyRecordEvent, FileExtracted, FileExtractSuccess } from '../.
 import type { Emit, InputMessage, StageContext } from '../lib/types.js';
 import { classifyS3Error, createExtract, recordKey } from './extract.js';
 
-const context = { logger: { warn() {}, info() {}, debug() {} } as never, heartbeat: async () => {} } as StageContext;
+const context = { logger: { warn() {}, info() {}, debug() {} } as never } as StageContext;
 
 function fileEvent(overrides: Partial<FileExtractSuccess> = {}): InputMessage<FileExtractSuccess> {
   return {

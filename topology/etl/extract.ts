@@ -82,7 +82,6 @@ export function createExtract(openObject: OpenObject, options: { maxDepth?: numb
           index++;
         }
         pending.length = 0;
-        if (index % 2000 === 0) await context.heartbeat();
       }
       scanner.end();
     } catch (error) {

@@ -6,6 +6,7 @@ export interface StageMetrics {
   errors: Counter<'stage' | 'reason'>;
   retries: Counter<'stage'>;
   skipped: Counter<'stage'>;
+  failedAfterAttempts: Counter<'stage' | 'reason'>;
   batchSize: Histogram<'stage'>;
   batchSeconds: Histogram<'stage'>;
   lag: Gauge<'stage' | 'topic' | 'partition'>;
@@ -42,6 +43,12 @@ export function createStageMetrics(registry: Registry): StageMetrics {
       name: 'processor_messages_skipped_total',
       help: 'Fetched messages skipped because their outputs were already committed (after a rebalance or a takeover).',
       labelNames: ['stage'],
+      registers: [registry],
+    }),
+    failedAfterAttempts: new Counter({
+      name: 'processor_messages_failed_after_attempts_total',
+      help: 'Messages routed to the error topic after an unexpected error (a bug, not the infrastructure) repeated on every attempt.',
+      labelNames: ['stage', 'reason'],
       registers: [registry],
     }),
     batchSize: new Histogram({

@@ -1,19 +1,19 @@
 /**
  * Runs a sink stage exactly once into an external store: the sink writes each partition
  * batch and the partition's next offset in one transaction of its own (Kafka's committed
- * offsets are only a hint for lag metrics). On assignment the consumer seeks to the sink's
+ * offsets are only a hint for lag tools). On assignment the consumer starts at the sink's
  * stored offsets, and any message below them is skipped, so a replay after a crash or a
  * rebalance never writes a record twice.
  */
-import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { EventCodec } from '../../core/event-codec.js';
-import { errorMessage, PipelineError } from '../../core/errors.js';
-import { sendPerPartition, type PartitionCountOf } from '../../core/partitioned-send.js';
+import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
+import type { BatchScope, ConsumedRecord, OutgoingRecord, StageConsumer, StageDriver } from './driver.js';
+import { decodeRecord, encodeEmit, originOf, processingErrorOf, reasonOf } from './encoding.js';
+import { classifyFailure, defaultMaxAttempts } from './failures.js';
 import type { StageMetrics } from './metrics.js';
-import { backoffMs, isPoison, sleepWithHeartbeat } from './retry.js';
-import { encodeEmit, headersOf, isRebalance, onConsumerCrash, processingErrorOf, type RunningStage } from './transform-runner.js';
-import { groupIdOf, type Emit, type InputMessage, type SinkStage } from './types.js';
+import { realClock, retryInPlace, type RetryClock } from './retry.js';
+import { groupIdOf, type Emit, type InputMessage, type RunningStage, type SinkStage } from './types.js';
 
 /**
  * Which partitions may have committed batches whose events were not sent yet: all of them when
@@ -47,38 +47,49 @@ export class OwedEvents {
 }
 
 export interface SinkDeps {
-  kafka: Kafka;
+  driver: StageDriver;
   codec: EventCodec;
   logger: Logger;
   metrics: StageMetrics;
-  /** Idempotent producer (acks=all) for the sink's events. */
-  producer: Producer;
-  /** Partitions of each output topic (events are sent one partition per request). */
-  partitionCountOf: PartitionCountOf;
   /** Most records per sink batch: fetched batches are split beyond this. */
   maxBatchRecords: number;
   /** How long the broker may wait to fill a fetch (the batch linger). */
   lingerMs: number;
   /** Bytes a fetch may return per partition (the batch size cap in bytes). */
   maxBatchBytes: number;
-  /** Called when the consumer stopped for good (see StageDeps.onFatal). */
-  onFatal?: (error: Error) => void;
+  /** Attempts of a batch failing with an unexpected error before its records become ProcessingErrors. */
+  maxAttempts?: number;
+  clock?: RetryClock;
 }
 
 export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<RunningStage> {
-  const { kafka, codec, metrics, producer } = deps;
+  const { driver, codec, metrics } = deps;
+  const clock = deps.clock ?? realClock;
+  const maxAttempts = deps.maxAttempts ?? defaultMaxAttempts;
   const groupId = groupIdOf(stage);
   const logger = deps.logger.child({ stage: stage.name });
   const sink = stage.sink();
   const maxBatch = stage.maxBatchRecords ?? deps.maxBatchRecords;
-  const topicOf = (to: string) => (to === 'errors' ? stage.errors : stage.outputs[to]);
+  const topicOf = (to: string): string => {
+    const topic = to === 'errors' ? stage.errors : stage.outputs[to];
+    if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${to}`);
+    return topic;
+  };
   /** The sink's stored next offset per partition: messages below it were already written. */
   const stored = new Map<number, bigint>();
-  let stopping = false;
-  let inGroup = false;
-  /** Counts group joins: a retry loop of an older assignment stops when a newer one begins. */
-  let generation = 0;
   const owed = new OwedEvents();
+  let stopping = false;
+  let joined = false;
+  /** Counts assignments: a retry loop of an older assignment stops when a newer one begins. */
+  let generation = 0;
+
+  async function produce(emits: Emit[]): Promise<void> {
+    if (emits.length === 0) return;
+    const records: OutgoingRecord[] = [];
+    for (const emit of emits) records.push(await encodeEmit(codec, topicOf(emit.to), emit));
+    await driver.send(records);
+    for (const record of records) metrics.recordsOut.inc({ stage: stage.name, topic: record.topic });
+  }
 
   /** Sends what the marked ones among `partitions` owe (nothing, without asking the sink, when none is marked). */
   async function sendOwed(partitions: number[]): Promise<number> {
@@ -90,164 +101,145 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     return sent;
   }
 
-  const consumer: Consumer = kafka.consumer({
-    groupId,
-    readUncommitted: false,
-    allowAutoTopicCreation: false,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
-    maxWaitTimeInMs: deps.lingerMs,
-    minBytes: 64 * 1024,
-    maxBytesPerPartition: deps.maxBatchBytes,
-  });
-
-  async function refreshStoredOffsets(): Promise<Map<number, string>> {
-    const offsets = await sink.storedOffsets(groupId, stage.input);
-    for (const [partition, offset] of offsets) stored.set(partition, BigInt(offset));
-    return offsets;
-  }
-
   /**
-   * Sends what committed batches of these partitions still owe (a replica that died between its
-   * commit and its send), retrying with backoff until it succeeds or the assignment changes: a
-   * partition with no new input would otherwise keep its events until the next batch.
+   * Sends what committed batches of newly assigned partitions still owe, retrying until it
+   * succeeds or the assignment changes: a partition with no new input would otherwise keep its
+   * events until its next batch.
    */
-  async function sendPendingOnAssignment(partitions: number[], joined: number): Promise<void> {
-    if (sink.sendPending === undefined || partitions.length === 0) return;
-    for (let attempt = 0; !stopping && joined === generation; attempt++) {
+  async function sendOwedOnAssignment(partitions: number[], assignment: number): Promise<void> {
+    for (let attempt = 0; !stopping && assignment === generation; attempt++) {
       try {
         const sent = await sendOwed(partitions);
         if (sent > 0) logger.info({ partitions, batches: sent }, 'sent the events of batches committed before the last assignment');
         return;
       } catch (error) {
-        const delay = backoffMs(attempt);
+        const delay = clock.backoffMs(attempt);
         logger.warn({ partitions, attempt, delay_ms: delay, err: errorMessage(error) }, 'sending pending sink events failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await clock.wait(delay, () => stopping || assignment !== generation);
       }
     }
   }
 
-  consumer.on(consumer.events.GROUP_JOIN, (event) => {
-    inGroup = true;
-    const joined = ++generation;
-    const assigned = event.payload.memberAssignment[stage.input] ?? [];
-    metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
-    owed.mark(assigned);
-    void sendPendingOnAssignment(assigned, joined);
-    refreshStoredOffsets().then(
-      (offsets) => {
-        if (stopping) return;
-        for (const partition of assigned) {
-          const offset = offsets.get(partition);
-          if (offset === undefined) continue;
-          try {
-            consumer.seek({ topic: stage.input, partition, offset });
-          } catch (error) {
-            // A rebalance or shutdown raced us; the offset filter still skips written messages.
-            logger.debug({ partition, err: error }, 'seek to the stored offset skipped');
-          }
-        }
-        logger.info({ partitions: assigned, stored_offsets: Object.fromEntries(offsets) }, 'joined group; resuming from stored offsets');
-      },
-      (error: unknown) => logger.error({ err: error }, 'reading stored offsets failed; skipping by offset instead'),
-    );
+  const consumer: StageConsumer = driver.consumer({
+    groupId,
+    topic: stage.input,
+    maxBatchMessages: maxBatch,
+    maxWaitMs: deps.lingerMs,
+    minBytes: 64 * 1024,
+    maxBytesPerPartition: deps.maxBatchBytes,
   });
-  onConsumerCrash(consumer, logger, deps.onFatal, () => void (inGroup = false));
-  consumer.on(consumer.events.STOP, () => void (inGroup = false));
 
-  async function produce(emits: Emit[]): Promise<void> {
-    if (emits.length === 0) return;
-    const byTopic = new Map<string, Awaited<ReturnType<typeof encodeEmit>>[]>();
-    for (const emit of emits) {
-      const topic = topicOf(emit.to);
-      if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${emit.to}`);
-      const list = byTopic.get(topic) ?? [];
-      list.push(await encodeEmit(codec, topic, emit));
-      byTopic.set(topic, list);
+  /** Writes one slice, retried in place; false if the partition was left. */
+  async function writeSlice(partition: number, slice: ConsumedRecord[], scope: BatchScope): Promise<boolean> {
+    const nextOffset = String(BigInt(slice[slice.length - 1]!.offset) + 1n);
+    const floor = stored.get(partition) ?? 0n;
+    const fresh = slice.filter((record) => BigInt(record.offset) >= floor);
+    if (fresh.length < slice.length) metrics.skipped.inc({ stage: stage.name }, slice.length - fresh.length);
+    if (fresh.length === 0) return true;
+    const decoded: InputMessage<unknown>[] = [];
+    const undecodable: Emit[] = [];
+    for (const record of fresh) {
+      const origin = originOf(stage.input, partition, record);
+      try {
+        decoded.push(await decodeRecord(codec, origin, record));
+      } catch (error) {
+        metrics.errors.inc({ stage: stage.name, reason: reasonOf(error) });
+        undecodable.push(processingErrorOf(stage.name, origin, error));
+      }
     }
-    await sendPerPartition(producer, [...byTopic].map(([topic, messages]) => ({ topic, messages })), deps.partitionCountOf);
-    for (const [topic, messages] of byTopic) metrics.recordsOut.inc({ stage: stage.name, topic }, messages.length);
+    /** Set once the batch failed on every attempt: its records go to the error topic instead. */
+    let givenUp: unknown;
+    const written = await retryInPlace(
+      scope,
+      async () => {
+        const started = process.hrtime.bigint();
+        // Events a committed batch of this partition may still owe go out first, in order.
+        await sendOwed([partition]);
+        const failed = givenUp === undefined ? [] : decoded.map((message) => processingErrorOf(stage.name, message, givenUp));
+        const { written } = await sink.write(
+          { topic: stage.input, partition, messages: givenUp === undefined ? decoded : [], nextOffset },
+          (emits) => produce([...undecodable, ...failed, ...emits]),
+          groupId,
+        );
+        metrics.batchSeconds.observe({ stage: stage.name }, Number(process.hrtime.bigint() - started) / 1e9);
+        return written;
+      },
+      (error, attempt) => {
+        // The batch may have committed before the failure (a failed send of its events).
+        owed.mark([partition]);
+        const kind = classifyFailure(error);
+        if (kind === 'fenced') return 'leave';
+        if ((kind === 'bug' || kind === 'poison') && attempt + 1 >= maxAttempts && givenUp === undefined) {
+          // The sink isolates bad records itself; a whole batch refused again and again is a bug
+          // or a schema change: its records are reported, not retried for ever.
+          givenUp = error;
+          metrics.failedAfterAttempts.inc({ stage: stage.name, reason: reasonOf(error) }, decoded.length);
+          metrics.errors.inc({ stage: stage.name, reason: reasonOf(error) }, decoded.length);
+          logger.error({ partition, attempts: attempt + 1, records: decoded.length, err: error }, 'the sink refused the batch on every attempt; routing its records to the error topic');
+          return 'now';
+        }
+        return 'later';
+      },
+      {
+        clock,
+        onWait: (error, attempt, delayMs) => {
+          metrics.retries.inc({ stage: stage.name });
+          logger.warn({ partition, attempt, delay_ms: delayMs, err: errorMessage(error) }, 'sink write failed; retrying from the same position');
+        },
+      },
+    );
+    if (written === undefined) return false;
+    stored.set(partition, BigInt(nextOffset));
+    scope.resolveOffset(slice[slice.length - 1]!.offset);
+    metrics.recordsIn.inc({ stage: stage.name }, fresh.length);
+    metrics.batchSize.observe({ stage: stage.name }, written);
+    // A hint for lag metrics and tools; the sink's own offsets are the truth.
+    await consumer
+      .commit([{ partition, offset: nextOffset }])
+      .catch((error: unknown) => logger.debug({ err: errorMessage(error) }, 'committing the offset hint failed'));
+    return true;
   }
 
-  await consumer.connect();
-  await consumer.subscribe({ topic: stage.input, fromBeginning: true });
-  // Offsets must be known before the first batch: a fresh replica may start mid-stream.
-  await refreshStoredOffsets();
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 3,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale, pause }) => {
-      const partition = batch.partition;
-      for (let start = 0; start < batch.messages.length; start += maxBatch) {
-        const slice = batch.messages.slice(start, start + maxBatch);
-        const nextOffset = String(BigInt(slice[slice.length - 1]!.offset) + 1n);
-        const floor = stored.get(partition) ?? 0n;
-        const fresh = slice.filter((message) => BigInt(message.offset) >= floor);
-        if (fresh.length === 0) {
-          resolveOffset(slice[slice.length - 1]!.offset);
-          continue;
-        }
-        const decoded: InputMessage<unknown>[] = [];
-        const undecodable: Emit[] = [];
-        for (const message of fresh) {
-          const base = { topic: stage.input, partition, offset: message.offset, headers: headersOf(message) };
-          try {
-            if (message.value === null) throw new PipelineError('EMPTY_MESSAGE', 'the message has no value');
-            decoded.push({ ...base, key: message.key?.toString(), value: await codec.decode(message.value) });
-          } catch (error) {
-            undecodable.push(processingErrorOf(stage.name, base, error));
-          }
-        }
-        for (let attempt = 0; ; attempt++) {
-          if (stopping || !isRunning() || isStale()) return;
-          const started = process.hrtime.bigint();
-          try {
-            // Events a committed batch of this partition may still owe go out first, in order.
-            await sendOwed([partition]);
-            const { written } = await sink.write(
-              { topic: stage.input, partition, messages: decoded, nextOffset },
-              (emits) => produce([...undecodable, ...emits]),
-              groupId,
-            );
-            stored.set(partition, BigInt(nextOffset));
-            resolveOffset(slice[slice.length - 1]!.offset);
-            // A hint for lag metrics and tools; the sink's own offsets are the truth.
-            await consumer
-              .commitOffsets([{ topic: stage.input, partition, offset: nextOffset }])
-              .catch((error: unknown) => logger.debug({ err: error }, 'committing the offset hint failed'));
-            metrics.recordsIn.inc({ stage: stage.name }, fresh.length);
-            metrics.batchSize.observe({ stage: stage.name }, written);
-            metrics.batchSeconds.observe({ stage: stage.name }, Number(process.hrtime.bigint() - started) / 1e9);
-            if (undecodable.length > 0) metrics.errors.inc({ stage: stage.name, reason: 'UNDECODABLE' }, undecodable.length);
-            break;
-          } catch (error) {
-            // The batch may have committed before the failure (a failed send of its events).
-            owed.mark([partition]);
-            if (isRebalance(error)) throw error;
-            if (isPoison(error)) {
-              // The sink isolates bad records itself; a poison batch means a bug or a schema change.
-              logger.error({ partition, err: error }, 'the sink refused the whole batch; retrying (fix and it resumes)');
-            }
-            metrics.retries.inc({ stage: stage.name });
-            const delay = backoffMs(attempt);
-            logger.warn({ partition, attempt, delay_ms: delay, err: errorMessage(error) }, 'sink write failed; retrying from the same position');
-            const resume = pause();
-            await sleepWithHeartbeat(delay, heartbeat, () => stopping || !isRunning());
-            resume();
-          }
-        }
-        await heartbeat();
+  await consumer.start({
+    async onAssigned(assigned) {
+      joined = true;
+      const assignment = ++generation;
+      metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
+      owed.mark(assigned);
+      void sendOwedOnAssignment(assigned, assignment);
+      // Offsets must be known before the first batch: the sink's store says where to resume.
+      let offsets: Map<number, string>;
+      try {
+        offsets = await sink.storedOffsets(groupId, stage.input);
+      } catch (error) {
+        // The sink's own write still refuses a batch below its stored offset; only the skip is lost.
+        logger.error({ err: errorMessage(error) }, 'reading stored offsets failed; resuming from the committed hints');
+        return;
+      }
+      for (const partition of assigned) {
+        const offset = offsets.get(partition);
+        if (offset === undefined) continue;
+        stored.set(partition, BigInt(offset));
+        consumer.seek(partition, offset);
+      }
+      logger.info({ partitions: assigned, stored_offsets: Object.fromEntries(offsets) }, 'partitions assigned; resuming from stored offsets');
+    },
+    async onRevoked(revoked) {
+      logger.info({ partitions: revoked }, 'partitions revoked');
+    },
+    async eachBatch(partition, records, scope) {
+      for (let start = 0; start < records.length && scope.isActive(); start += maxBatch) {
+        if (!(await writeSlice(partition, records.slice(start, start + maxBatch), scope))) return;
       }
     },
   });
 
   return {
     name: stage.name,
-    healthy: () => inGroup && !stopping,
+    healthy: () => joined && !stopping,
     async stop() {
       stopping = true;
-      await consumer.disconnect();
+      await consumer.stop();
       logger.info('stage stopped');
     },
   };

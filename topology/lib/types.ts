@@ -25,8 +25,6 @@ export interface Emit {
 
 export interface StageContext {
   logger: Logger;
-  /** Keep the consumer's group membership alive during long work (a big file). */
-  heartbeat: () => Promise<void>;
 }
 
 export type TransformFn<T> = (input: InputMessage<T>, context: StageContext) => AsyncIterable<Emit> | Iterable<Emit>;
@@ -94,6 +92,14 @@ export interface SinkStage<T = unknown> extends StageBase {
 }
 
 export type Stage = TransformStage<any> | SinkStage<any>;
+
+/** A stage running in this process. */
+export interface RunningStage {
+  name: string;
+  /** True once the consumer joined its group, until it stops (for /readiness). */
+  healthy(): boolean;
+  stop(): Promise<void>;
+}
 
 export interface Topology {
   name: string;
