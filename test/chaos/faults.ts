@@ -16,7 +16,7 @@ import {
   type StackPaths,
 } from '../../deployments/local/servers.js';
 import { createKafka, partitionCountsOf } from '../../core/kafka.js';
-import { partitionAssigner } from '../../core/partitioned-send.js';
+import { javaPartitionOf } from '../../core/murmur2.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies } from '../../examples/generate/companies.js';
 import {
@@ -206,8 +206,8 @@ async function leaderForTenant(tenant: string): Promise<ServerName> {
   await admin.connect();
   try {
     const topic = topics.fileExtractSuccess.name;
-    const partition = partitionAssigner(await partitionCountsOf(admin, [topic]))(topic, { key: tenant, value: null });
-    const { topics: metadata } = await admin.fetchTopicMetadata({ topics: [topic] });
+    const partition = javaPartitionOf(tenant, (await partitionCountsOf(admin, [topic]))(topic));
+    const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
     const leader = metadata[0]?.partitions.find((candidate) => candidate.partitionId === partition)?.leader;
     if (leader === undefined || leader < 1 || leader > 3) throw new Error(`no leader known for ${topic}[${partition}]`);
     return `kafka-${leader}` as ServerName;

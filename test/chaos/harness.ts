@@ -8,16 +8,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { HeadObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import type { Consumer } from 'kafkajs';
 import { request } from 'undici';
 import { loadConfig, type Config } from '../../core/config.js';
-import { createKafka } from '../../core/kafka.js';
 import { topics } from '../../core/pipeline.js';
 import { createPostgres, type Postgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { createS3 } from '../../core/s3.js';
 import { generateCompanies, mulberry32, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
-import { eventually, freePort } from '../integration/helpers.js';
+import { eventually, freePort, TopicReader, type ReadMessage } from '../integration/helpers.js';
 
 export const config: Config = loadConfig();
 export const s3 = createS3(config.s3);
@@ -250,14 +248,16 @@ export class Ledger {
     loadedBatches: new Map(),
     recordsLoadedMessages: 0,
   };
-  #consumer: Consumer | undefined;
   readonly #seen = new Set<string>();
+  readonly #readers = new Map<string, TopicReader>();
+  #stopped = false;
+  #round: Promise<void> = Promise.resolve();
+  #loop: Promise<void> | undefined;
 
   constructor(readonly belongs: (requestId: string) => boolean) {}
 
-  /** Joins from the current end of each topic: only what happens from now on is counted. */
+  /** Starts at the current end of each topic: only what happens from now on is counted. */
   async start(): Promise<void> {
-    const kafka = createKafka(config.kafka, { clientId: `chaos-ledger-${process.pid}` });
     const watched = [
       topics.fileExtractSuccess.name,
       topics.recordValidated.name,
@@ -265,54 +265,59 @@ export class Ledger {
       topics.processingError.name,
       topics.recordsLoaded.name,
     ];
-    const admin = kafka.admin();
-    await admin.connect();
-    const groupId = `chaos-ledger-${Date.now().toString(36)}-${process.pid}`;
-    // Start at the end: set the new group's offsets to the high watermarks first.
-    for (const topic of watched) {
-      const offsets = await admin.fetchTopicOffsets(topic);
-      await admin.setOffsets({ groupId, topic, partitions: offsets.map((entry) => ({ partition: entry.partition, offset: entry.high })) });
+    for (const topic of watched) this.#readers.set(topic, new TopicReader(topic, { from: 'end' }));
+    await this.#readRound();
+    this.#loop = (async () => {
+      while (!this.#stopped) {
+        this.#round = this.#readRound();
+        await this.#round.catch(() => undefined);
+        // Between rounds: the readers are at the end, nothing to read until the pipeline writes more.
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    })();
+  }
+
+  /** Reads every topic read_committed to its end as it is now: after the work, nothing committed is missed. */
+  async catchUp(): Promise<void> {
+    await this.#round.catch(() => undefined);
+    await this.#readRound();
+  }
+
+  async #readRound(): Promise<void> {
+    for (const [topic, reader] of this.#readers) {
+      for (const message of await reader.readToEnd(120_000)) await this.#count(topic, message);
     }
-    await admin.disconnect();
-    const consumer = kafka.consumer({ groupId, readUncommitted: false, sessionTimeout: 30_000 });
-    this.#consumer = consumer;
-    await consumer.connect();
-    for (const topic of watched) await consumer.subscribe({ topic, fromBeginning: false });
-    let joined = false;
-    consumer.on(consumer.events.GROUP_JOIN, () => void (joined = true));
-    await consumer.run({
-      partitionsConsumedConcurrently: 3,
-      eachMessage: async ({ topic, partition, message }) => {
-        const requestId = message.headers?.request_id?.toString() ?? '';
-        if (!this.belongs(requestId) || message.value === null) return;
-        // The ledger's own consumer is at-least-once (a rebalance during a broker outage
-        // re-delivers): a message is counted once per topic/partition/offset.
-        const position = `${topic}/${partition}/${message.offset}`;
-        if (this.#seen.has(position)) return;
-        this.#seen.add(position);
-        const value = (await registry.decode(message.value)) as Record<string, unknown>;
-        const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
-        if (topic === topics.fileExtractSuccess.name) bump(this.counts.fileExtractSuccess, requestId);
-        else if (topic === topics.recordValidated.name) bump(this.counts.recordValidated, `${requestId}/${String(value.record_index)}`);
-        else if (topic === topics.validationError.name) bump(this.counts.validationError, `${requestId}/${String(value.record_index)}`);
-        else if (topic === topics.processingError.name) {
-          this.counts.processingErrors.push({
-            request_id: requestId,
-            stage: String(value.stage),
-            reason_code: String(value.reason_code),
-            message: String(value.message),
-          });
-        } else if (topic === topics.recordsLoaded.name) {
-          this.counts.recordsLoadedMessages++;
-          this.counts.loadedBatches.set(`${String(value.batch_id)}/${requestId}`, Number(value.inserted) + Number(value.updated));
-        }
-      },
-    });
-    await eventually('the ledger to join its group', async () => (joined ? true : undefined), 60_000);
+  }
+
+  async #count(topic: string, message: ReadMessage): Promise<void> {
+    const requestId = message.headers.request_id ?? '';
+    if (!this.belongs(requestId) || message.value === null) return;
+    // Each message once per topic/partition/offset, whichever round read it.
+    const position = `${topic}/${message.partition}/${message.offset}`;
+    if (this.#seen.has(position)) return;
+    this.#seen.add(position);
+    const value = (await registry.decode(message.value)) as Record<string, unknown>;
+    const bump = (map: Map<string, number>, key: string, by = 1) => map.set(key, (map.get(key) ?? 0) + by);
+    if (topic === topics.fileExtractSuccess.name) bump(this.counts.fileExtractSuccess, requestId);
+    else if (topic === topics.recordValidated.name) bump(this.counts.recordValidated, `${requestId}/${String(value.record_index)}`);
+    else if (topic === topics.validationError.name) bump(this.counts.validationError, `${requestId}/${String(value.record_index)}`);
+    else if (topic === topics.processingError.name) {
+      this.counts.processingErrors.push({
+        request_id: requestId,
+        stage: String(value.stage),
+        reason_code: String(value.reason_code),
+        message: String(value.message),
+      });
+    } else if (topic === topics.recordsLoaded.name) {
+      this.counts.recordsLoadedMessages++;
+      this.counts.loadedBatches.set(`${String(value.batch_id)}/${requestId}`, Number(value.inserted) + Number(value.updated));
+    }
   }
 
   async stop(): Promise<void> {
-    await this.#consumer?.disconnect();
+    this.#stopped = true;
+    await this.#loop?.catch(() => undefined);
+    await Promise.all([...this.#readers.values()].map((reader) => reader.close()));
   }
 }
 
@@ -385,8 +390,8 @@ export async function reckon(
     } catch (error) {
       problems.push((error as Error).message);
     }
-    // Anything late or doubled shows up now.
-    await sleep(5_000);
+    // Every topic read to its end now that the work is done: anything doubled is in the counts.
+    await ledger.catchUp();
     const rowsFound = await rowCount(postgres, tenant);
     const perFile = await postgres.db.any<{ source_request_id: string; n: number }>(
       'SELECT source_request_id, count(*)::int AS n FROM companies WHERE tenant = $1 GROUP BY 1',

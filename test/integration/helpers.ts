@@ -63,7 +63,8 @@ export class TopicReader {
   readonly #next = new Map<number, bigint>();
   readonly #eof = new Map<number, bigint>();
 
-  constructor(topic: string) {
+  /** `from: 'end'` skips what the topic holds when the reader first connects. */
+  constructor(topic: string, readonly options: { from?: 'beginning' | 'end' } = {}) {
     this.#topic = topic;
     this.#consumer = new kafkaJavascript.KafkaConsumer(
       {
@@ -84,7 +85,9 @@ export class TopicReader {
         if (error) return reject(error);
         const topic = metadata.topics.find((candidate) => candidate.name === this.#topic);
         if (topic === undefined || topic.partitions.length === 0) return reject(new Error(`no topic ${this.#topic}`));
-        this.#consumer.assign(topic.partitions.map((partition) => ({ topic: this.#topic, partition: partition.id, offset: 0 })));
+        // librdkafka's logical offsets: -2 the beginning, -1 the end.
+        const offset = this.options.from === 'end' ? -1 : 0;
+        this.#consumer.assign(topic.partitions.map((partition) => ({ topic: this.#topic, partition: partition.id, offset })));
         resolve(topic.partitions.length);
       });
     });
