@@ -23,8 +23,8 @@ export function createLineageSink(
       const result = await store.applyBatch(
         { consumerGroup: groupId, topic: batch.topic, partition: batch.partition, nextOffset: batch.nextOffset, events },
         // The monitoring emits nothing of its own; this only sends the runner's ProcessingErrors
-        // for messages it could not decode, before the offsets commit.
-        { beforeCommit: () => produce([]) },
+        // for messages it could not decode, before the offsets commit (so none is ever lost).
+        { beforeCommit: () => produce(batch.events) },
       );
       if (!result.skipped) options.onCommitted?.(result.effects);
       return { written: result.applied };

@@ -45,7 +45,8 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
         {
           outbox: (written) => {
             const now = Date.now();
-            const emits: Emit[] = written.perRequest.map((counts) => {
+            const emits: Emit[] = [...batch.events];
+            for (const counts of written.perRequest) {
               const event: RecordsLoaded = {
                 request_id: counts.requestId,
                 tenant: counts.tenant,
@@ -55,8 +56,8 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
                 rejected: counts.rejected,
                 loaded_at: now,
               };
-              return { to: 'loaded', key: counts.requestId, value: event, requestId: counts.requestId };
-            });
+              emits.push({ to: 'loaded', key: counts.requestId, value: event, requestId: counts.requestId });
+            }
             for (const rejected of written.rejected) {
               const event: ProcessingError = {
                 stage: 'load',

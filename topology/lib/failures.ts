@@ -23,7 +23,7 @@ const fencedKafkaCodes = new Set([
   22, // ILLEGAL_GENERATION: the group rebalanced; the offsets belong to the next generation
   25, // UNKNOWN_MEMBER_ID
   27, // REBALANCE_IN_PROGRESS
-  -174, // ERR__ASSIGNMENT_LOST
+  -142, // ERR__ASSIGNMENT_LOST
 ]);
 
 /** Node's network error codes: the peer is down or unreachable. */

@@ -127,7 +127,12 @@ class KafkaStageConsumer implements StageConsumer {
         const scope: BatchScope = {
           isActive: () => this.#running && payload.isRunning() && !payload.isStale() && this.#assigned.has(partition),
           resolveOffset: (offset) => payload.resolveOffset(offset),
-          pause: () => payload.pause(),
+          // Not the client's pause(): in @confluentinc/kafka-javascript 1.10.1 it marks the batch
+          // stale and seeks the partition back to its first unresolved message, so a batch retried
+          // in place would end at once (no backoff, attempts never counted) and its messages be
+          // fetched again. While the runner waits, librdkafka's prefetch stays bounded by
+          // queued.max.messages.kbytes, and the batch keeps its place.
+          pause: () => () => undefined,
         };
         await handlers.eachBatch(partition, records, scope);
       },

@@ -27,3 +27,8 @@ t.test('failures are classified on their class and codes', async (t) => {
   t.equal(classifyFailure(new Error('wrapped', { cause: Object.assign(new Error('reset'), { code: 'ECONNRESET' }) })), 'transient', 'the cause decides for a wrapper');
   t.equal(classifyFailure('a string'), 'bug');
 });
+
+t.test("a lost assignment is another replica's partition: librdkafka's ERR__ASSIGNMENT_LOST (-142)", async (t) => {
+  const kafka = (code: number) => Object.assign(new Error('kafka'), { name: 'KafkaJSError', code });
+  t.equal(classifyFailure(kafka(-142)), 'fenced');
+});

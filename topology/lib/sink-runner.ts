@@ -157,8 +157,8 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
         await sendOwed([partition]);
         const failed = givenUp === undefined ? [] : decoded.map((message) => processingErrorOf(stage.name, message, givenUp));
         const { written } = await sink.write(
-          { topic: stage.input, partition, messages: givenUp === undefined ? decoded : [], nextOffset },
-          (emits) => produce([...undecodable, ...failed, ...emits]),
+          { topic: stage.input, partition, messages: givenUp === undefined ? decoded : [], nextOffset, events: [...undecodable, ...failed] },
+          produce,
           groupId,
         );
         metrics.batchSeconds.observe({ stage: stage.name }, Number(process.hrtime.bigint() - started) / 1e9);

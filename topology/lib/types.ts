@@ -63,6 +63,12 @@ export interface SinkBatch<T> {
   messages: InputMessage<T>[];
   /** Offset after the last message of the batch. */
   nextOffset: string;
+  /**
+   * Events the runner owes for this batch: ProcessingErrors of records it could not decode or
+   * gave up on. The sink announces them with the batch's own events (kept in the same outbox),
+   * so they are sent for a committed batch even if the first send fails.
+   */
+  events: Emit[];
 }
 
 export interface Sink<T> {
