@@ -89,7 +89,9 @@ for (const [id, micros] of selfMicros) {
 // Whole subsystems: a sample belongs to the first of these found walking from the leaf to the root.
 const categories: Array<[string, RegExp]> = [
   ['S3 client (@aws-sdk, @smithy)', /^@aws-sdk\/|^@smithy\/|^@aws-crypto\//],
-  ['Kafka (kafkajs, avsc, registry client)', /^kafkajs$|^avsc$|^@kafkajs\//],
+  // The Kafka client's JavaScript layer (librdkafka itself runs on native threads, outside this
+  // profile of the main thread), Avro and the schema registry client (@kafkajs/confluent-schema-registry).
+  ['Kafka (@confluentinc/kafka-javascript, avsc, registry client)', /^@confluentinc\/kafka-javascript$|^avsc$|^@kafkajs\//],
   ['metrics (prom-client)', /^prom-client$/],
   ['logging (pino)', /^pino/],
   ['start-up (tsx, module loading)', /^tsx$|^node:internal\/modules/],

@@ -549,11 +549,12 @@ interface IngressBreakdown {
   requestMeanMs: number;
   s3PutMeanMs: number;
   s3PutCount: number;
+  /** Mean time from handing one event to the producer until acks=all acknowledged it. */
   kafkaSendMeanMs: number;
+  /** Events acknowledged (one per send: librdkafka batches them itself, for linger.ms). */
   kafkaSends: number;
-  kafkaBatchMean: number;
-  /** Sum of send durations / window: one batch is in flight at a time, so 1.0 means Kafka-bound. */
-  kafkaBusy: number;
+  /** Sum of per-event send durations / window: the mean number of events awaiting their ack (Little's law). */
+  kafkaInFlight: number;
   eventLoopLagP99Ms: number;
   s3Operations: Record<string, { count: number; meanMs: number; sumSeconds: number }>;
 }
@@ -588,10 +589,9 @@ function breakdown(windows: MetricsWindow[]): IngressBreakdown {
     requestMeanMs: mean('ingress_http_request_duration_seconds') * 1000,
     s3PutMeanMs: mean('ingress_s3_request_duration_seconds', { operation: 'PutObject', result: 'ok' }) * 1000,
     s3PutCount: delta('ingress_s3_request_duration_seconds_count', { operation: 'PutObject', result: 'ok' }),
-    kafkaSendMeanMs: mean('ingress_kafka_send_duration_seconds') * 1000,
-    kafkaSends: delta('ingress_kafka_send_duration_seconds_count'),
-    kafkaBatchMean: mean('ingress_kafka_batch_size'),
-    kafkaBusy: delta('ingress_kafka_send_duration_seconds_sum') / windowSeconds,
+    kafkaSendMeanMs: mean('ingress_kafka_send_duration_seconds', { result: 'ok' }) * 1000,
+    kafkaSends: delta('ingress_kafka_send_duration_seconds_count', { result: 'ok' }),
+    kafkaInFlight: delta('ingress_kafka_send_duration_seconds_sum') / windowSeconds,
     // prom-client resets its event-loop histogram at every scrape: each `after` covers its window.
     eventLoopLagP99Ms: Math.max(...windows.map((window) => metric(window.after, 'nodejs_eventloop_lag_p99_seconds'))) * 1000,
     s3Operations,
@@ -1097,11 +1097,6 @@ function renderSection(r: Results): string {
     if (c !== undefined) lines.push(`| MinIO scaling ${s.connections} ÷ 1 in flight (~5 KB vs 4 KiB) | — | ${(c.rate / r.c1.rate).toFixed(2)} | — |`);
   }
   if (r.c1 !== undefined) lines.push('| note | MinIO figures here include the cost of the @aws-sdk/client-s3 client on the same 2 cores; (c′) shows the same PUTs without it | | |');
-  if (b !== undefined && Number.isFinite(b.ingress.kafkaBatchMean)) {
-    lines.push(
-      `| KafkaJS events per send (≈100 per send gave ~24k msg/s) | 100 / send | ${b.ingress.kafkaBatchMean.toFixed(1)} / send, ${fmt(b.ingress.kafkaSends / b.ingress.windowSeconds)} sends/s | — |`,
-    );
-  }
   lines.push('');
 
   lines.push('### What limits it', '');
@@ -1158,8 +1153,9 @@ function diagnosis(r: Results): string[] {
     out.push(
       `**(b)** During the measured windows ${cause}. ` +
         `Per import (the ingress's own metrics over the same windows): ${fmt(ing.requestMeanMs, 1)} ms mean from first byte to answer, of which the S3 PutObject took ${fmt(ing.s3PutMeanMs, 1)} ms ` +
-        `and the Kafka send (acks=all, one batch in flight at a time) ${fmt(ing.kafkaSendMeanMs, 1)} ms mean for ${fmt(ing.kafkaBatchMean, 1)} events per batch; a batch was in flight ${fmt(Math.min(ing.kafkaBusy, 1) * 100)}% of the time, ` +
-        `so an event typically waits for the batch ahead of it and then for its own (batches grow with load, so this adds latency rather than capping throughput). Both durations include time spent waiting for a busy event loop.`,
+        `and the Kafka send of its event (acks=all; librdkafka gathers concurrent events for linger.ms into one request per partition) ${fmt(ing.kafkaSendMeanMs, 1)} ms mean over ${fmt(ing.kafkaSends / ing.windowSeconds)} events/s, ` +
+        `${fmt(ing.kafkaInFlight, 1)} events awaiting their ack on average (sum of send durations ÷ window), ` +
+        `so the linger and the acks=all round trip add latency to each import rather than capping throughput. Both durations include time spent waiting for a busy event loop.`,
     );
     const needed = connections / (targets.p99Ms / 1000);
     out.push(
@@ -1181,7 +1177,7 @@ function diagnosis(r: Results): string[] {
         `so with equal CPU shares (b)/(c) cannot exceed about ${(perPut / perImport).toFixed(2)}. Reaching ${targets.bOverC.toFixed(2)} at equal shares needs at most ${fmt(perPut / targets.bOverC, 2)} ms per import. ` +
         `Where the ingress's CPU goes: \`BENCH_PHASES=b BENCH_CPU_PROF=1 npm run bench:ingest\`, then \`npx tsx bench/cpuprofile-top.ts bench/tmp/prof/<main-thread file>.cpuprofile\`. ` +
         `A 20 s profile taken that way on 2026-11-27, before the change below (not re-measured by each run), put about 55% of the ingress's busy CPU in the AWS SDK's PutObject path (@smithy/@aws-sdk middleware, SigV4, node:http client), ` +
-        `10% in kafkajs/avsc, 12% in the ingress's own code, 9% in GC; the ingress then spent 3.09 ms per import (b/c 0.60, a MISS). Since then small files (under one part) go up as one SigV4-signed PUT over an undici pool ` +
+        `10% in kafkajs (the Kafka client then)/avsc, 12% in the ingress's own code, 9% in GC; the ingress then spent 3.09 ms per import (b/c 0.60, a MISS). Since then small files (under one part) go up as one SigV4-signed PUT over an undici pool ` +
         `(ingress/s3-put.ts, signature checked against the SDK's signer in its unit test), and multipart uploads keep the SDK.`,
     );
   }

@@ -47,7 +47,6 @@
  * (processors run with --cpu-prof into bench/tmp/prof-pipeline; results.md left alone), plus the
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL / PG*.
  */
-import { readTopic } from '../test/integration/helpers.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -66,8 +65,9 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { request } from 'undici';
 import { loadConfig } from '../core/config.js';
 import { createPostgres } from '../core/postgres.js';
-import { createKafka } from '../core/kafka.js';
+import { createKafka, readCommitted } from '../core/kafka.js';
 import { topics } from '../core/pipeline.js';
+import { TopicReader } from '../test/integration/helpers.js';
 import { createS3 } from '../core/s3.js';
 import { writeCompanies } from '../examples/generate/companies.js';
 import {
@@ -540,7 +540,8 @@ async function endOffsets(topic: string): Promise<Offsets> {
   const admin = createKafka(config.kafka, { clientId: 'bench-pipeline' }).admin();
   await admin.connect();
   try {
-    return new Map((await admin.fetchTopicOffsets(topic)).map((entry) => [entry.partition, BigInt(entry.high)]));
+    // The last stable offsets: the end a read_committed consumer reads to.
+    return new Map((await admin.fetchTopicOffsets(topic, { isolationLevel: readCommitted })).map((entry) => [entry.partition, BigInt(entry.high)]));
   } finally {
     await admin.disconnect();
   }
@@ -554,13 +555,18 @@ async function endOffsets(topic: string): Promise<Offsets> {
 async function countCommitted(topic: string, from: Offsets, to: Offsets, requestId: string): Promise<{ messages: number; distinct: number }> {
   let messages = 0;
   const seen = new Set<string>();
-  // Read to the topic's end (read_committed) and keep what lies between the two sets of offsets.
-  for (const message of await readTopic(topic)) {
-    const offset = BigInt(message.offset);
-    if (offset < (from.get(message.partition) ?? 0n) || offset >= (to.get(message.partition) ?? 0n)) continue;
-    if (message.headers.request_id !== requestId) continue;
-    messages++;
-    seen.add(createHash('sha1').update(message.value ?? Buffer.alloc(0)).digest('hex'));
+  // Only what follows `from` is fetched (read_committed) and streamed: the shared topics hold
+  // every earlier run's events too. What lies past `to` came after the measured work.
+  const reader = new TopicReader(topic, { from });
+  try {
+    await reader.readToEnd(300_000, (message) => {
+      if (BigInt(message.offset) >= (to.get(message.partition) ?? 0n)) return;
+      if (message.headers.request_id !== requestId) return;
+      messages++;
+      seen.add(createHash('sha1').update(message.value ?? Buffer.alloc(0)).digest('hex'));
+    });
+  } finally {
+    await reader.close();
   }
   return { messages, distinct: seen.size };
 }
@@ -1781,7 +1787,7 @@ function diagnosis(runs: Results[]): string[] {
   out.push(
     `**Where the processor's CPU goes (CPU profile).** \`BENCH_PIPELINE_CPU_PROF=1 npm run bench:pipeline\` runs the processor with --cpu-prof into bench/tmp/prof-pipeline (summary: \`npx tsx bench/cpuprofile-top.ts <main-thread file>\`). ` +
       `A profiled 1-replica run on 2026-11-28 05:33 (the current code: COPY sink, S3 checksums off, larger transactions; 1,147 records/s; not re-measured by each run): the processor was busy 19.5 s of CPU in all (profiling adds some). ` +
-      `KafkaJS and the node:buffer/socket work it calls 46% of that: socket writes of produce requests 2.3 s (12%), copying record encoders into batch and request encoders 1.6 s (8%), Buffer allocation, CRC-32C in JavaScript 0.6 s (3%), request queue and fetch decoding the rest; ` +
+      `KafkaJS (the Kafka client then; librdkafka since, not re-profiled here) and the node:buffer/socket work it calls 46% of that: socket writes of produce requests 2.3 s (12%), copying record encoders into batch and request encoders 1.6 s (8%), Buffer allocation, CRC-32C in JavaScript 0.6 s (3%), request queue and fetch decoding the rest; ` +
       `the project's own code 23% (extract's parse + normalise + stringify, validate, toSinkRecord, the COPY text of the sink, the JSON scanner); GC 7%; Avro and the registry client 4%; the pg driver and pg-copy-streams 3%. ` +
       `No single hot spot: a pure-JavaScript Kafka client moving each ~4 KB document twice in and twice out (copied at each encoding layer), and the document re-serialised between stages (JSON text → object → JSON text → Avro → object → COPY text).`,
   );

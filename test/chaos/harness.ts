@@ -239,6 +239,13 @@ interface LedgerCounts {
   recordsLoadedMessages: number;
 }
 
+/**
+ * Reads what the pipeline committed, read_committed, from where each topic ended when the ledger
+ * started: one TopicReader (librdkafka's low-level consumer, partition EOF at the last stable
+ * offset) per topic, no consumer group. It reads when asked — `catchUp()` reads every topic to
+ * its end as it is at that moment — so a check made after the work is done has seen everything
+ * committed up to then, with no settle sleep.
+ */
 export class Ledger {
   readonly counts: LedgerCounts = {
     fileExtractSuccess: new Map(),
@@ -250,13 +257,12 @@ export class Ledger {
   };
   readonly #seen = new Set<string>();
   readonly #readers = new Map<string, TopicReader>();
-  #stopped = false;
-  #round: Promise<void> = Promise.resolve();
-  #loop: Promise<void> | undefined;
+  /** The read in progress (or the last one): reads run one at a time, never two on one reader. */
+  #reading: Promise<void> = Promise.resolve();
 
   constructor(readonly belongs: (requestId: string) => boolean) {}
 
-  /** Starts at the current end of each topic: only what happens from now on is counted. */
+  /** Starts at the current end of each topic: only what is committed from now on is counted. */
   async start(): Promise<void> {
     const watched = [
       topics.fileExtractSuccess.name,
@@ -266,33 +272,30 @@ export class Ledger {
       topics.recordsLoaded.name,
     ];
     for (const topic of watched) this.#readers.set(topic, new TopicReader(topic, { from: 'end' }));
-    await this.#readRound();
-    this.#loop = (async () => {
-      while (!this.#stopped) {
-        this.#round = this.#readRound();
-        await this.#round.catch(() => undefined);
-        // Between rounds: the readers are at the end, nothing to read until the pipeline writes more.
-        await new Promise((resolve) => setTimeout(resolve, 250));
-      }
-    })();
+    // Resolves each partition's start (its end now) before any work starts.
+    await this.catchUp();
   }
 
-  /** Reads every topic read_committed to its end as it is now: after the work, nothing committed is missed. */
-  async catchUp(): Promise<void> {
-    await this.#round.catch(() => undefined);
-    await this.#readRound();
+  /**
+   * Reads every topic read_committed to its end as it is now and counts what it read: once it
+   * returns, everything committed before the call is in the counts (each message once).
+   */
+  catchUp(timeoutMs = 120_000): Promise<void> {
+    const read = this.#reading.catch(() => undefined).then(() => this.#readAll(timeoutMs));
+    this.#reading = read;
+    return read;
   }
 
-  async #readRound(): Promise<void> {
-    for (const [topic, reader] of this.#readers) {
-      for (const message of await reader.readToEnd(120_000)) await this.#count(topic, message);
-    }
+  async #readAll(timeoutMs: number): Promise<void> {
+    const readers = [...this.#readers];
+    const read = await Promise.all(readers.map(([, reader]) => reader.readToEnd(timeoutMs)));
+    for (const [i, [topic]] of readers.entries()) for (const message of read[i]!) await this.#count(topic, message);
   }
 
   async #count(topic: string, message: ReadMessage): Promise<void> {
     const requestId = message.headers.request_id ?? '';
     if (!this.belongs(requestId) || message.value === null) return;
-    // Each message once per topic/partition/offset, whichever round read it.
+    // Each message once per topic/partition/offset.
     const position = `${topic}/${message.partition}/${message.offset}`;
     if (this.#seen.has(position)) return;
     this.#seen.add(position);
@@ -315,8 +318,7 @@ export class Ledger {
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true;
-    await this.#loop?.catch(() => undefined);
+    await this.#reading.catch(() => undefined);
     await Promise.all([...this.#readers.values()].map((reader) => reader.close()));
   }
 }
@@ -384,14 +386,19 @@ export async function reckon(
     try {
       await eventually(
         `${expected.rows} rows and every record's outcome for ${tenant}`,
-        async () => ((await rowCount(postgres, tenant).catch(() => -1)) >= expected.rows && settled() ? true : undefined),
+        async () => {
+          // The rows first (one query); then the ledger reads the topics to their ends.
+          if ((await rowCount(postgres, tenant).catch(() => -1)) < expected.rows) return undefined;
+          await ledger.catchUp();
+          return settled() ? true : undefined;
+        },
         options.timeoutMs,
       );
     } catch (error) {
       problems.push((error as Error).message);
     }
     // Every topic read to its end now that the work is done: anything doubled is in the counts.
-    await ledger.catchUp();
+    await ledger.catchUp().catch((error: unknown) => problems.push(`the ledger could not read the topics to their ends: ${(error as Error).message}`));
     const rowsFound = await rowCount(postgres, tenant);
     const perFile = await postgres.db.any<{ source_request_id: string; n: number }>(
       'SELECT source_request_id, count(*)::int AS n FROM companies WHERE tenant = $1 GROUP BY 1',

@@ -408,7 +408,10 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
     const lastId = idFor();
     const last = await post(url, '{"name":"last","permalink":"last"}', { ...json, 'x-request-id': lastId });
     record('a well-formed file after the corpus', { status: 202 }, last, lastId);
-    const ledgerCaughtUp = await eventually('the ledger to read the last file\'s event', async () => (ledger.counts.fileExtractSuccess.has(lastId) ? true : undefined), 60_000).then(
+    const ledgerCaughtUp = await eventually('the ledger to read the last file\'s event', async () => {
+      await ledger.catchUp();
+      return ledger.counts.fileExtractSuccess.has(lastId) ? true : undefined;
+    }, 60_000).then(
       () => true,
       () => false,
     );

@@ -63,8 +63,11 @@ export class TopicReader {
   readonly #next = new Map<number, bigint>();
   readonly #eof = new Map<number, bigint>();
 
-  /** `from: 'end'` skips what the topic holds when the reader first connects. */
-  constructor(topic: string, readonly options: { from?: 'beginning' | 'end' } = {}) {
+  /**
+   * Where each partition starts: the beginning (default), the end when the reader first connects
+   * (only what comes after), or given offsets (a partition missing from them starts at 0).
+   */
+  constructor(topic: string, readonly options: { from?: 'beginning' | 'end' | ReadonlyMap<number, bigint> } = {}) {
     this.#topic = topic;
     this.#consumer = new kafkaJavascript.KafkaConsumer(
       {
@@ -85,17 +88,21 @@ export class TopicReader {
         if (error) return reject(error);
         const topic = metadata.topics.find((candidate) => candidate.name === this.#topic);
         if (topic === undefined || topic.partitions.length === 0) return reject(new Error(`no topic ${this.#topic}`));
-        // librdkafka's logical offsets: -2 the beginning, -1 the end.
-        const offset = this.options.from === 'end' ? -1 : 0;
-        this.#consumer.assign(topic.partitions.map((partition) => ({ topic: this.#topic, partition: partition.id, offset })));
+        // librdkafka's logical offset -1 is the end.
+        const { from } = this.options;
+        const offsetOf = (partition: number) => (from === 'end' ? -1 : from instanceof Map ? Number(from.get(partition) ?? 0n) : 0);
+        this.#consumer.assign(topic.partitions.map((partition) => ({ topic: this.#topic, partition: partition.id, offset: offsetOf(partition.id) })));
         resolve(topic.partitions.length);
       });
     });
     return this.#connected;
   }
 
-  /** The messages committed since the last call, up to every partition's end as it is now. */
-  async readToEnd(timeoutMs = 60_000): Promise<ReadMessage[]> {
+  /**
+   * The messages committed since the last call, up to every partition's end as it is now; with
+   * `each`, handed to it one by one instead of returned (for ranges too big to hold).
+   */
+  async readToEnd(timeoutMs = 60_000, each?: (message: ReadMessage) => void | Promise<void>): Promise<ReadMessage[]> {
     await this.#connect();
     // The end as a read_committed consumer sees it now: the last stable offset of each partition.
     const admin = testKafka().admin();
@@ -121,7 +128,9 @@ export class TopicReader {
         this.#next.set(message.partition, BigInt(message.offset) + 1n);
         const headers: Record<string, string> = {};
         for (const header of message.headers ?? []) for (const [name, value] of Object.entries(header)) headers[name] = String(value);
-        read.push({ partition: message.partition, offset: String(message.offset), key: message.key?.toString(), value: message.value, headers });
+        const entry = { partition: message.partition, offset: String(message.offset), key: message.key?.toString(), value: message.value, headers };
+        if (each === undefined) read.push(entry);
+        else await each(entry);
       }
     }
     return read;
@@ -220,3 +229,4 @@ export function produceWithKcat(topic: string, values: readonly Buffer[], option
     { input },
   );
 }
+
