@@ -26,7 +26,6 @@ import {
   stackPorts,
   status,
   stop,
-  waitFor,
   waitHealthy,
 } from './servers.js';
 
