@@ -38,7 +38,56 @@ export interface KafkaClients {
   transactionalProducer(transactionalId: string, options?: { transactionTimeoutMs?: number; lingerMs?: number }): Producer;
   /** A read_committed consumer that commits only what its caller commits. */
   consumer(options: ConsumerOptions): Consumer;
+  /** Reads the committed offsets of `groupId` without joining it (see GroupOffsetReader). */
+  groupOffsets(groupId: string): GroupOffsetReader;
   admin(): Admin;
+}
+
+/** A partition's committed offset (null: nothing committed) and the metadata committed with it. */
+export interface CommittedOffset {
+  offset: string | null;
+  metadata: string;
+}
+
+/**
+ * A consumer group's committed offsets, read by a consumer of that group that never subscribes
+ * (so it never joins or rebalances the group) through librdkafka's consumer OffsetFetch. The
+ * admin client's fetchOffsets is not used for this: in librdkafka 2.15.1 its coordinator request
+ * aborts the process when the coordinator broker dies under it (an enq_once refcount assertion
+ * in rdkafka_admin.c), which a lag measurement every few seconds meets on the first broker crash.
+ */
+export interface GroupOffsetReader {
+  committed(topic: string, partitions: readonly number[]): Promise<Map<number, CommittedOffset>>;
+  close(): Promise<void>;
+}
+
+/** How long a committed-offset read may wait for the group coordinator before it fails. */
+const committedTimeoutMs = 15_000;
+
+/** A consumer's committed offsets for `partitions` of `topic`. */
+export async function committedOffsets(
+  consumer: Consumer,
+  topic: string,
+  partitions: readonly number[],
+): Promise<Map<number, CommittedOffset>> {
+  // Without a timeout the call waits for ever in one of libuv's four pool threads.
+  const committed = consumer.committed as (
+    partitions: Array<{ topic: string; partition: number }>,
+    timeoutMs: number,
+  ) => ReturnType<Consumer['committed']>;
+  const entries = await committed.call(
+    consumer,
+    partitions.map((partition) => ({ topic, partition })),
+    committedTimeoutMs,
+  );
+  const result = new Map<number, CommittedOffset>();
+  for (const entry of entries) {
+    // The client turns a committed offset of 0 into null (a falsy check in its conversion,
+    // 1.10.1); "nothing committed" comes through as a negative number (-1001).
+    const offset = entry.offset === null ? '0' : Number(entry.offset) >= 0 ? String(entry.offset) : null;
+    result.set(entry.partition, { offset, metadata: entry.metadata ?? '' });
+  }
+  return result;
 }
 
 export interface ProducerOptions {
@@ -176,6 +225,23 @@ export function createKafka(
         rebalance_cb: rebalance as never,
       });
     },
+    groupOffsets(groupId) {
+      const consumer = kafka.consumer({ kafkaJS: { groupId, autoCommit: false, readUncommitted: false } });
+      let connected: Promise<void> | undefined;
+      return {
+        async committed(topic, partitions) {
+          connected ??= consumer.connect().catch((error: unknown) => {
+            connected = undefined;
+            throw error;
+          });
+          await connected;
+          return committedOffsets(consumer, topic, partitions);
+        },
+        async close() {
+          if (connected !== undefined) await consumer.disconnect();
+        },
+      };
+    },
     admin() {
       return kafka.admin();
     },
@@ -262,4 +328,26 @@ export const kafkaErrorCodes = KafkaJS.ErrorCodes;
 
 export function isKafkaError(error: unknown): error is KafkaJsTypes.KafkaJSError {
   return KafkaJS.isKafkaJSError(error as Error);
+}
+
+/** An error as librdkafka's binding hands it to a callback (not yet a KafkaJSError). */
+export interface LibrdkafkaError {
+  message: string;
+  code: number;
+  isFatal?: boolean;
+  isRetriable?: boolean;
+  isTxnRequiresAbort?: boolean;
+}
+
+/**
+ * The binding's callback error as the KafkaJSError the rest of the code classifies, keeping
+ * librdkafka's verdicts (fatal, retriable, abortable) as the compatible API names them.
+ */
+export function kafkaErrorOf(error: LibrdkafkaError, overrides: { fatal?: boolean } = {}): KafkaJsTypes.KafkaJSError {
+  return new KafkaJS.KafkaJSError(error.message, {
+    code: error.code,
+    fatal: overrides.fatal ?? error.isFatal === true,
+    retriable: error.isRetriable === true,
+    abortable: error.isTxnRequiresAbort === true,
+  });
 }

@@ -1,6 +1,5 @@
 import t from 'tap';
 import { ConfigError } from '../core/errors.js';
-import { computeLag } from './lag.js';
 import { defaultLagGroups, loadMonitoringConfig, parseLagGroups } from './config.js';
 
 t.test('defaults', async (t) => {
@@ -38,23 +37,4 @@ t.test('overrides and bad values, each named', async (t) => {
     for (const name of ['MONITORING_PORT', 'MONITORING_LAG_GROUPS', 'MONITORING_GROUP_PREFIX', 'MONITORING_PAGE_LIMIT']) t.match(message, name);
   }
   t.same(parseLagGroups(['a=B', 'c', '=D']), { targets: [{ group: 'a', topic: 'B' }], bad: ['c', '=D'] });
-});
-
-t.test('lag: end minus committed, the whole partition when nothing is committed', async (t) => {
-  const ends = [
-    { partition: 1, high: '10', low: '0' },
-    { partition: 0, high: '100', low: '40' },
-    { partition: 2, high: '7', low: '0' },
-  ];
-  t.same(computeLag(ends, [{ partition: 0, offset: '90' }, { partition: 1, offset: '-1' }, { partition: 2, offset: '7' }]), [
-    { partition: 0, lag: 10 },
-    { partition: 1, lag: 10 },
-    { partition: 2, lag: 0 },
-  ]);
-  t.same(computeLag(ends, []), [
-    { partition: 0, lag: 60 },
-    { partition: 1, lag: 10 },
-    { partition: 2, lag: 7 },
-  ]);
-  t.same(computeLag([{ partition: 0, high: '5', low: '0' }], [{ partition: 0, offset: '9' }]), [{ partition: 0, lag: 0 }], 'never negative');
 });

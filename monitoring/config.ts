@@ -1,12 +1,9 @@
 import { readConfig, type Config } from '../core/config.js';
 import { EnvReader } from '../core/env.js';
 import { topics } from '../core/pipeline.js';
+import type { LagTarget } from '../topology/lib/lag.js';
 
-/** A consumer group whose lag is measured, and the topic it reads. */
-export interface LagTarget {
-  group: string;
-  topic: string;
-}
+export type { LagTarget };
 
 export interface MonitoringConfig extends Config {
   monitoring: {

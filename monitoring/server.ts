@@ -22,8 +22,9 @@ import { createKafkaDriver } from '../topology/lib/kafka-driver.js';
 import { runSinkStage } from '../topology/lib/sink-runner.js';
 import type { RunningStage, SinkStage } from '../topology/lib/types.js';
 import type { LagTarget, MonitoringConfig } from './config.js';
+import type { LagMonitor } from '../topology/lib/lag.js';
 import { registerRoutes } from './http-routes.js';
-import { startLagMonitor } from './lag.js';
+import { startMonitoringLag } from './lag.js';
 import { createLineageSink } from './lineage-sink.js';
 import { createLineageStore } from './lineage-store.js';
 import { createMonitoringMetrics, recordEffects } from './metrics.js';
@@ -59,16 +60,14 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const codec = createEventCodec(createRegistry(config.registry), config.registry.url);
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-monitoring` });
   const producer = kafka.producer();
-  const admin = kafka.admin();
   const running: RunningStage[] = [];
   const { failed, fail: reportFatal } = failureSignal();
-  let stopLag: () => void = () => undefined;
+  let lagMonitor: LagMonitor | undefined;
 
   async function shutdown(): Promise<void> {
-    stopLag();
+    await lagMonitor?.stop();
     await Promise.all(running.map((stage) => stage.stop().catch((error: unknown) => logger.warn({ err: error, stage: stage.name }, 'stopping a stage failed'))));
     await producer.disconnect().catch(() => undefined);
-    await admin.disconnect().catch(() => undefined);
     await postgres.close().catch(() => undefined);
   }
 
@@ -78,7 +77,6 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     // Only the runner's ProcessingErrors (for undecodable messages) are ever produced.
     await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
     await producer.connect();
-    await admin.connect();
     const driver = createKafkaDriver(kafka, { producer, logger, onFatal: reportFatal });
 
     const stages: SinkStage[] = lineageTopics.map((topic) => ({
@@ -109,7 +107,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
       ...settings.lagGroups,
       ...stages.map((stage) => ({ group: stage.groupId!, topic: stage.input })),
     ];
-    stopLag = startLagMonitor(admin, lagTargets, metrics, { intervalMs: settings.lagIntervalMs, logger });
+    lagMonitor = startMonitoringLag(kafka, lagTargets, metrics, { intervalMs: settings.lagIntervalMs, logger });
   } catch (error) {
     await shutdown();
     throw error;

@@ -7,7 +7,7 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka, readCommitted } from '../core/kafka.js';
+import { createKafka } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
@@ -20,6 +20,7 @@ import type { ProcessorConfig } from './config.js';
 import { etlTopology } from './etl/topology.js';
 import { createStageMetrics } from './lib/metrics.js';
 import { createKafkaDriver } from './lib/kafka-driver.js';
+import { startLagMonitor } from './lib/lag.js';
 import { runSinkStage } from './lib/sink-runner.js';
 import { runTransformStage } from './lib/transform-runner.js';
 import { groupIdOf, type RunningStage } from './lib/types.js';
@@ -49,8 +50,6 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
 
   const producer = kafka.producer();
   await producer.connect();
-  const admin = kafka.admin();
-  await admin.connect();
 
   const { failed, fail: onFatal } = failureSignal();
   const driver = createKafkaDriver(kafka, { producer, logger, onFatal });
@@ -78,21 +77,18 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   logger.info({ stages: stages.map((stage) => stage.name) }, 'processor running');
 
   // Consumer lag per stage and partition: end offset minus the group's committed offset.
-  const lagTimer = setInterval(() => {
-    for (const stage of stages) {
-      Promise.all([admin.fetchTopicOffsets(stage.input, { isolationLevel: readCommitted }), admin.fetchOffsets({ groupId: groupIdOf(stage), topics: [stage.input] })])
-        .then(([ends, committed]) => {
-          const byPartition = new Map(committed[0]?.partitions.map((partition) => [partition.partition, partition.offset]) ?? []);
-          for (const end of ends) {
-            const done = Number(byPartition.get(end.partition) ?? '-1');
-            const lag = Number(end.high) - (done < 0 ? Number(end.low) : done);
-            metrics.lag.set({ stage: stage.name, topic: stage.input, partition: String(end.partition) }, Math.max(0, lag));
-          }
-        })
-        .catch((error: unknown) => logger.debug({ err: error }, 'measuring lag failed'));
-    }
-  }, config.processor.lagIntervalMs);
-  lagTimer.unref();
+  const lagMonitor = startLagMonitor(
+    kafka,
+    stages.map((stage) => ({ group: groupIdOf(stage), topic: stage.input })),
+    {
+      intervalMs: config.processor.lagIntervalMs,
+      logger,
+      onMeasured: (target, lags) => {
+        const stage = stages.find((candidate) => groupIdOf(candidate) === target.group)!;
+        for (const { partition, lag } of lags) metrics.lag.set({ stage: stage.name, topic: target.topic, partition: String(partition) }, lag);
+      },
+    },
+  );
 
   const checks: Record<string, () => Promise<void>> = {};
   for (const stage of running) {
@@ -125,11 +121,10 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
     failed,
     close() {
       closing ??= (async () => {
-        clearInterval(lagTimer);
+        await lagMonitor.stop();
         // Each stage finishes or aborts its open transaction, then leaves its group.
         await Promise.all(running.map((stage) => stage.stop()));
         await producer.disconnect();
-        await admin.disconnect();
         closeListener(uws, socket);
         s3.destroy();
         await postgres?.close();

@@ -14,7 +14,7 @@ import { javaPartitionOf } from '../../core/murmur2.js';
 import { topics } from '../../core/pipeline.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { loadMonitoringConfig, startMonitoring } from '../../monitoring/index.js';
-import { measureLag } from '../../monitoring/lag.js';
+import { measureLag } from '../../topology/lib/lag.js';
 import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -88,10 +88,12 @@ async function launch(): Promise<Browser> {
  * files on one partition must not decide whether this test finishes in time.
  */
 async function quietTenant(prefix: string): Promise<string> {
-  const admin = testKafka().admin();
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  const offsets = kafka.groupOffsets('etl-extract');
   await admin.connect();
   try {
-    const lags = await measureLag(admin, { group: 'etl-extract', topic: topics.fileExtractSuccess.name });
+    const lags = await measureLag(admin, offsets, topics.fileExtractSuccess.name);
     const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
     for (let attempt = 0; attempt < 200; attempt++) {
       const tenant = uniqueName(prefix);
@@ -99,6 +101,7 @@ async function quietTenant(prefix: string): Promise<string> {
     }
     return uniqueName(prefix);
   } finally {
+    await offsets.close();
     await admin.disconnect();
   }
 }

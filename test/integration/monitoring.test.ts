@@ -15,7 +15,7 @@ import { generateCompanies, summarize } from '../../examples/generate/companies.
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { createLineageStore, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
 import { createPostgres } from '../../core/postgres.js';
-import { measureLag } from '../../monitoring/lag.js';
+import { measureLag } from '../../topology/lib/lag.js';
 import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
@@ -101,10 +101,12 @@ async function waitForStatus(url: string, requestId: string, status: string, tim
  * files on one partition must not decide whether this test finishes in time.
  */
 async function quietTenant(prefix: string): Promise<string> {
-  const admin = testKafka().admin();
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  const offsets = kafka.groupOffsets('etl-extract');
   await admin.connect();
   try {
-    const lags = await measureLag(admin, { group: 'etl-extract', topic: topics.fileExtractSuccess.name });
+    const lags = await measureLag(admin, offsets, topics.fileExtractSuccess.name);
     const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
     for (let attempt = 0; attempt < 200; attempt++) {
       const tenant = uniqueName(prefix);
@@ -112,6 +114,7 @@ async function quietTenant(prefix: string): Promise<string> {
     }
     return uniqueName(prefix);
   } finally {
+    await offsets.close();
     await admin.disconnect();
   }
 }

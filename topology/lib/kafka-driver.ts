@@ -4,7 +4,7 @@
  * read_committed), one transactional producer per id whose offsets commit with the consumer's
  * group metadata, and the service's idempotent producer for plain sends.
  */
-import type { Consumer, KafkaClients, Producer } from '../../core/kafka.js';
+import { committedOffsets, kafkaErrorOf, type Consumer, type KafkaClients, type LibrdkafkaError, type Producer } from '../../core/kafka.js';
 import type { Logger } from '../../core/logger.js';
 import type {
   BatchScope,
@@ -19,13 +19,39 @@ import type {
   TransactionalProducer,
 } from './driver.js';
 
-interface RdKafkaCallbackClient {
+type BindingCallback = (error: LibrdkafkaError | null | undefined) => void;
+
+/** The binding under the compatible producer: its transaction calls, with librdkafka's errors. */
+interface RdKafkaTransactionClient {
+  beginTransaction(callback: BindingCallback): void;
   sendOffsetsToTransaction(
     offsets: Array<{ topic: string; partition: number; offset: number; metadata?: string }>,
     consumer: unknown,
     timeoutMs: number,
-    callback: (error: unknown) => void,
+    callback: BindingCallback,
   ): void;
+  commitTransaction(timeoutMs: number, callback: BindingCallback): void;
+  abortTransaction(timeoutMs: number, callback: BindingCallback): void;
+}
+
+/** How long one transaction call may wait before it is resumed (librdkafka: "retry call to resume"). */
+const transactionCallTimeoutMs = 30_000;
+/** How long a retriable transaction call is resumed before the producer is given up and reopened. */
+const transactionResumeWindowMs = 120_000;
+
+/**
+ * One librdkafka transaction call, called again while its error is retriable (a timed-out
+ * commit is still under way: calling it again resumes it, as librdkafka's documentation asks).
+ */
+async function transactionCall(call: (callback: BindingCallback) => void): Promise<void> {
+  const deadline = Date.now() + transactionResumeWindowMs;
+  for (;;) {
+    const error = await new Promise<LibrdkafkaError | undefined>((resolve) => call((failure) => resolve(failure ?? undefined)));
+    if (error === undefined) return;
+    const resumable = error.isRetriable === true && error.isFatal !== true && error.isTxnRequiresAbort !== true;
+    if (!resumable || Date.now() >= deadline) throw kafkaErrorOf(error);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 /** Groups records by topic for the client's send. */
@@ -139,16 +165,8 @@ class KafkaStageConsumer implements StageConsumer {
     });
   }
 
-  async committed(partitions: readonly number[]): Promise<Map<number, CommittedOffset>> {
-    const entries = await this.consumer.committed(partitions.map((partition) => ({ topic: this.#options.topic, partition })));
-    const result = new Map<number, CommittedOffset>();
-    for (const entry of entries) {
-      // The client turns a committed offset of 0 into null (a falsy check in its conversion,
-      // 1.10.1); "nothing committed" comes through as a negative number (-1001).
-      const offset = entry.offset === null ? '0' : Number(entry.offset) >= 0 ? String(entry.offset) : null;
-      result.set(entry.partition, { offset, metadata: entry.metadata ?? '' });
-    }
-    return result;
+  committed(partitions: readonly number[]): Promise<Map<number, CommittedOffset>> {
+    return committedOffsets(this.consumer, this.#options.topic, partitions);
   }
 
   seek(partition: number, offset: string): void {
@@ -165,17 +183,31 @@ class KafkaStageConsumer implements StageConsumer {
   }
 }
 
+/**
+ * A transactional producer driven through the binding's calls rather than the compatible API's
+ * (1.10.1), whose commit and abort give up after 5 s and then refuse every later transaction
+ * ("Can only start one transaction at a time"), which stalled a partition for good after a
+ * broker's death. A transaction that can be neither committed nor aborted leaves the producer
+ * broken: its next begin() fails as fatal, and the runner opens a new one, whose initialisation
+ * fences this one and aborts what it left open.
+ */
 class KafkaTransactionalProducer implements TransactionalProducer {
+  readonly #client: RdKafkaTransactionClient;
+  #broken: Error | undefined;
+
   constructor(
     readonly producer: Producer,
     readonly consumer: KafkaStageConsumer,
     readonly topic: string,
-  ) {}
+  ) {
+    this.#client = (producer as unknown as { _getInternalClient(): RdKafkaTransactionClient })._getInternalClient();
+  }
 
   async begin() {
+    if (this.#broken !== undefined) throw this.#broken;
+    const client = this.#client;
+    await transactionCall((callback) => client.beginTransaction(callback));
     const producer = this.producer;
-    await producer.transaction();
-    const internal = (producer as unknown as { _getInternalClient(): RdKafkaCallbackClient })._getInternalClient();
     const consumerClient = (this.consumer.consumer as unknown as { _getInternalClient(): unknown })._getInternalClient();
     const topic = this.topic;
     return {
@@ -183,19 +215,21 @@ class KafkaTransactionalProducer implements TransactionalProducer {
       async commit(offsets: readonly OffsetCommit[]) {
         if (offsets.length > 0) {
           // The client's own sendOffsets drops offset metadata, which the partial commits of a
-          // big input carry (their resume point): the binding underneath keeps it.
-          await new Promise<void>((resolve, reject) => {
-            internal.sendOffsetsToTransaction(
-              offsets.map(({ partition, offset, metadata }) => ({ topic, partition, offset: Number(offset), ...(metadata === undefined ? {} : { metadata }) })),
-              consumerClient,
-              30_000,
-              (error) => (error ? reject(error) : resolve()),
-            );
-          });
+          // big input carry (their resume point): the binding keeps it.
+          const entries = offsets.map(({ partition, offset, metadata }) => ({ topic, partition, offset: Number(offset), ...(metadata === undefined ? {} : { metadata }) }));
+          await transactionCall((callback) => client.sendOffsetsToTransaction(entries, consumerClient, transactionCallTimeoutMs, callback));
         }
-        await producer.commit();
+        await transactionCall((callback) => client.commitTransaction(transactionCallTimeoutMs, callback));
       },
-      abort: () => producer.abort(),
+      abort: async () => {
+        try {
+          await transactionCall((callback) => client.abortTransaction(transactionCallTimeoutMs, callback));
+        } catch (error) {
+          const code = (error as { code?: number }).code ?? -1;
+          this.#broken = kafkaErrorOf({ message: `the transaction could be neither committed nor aborted: ${(error as Error).message}`, code }, { fatal: true });
+          throw error;
+        }
+      },
     };
   }
 
