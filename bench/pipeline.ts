@@ -67,7 +67,7 @@ import { loadConfig } from '../core/config.js';
 import { createPostgres } from '../core/postgres.js';
 import { createKafka, readCommitted } from '../core/kafka.js';
 import { topics } from '../core/pipeline.js';
-import { TopicReader } from '../test/integration/helpers.js';
+import { TopicReader } from '../core/topic-reader.js';
 import { createS3 } from '../core/s3.js';
 import { writeCompanies } from '../examples/generate/companies.js';
 import {
@@ -557,7 +557,7 @@ async function countCommitted(topic: string, from: Offsets, to: Offsets, request
   const seen = new Set<string>();
   // Only what follows `from` is fetched (read_committed) and streamed: the shared topics hold
   // every earlier run's events too. What lies past `to` came after the measured work.
-  const reader = new TopicReader(topic, { from });
+  const reader = new TopicReader(config.kafka, topic, { from, groupId: `bench-reader-${process.pid}-${topic}` });
   try {
     await reader.readToEnd(300_000, (message) => {
       if (BigInt(message.offset) >= (to.get(message.partition) ?? 0n)) return;

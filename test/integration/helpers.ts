@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import kafkaJavascript from '@confluentinc/kafka-javascript';
 import { loadConfig, type Config } from '../../core/config.js';
-import { createKafka, ensureTopics, readCommitted, type Admin, type KafkaClients } from '../../core/kafka.js';
+import { createKafka, ensureTopics, type Admin, type KafkaClients } from '../../core/kafka.js';
 import { partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+import { TopicReader as KafkaTopicReader, type ReadMessage, type TopicReaderOptions } from '../../core/topic-reader.js';
+
+export type { ReadMessage };
 
 /** Integration tests run against the stack that `make itest-up` started, configured like the services. */
 export const config: Config = loadConfig();
@@ -40,107 +42,10 @@ export async function eventually<T>(
   throw new Error(`timed out waiting for ${what}`, { cause: lastError });
 }
 
-/** One committed message as a reader sees it. */
-export interface ReadMessage {
-  partition: number;
-  offset: string;
-  key: string | undefined;
-  value: Buffer | null;
-  headers: Record<string, string>;
-}
-
-/**
- * Reads a topic read_committed, partition by partition, up to the end each partition has when
- * the read reaches it (librdkafka's partition EOF, at the last stable offset under read_committed);
- * each `readToEnd()` continues where the last one stopped. "Nothing twice" checks read to the end
- * after the work is done instead of sleeping and counting, so a late duplicate cannot be missed.
- */
-export class TopicReader {
-  readonly #topic: string;
-  readonly #consumer: InstanceType<typeof kafkaJavascript.KafkaConsumer>;
-  #connected: Promise<number> | undefined;
-  /** Per partition: the offset after the last message read, and the end librdkafka last reported. */
-  readonly #next = new Map<number, bigint>();
-  readonly #eof = new Map<number, bigint>();
-
-  /**
-   * Where each partition starts: the beginning (default), the end when the reader first connects
-   * (only what comes after), or given offsets (a partition missing from them starts at 0).
-   */
-  constructor(topic: string, readonly options: { from?: 'beginning' | 'end' | ReadonlyMap<number, bigint> } = {}) {
-    this.#topic = topic;
-    this.#consumer = new kafkaJavascript.KafkaConsumer(
-      {
-        'metadata.broker.list': config.kafka.brokers.join(','),
-        'group.id': uniqueName('itest.reader'),
-        'enable.auto.commit': false,
-        'enable.partition.eof': true,
-        'isolation.level': 'read_committed',
-      },
-      { 'auto.offset.reset': 'earliest' },
-    );
-    this.#consumer.on('partition.eof', (event: { partition: number; offset: number }) => this.#eof.set(event.partition, BigInt(event.offset)));
-  }
-
-  #connect(): Promise<number> {
-    this.#connected ??= new Promise<number>((resolve, reject) => {
-      this.#consumer.connect({ topic: this.#topic, timeout: 30_000 }, (error, metadata) => {
-        if (error) return reject(error);
-        const topic = metadata.topics.find((candidate) => candidate.name === this.#topic);
-        if (topic === undefined || topic.partitions.length === 0) return reject(new Error(`no topic ${this.#topic}`));
-        // librdkafka's logical offset -1 is the end.
-        const { from } = this.options;
-        const offsetOf = (partition: number) => (from === 'end' ? -1 : from instanceof Map ? Number(from.get(partition) ?? 0n) : 0);
-        this.#consumer.assign(topic.partitions.map((partition) => ({ topic: this.#topic, partition: partition.id, offset: offsetOf(partition.id) })));
-        resolve(topic.partitions.length);
-      });
-    });
-    return this.#connected;
-  }
-
-  /**
-   * The messages committed since the last call, up to every partition's end as it is now; with
-   * `each`, handed to it one by one instead of returned (for ranges too big to hold).
-   */
-  async readToEnd(timeoutMs = 60_000, each?: (message: ReadMessage) => void | Promise<void>): Promise<ReadMessage[]> {
-    await this.#connect();
-    // The end as a read_committed consumer sees it now: the last stable offset of each partition.
-    const admin = testKafka().admin();
-    await admin.connect();
-    let targets: Map<number, bigint>;
-    try {
-      const ends = await admin.fetchTopicOffsets(this.#topic, { isolationLevel: readCommitted });
-      targets = new Map(ends.map((end) => [end.partition, BigInt(end.high)]));
-    } finally {
-      await admin.disconnect();
-    }
-    const read: ReadMessage[] = [];
-    const deadline = Date.now() + timeoutMs;
-    // A partition is read to its target once a message at or past it was read, or librdkafka said
-    // it reached the end at or past it (transaction markers take offsets no message has).
-    const done = () => [...targets].every(([partition, target]) => target === 0n || (this.#next.get(partition) ?? 0n) >= target || (this.#eof.get(partition) ?? -1n) >= target);
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`reading ${this.#topic} to its end timed out`);
-      const messages = await new Promise<Array<{ partition: number; offset: number; key?: Buffer | string | null; value: Buffer | null; headers?: Array<Record<string, unknown>> }>>((resolve, reject) =>
-        this.#consumer.consume(1000, (error, batch) => (error ? reject(error) : resolve(batch as never))),
-      );
-      for (const message of messages) {
-        this.#next.set(message.partition, BigInt(message.offset) + 1n);
-        const headers: Record<string, string> = {};
-        for (const header of message.headers ?? []) for (const [name, value] of Object.entries(header)) headers[name] = String(value);
-        const entry = { partition: message.partition, offset: String(message.offset), key: message.key?.toString(), value: message.value, headers };
-        if (each === undefined) read.push(entry);
-        else await each(entry);
-      }
-    }
-    return read;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.#connected === undefined) return resolve();
-      this.#consumer.disconnect(() => resolve());
-    });
+/** The core reader with the tests' configuration and a throw-away group name. */
+export class TopicReader extends KafkaTopicReader {
+  constructor(topic: string, options: Omit<TopicReaderOptions, 'groupId'> = {}) {
+    super(config.kafka, topic, { ...options, groupId: uniqueName('itest.reader') });
   }
 }
 

@@ -16,7 +16,10 @@ import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { createLineageStore, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
 import { createPostgres } from '../../core/postgres.js';
 import { measureLag } from '../../topology/lib/lag.js';
-import { eventually, freePort, testKafka, uniqueName } from './helpers.js';
+import { createEventCodec } from '../../core/event-codec.js';
+import { createRegistry } from '../../core/registry.js';
+import { schemaOfTopic, type FileExtractError } from '../../schemas/index.js';
+import { eventually, freePort, kafkaCodecs, produceWithKcat, testKafka, uniqueName } from './helpers.js';
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 /** What examples/data/json/companies-sample.ndjson holds. */
@@ -160,6 +163,44 @@ t.test('one load batch holding records of two imports counts for both; a repeate
   await store.applyBatch({ consumerGroup: group, topic: topics.recordsLoaded.name, partition: 0, nextOffset: '4', events: [{ offset: '3', event: loaded(second, 3) }] });
   t.match((await store.get(first))?.lineage, { loaded: 12 });
   t.match((await store.get(second))?.lineage, { loaded: 3 }, 'the second import of the batch is counted, once');
+});
+
+t.test('monitoring follows events that kcat compressed with gzip, snappy, lz4 and zstd', async (t) => {
+  const { url } = await startInProcess(t);
+  const config = loadMonitoringConfig();
+  const codec = createEventCodec(createRegistry(config.registry), config.registry.url);
+  const topic = topics.fileExtractError.name;
+  await codec.register(topic, schemaOfTopic(topic));
+  const tenant = uniqueName('codecs');
+  const idsOf = new Map<string, string[]>();
+  for (const name of kafkaCodecs) {
+    const ids = Array.from({ length: 5 }, (_, index) => uniqueName(`codec-${name}-${index}`));
+    idsOf.set(name, ids);
+    const values = await Promise.all(
+      ids.map((requestId) => {
+        const event: FileExtractError = {
+          request_id: requestId,
+          tenant,
+          reason_code: 'INVALID_JSON',
+          // Compressible: librdkafka sends a batch uncompressed when compressing does not shrink it.
+          message: `not JSON ${'of a compressible batch '.repeat(20)}`,
+          offset: 7,
+          bytes_received: 10,
+          content_type: 'application/json',
+          original_filename: `${name}.json`,
+          received_at: Date.now(),
+        };
+        return codec.encode(topic, event);
+      }),
+    );
+    produceWithKcat(topic, values, { codec: name, key: tenant });
+  }
+  for (const [name, ids] of idsOf) {
+    for (const requestId of ids) {
+      const lineage = await waitForStatus(url, requestId, 'failed', 120_000);
+      t.match(lineage, { request_id: requestId, tenant, error_code: 'INVALID_JSON', filename: `${name}.json` }, `${name}: ${requestId} failed, as its event says`);
+    }
+  }
 });
 
 t.test('lineage, listing, metrics and refusals, with the whole pipeline running', async (t) => {
