@@ -10,6 +10,7 @@
 import type { ITask } from 'pg-promise';
 import { errorMessage, PipelineError } from '../core/errors.js';
 import type { Postgres } from '../core/postgres.js';
+import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from '../sinks/postgres/sink-offsets.js';
 import {
   applyEvent,
   emptyEffects,
@@ -233,11 +234,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
   return {
     async storedOffsets(consumerGroup, topic) {
       try {
-        const rows = await db.any<{ partition: number; next_offset: string }>(
-          'SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2',
-          [consumerGroup, topic],
-        );
-        return new Map(rows.map((row) => [row.partition, String(row.next_offset)]));
+        return await readStoredOffsets(db, consumerGroup, topic);
       } catch (error) {
         throw unavailable(`reading the stored offsets of ${consumerGroup} on ${topic}`, error);
       }
@@ -247,17 +244,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
       const next = BigInt(batch.nextOffset);
       try {
         return await db.tx('lineage-batch', async (task) => {
-          const where = [batch.consumerGroup, batch.topic, batch.partition];
-          await task.none(
-            'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ' +
-              'ON CONFLICT (consumer_group, topic, partition) DO NOTHING',
-            where,
-          );
-          const lock = await task.one<{ next_offset: string }>(
-            'SELECT next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE',
-            where,
-          );
-          const stored = BigInt(lock.next_offset);
+          const stored = await lockStoredOffset(task, batch);
           const effects = emptyEffects();
           if (stored >= next) return { skipped: true, applied: 0, effects };
 
@@ -297,10 +284,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
             }
             await task.none(updates.join(';\n'));
           }
-          await task.none(
-            'UPDATE sink_offsets SET next_offset = $4, updated_at = now() WHERE consumer_group = $1 AND topic = $2 AND partition = $3',
-            [...where, next.toString()],
-          );
+          await advanceStoredOffset(task, batch, next);
           await hooks.beforeCommit?.();
           return { skipped: false, applied: events.length, effects };
         });

@@ -31,6 +31,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { ColumnSet, ITask } from 'pg-promise';
 import { PipelineError, errorMessage } from '../../core/errors.js';
 import type { Postgres } from '../../core/postgres.js';
+import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from './sink-offsets.js';
 
 export interface SinkRecord {
   tenant: string;
@@ -382,15 +383,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     next: bigint,
     hooks: WriteHooks,
   ): Promise<BatchWriteResult> {
-    const where = pgp.as.format('consumer_group = $1 AND topic = $2 AND partition = $3', [batch.consumerGroup, batch.topic, batch.partition]);
-    const [, lockRows] = await t.multi(
-      pgp.as.format(
-        'INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, 0) ' +
-          'ON CONFLICT (consumer_group, topic, partition) DO NOTHING;\n',
-        [batch.consumerGroup, batch.topic, batch.partition],
-      ) + `SELECT next_offset FROM sink_offsets WHERE ${where} FOR UPDATE`,
-    );
-    const stored = BigInt((lockRows?.[0] as { next_offset: string } | undefined)?.next_offset ?? '0');
+    const stored = await lockStoredOffset(t, batch);
     if (stored >= next) {
       return { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
     }
@@ -481,9 +474,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       }
     }
 
-    await t.none(
-      pgp.as.format(`UPDATE sink_offsets SET next_offset = $1, updated_at = now() WHERE ${where}`, [next.toString()]),
-    );
+    await advanceStoredOffset(t, batch, next);
     rejected.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : 0));
     result.rejected = rejected.map((entry) => entry.rejection);
     result.perRequest = [...perRequest.values()];
@@ -561,13 +552,11 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     },
 
     async storedOffsets(consumerGroup, topic) {
-      let rows: Array<{ partition: number; next_offset: string }>;
       try {
-        rows = await db.any('SELECT partition, next_offset FROM sink_offsets WHERE consumer_group = $1 AND topic = $2', [consumerGroup, topic]);
+        return await readStoredOffsets(db, consumerGroup, topic);
       } catch (error) {
         throw unavailable(`reading the stored offsets of ${consumerGroup} on ${topic}`, error);
       }
-      return new Map(rows.map((row) => [row.partition, String(row.next_offset)]));
     },
   };
 }
