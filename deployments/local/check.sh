@@ -11,6 +11,28 @@ echo "[check] unit tests"
 npm test
 
 use_stack check
+
+# `make up`'s services join the consumer groups of the pipeline the tests drive (etl-extract,
+# etl-validate, etl-load, the monitoring's): they would take partitions and events from the
+# tests. They are stopped for the tests and started again afterwards, whatever the outcome.
+services="npx --no-install tsx deployments/local/services.ts"
+services_stopped=0
+check_cleanup() {
+  local status=$?
+  if [ "$services_stopped" = 1 ]; then
+    echo "[check] starting make up's services again"
+    $services start || status=1
+  fi
+  (exit $status)
+  stack_cleanup
+}
+trap check_cleanup EXIT INT TERM
+if $services running --quiet; then
+  echo "[check] make up's services are running: stopping them for the tests"
+  services_stopped=1
+  $services stop
+fi
+
 echo "[check] integration tests"
 npm run itest
 # The short profile of the fault-injection suite (make chaos runs the full one); a fixed seed

@@ -24,6 +24,12 @@ async function main(): Promise<void> {
     log('no services to manage yet');
     return;
   }
+  if (command === 'running') {
+    // Exit status 0 when any of them runs (check.sh stops them for the integration tests).
+    const running = services.filter((service) => new ManagedProcess(`service-${service.name}`, paths).pid() !== undefined);
+    if (!process.argv.includes('--quiet')) for (const service of running) log(`${service.name} running`);
+    process.exit(running.length > 0 ? 0 : 1);
+  }
   for (const service of services) {
     const processHandle = new ManagedProcess(`service-${service.name}`, paths);
     if (command === 'start') {
@@ -36,7 +42,7 @@ async function main(): Promise<void> {
     } else if (command === 'stop') {
       await processHandle.stop('SIGTERM', 30_000);
     } else {
-      throw new Error(`unknown command ${command}: use start or stop`);
+      throw new Error(`unknown command ${command}: use start, stop or running`);
     }
   }
 }
