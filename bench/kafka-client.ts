@@ -75,13 +75,26 @@ function chunks(items: readonly Payload[], size: number): Payload[][] {
   return out;
 }
 
-async function inParallel<T>(items: readonly T[], limit: number, each: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < items.length) await each(items[next++]!);
-    }),
-  );
+
+/** The per-request shape: every payload sent on its own, `inFlight` sends at a time. */
+async function sendEachInParallel(
+  producer: { connect(): Promise<unknown>; disconnect(): Promise<unknown> },
+  send: (message: Payload) => Promise<unknown>,
+): Promise<void> {
+  await producer.connect();
+  try {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: inFlight }, async () => {
+        while (next < payloads.length) {
+          const { key, value } = payloads[next++]!;
+          await send({ key, value });
+        }
+      }),
+    );
+  } finally {
+    await producer.disconnect();
+  }
 }
 
 function kafkaJsClient(kafkaConfig: KafkaConfig): ClientUnderTest {
@@ -120,14 +133,7 @@ function kafkaJsClient(kafkaConfig: KafkaConfig): ClientUnderTest {
     },
     async perRequest(topic) {
       const producer = kafka.producer();
-      await producer.connect();
-      try {
-        await inParallel(payloads, inFlight, async (payload) => {
-          await producer.send({ topic, acks: -1, messages: [{ key: payload.key, value: payload.value }] });
-        });
-      } finally {
-        await producer.disconnect();
-      }
+      await sendEachInParallel(producer, (message) => producer.send({ topic, acks: -1, messages: [message] }));
     },
   };
 }
@@ -166,14 +172,7 @@ function librdkafkaClient(kafka: KafkaClients, name = '@confluentinc/kafka-javas
     },
     async perRequest(topic) {
       const producer = kafka.producer();
-      await producer.connect();
-      try {
-        await inParallel(payloads, inFlight, async (payload) => {
-          await producer.send({ topic, messages: [{ key: payload.key, value: payload.value }] });
-        });
-      } finally {
-        await producer.disconnect();
-      }
+      await sendEachInParallel(producer, (message) => producer.send({ topic, messages: [message] }));
     },
   };
 }
