@@ -110,8 +110,9 @@ down: ## stop the services and the stack
 	-npx --no-install tsx deployments/local/services.ts stop
 	$(STACK) down --profile dev
 
-status: ## each server up or down
+status: ## each server and service up or down (the processor replicas each with its port)
 	@$(STACK) status --profile dev || true
+	@npx --no-install tsx deployments/local/services.ts status || true
 
 # --- the whole system in containers (docker-compose.yml; needs a Docker engine) ---
 compose-up: ## build the images and start everything with Docker Compose (needs .env: see .env.example)

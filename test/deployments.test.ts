@@ -28,6 +28,7 @@ import { loadMonitoringConfig } from '../monitoring/config.js';
 import { createMonitoringMetrics } from '../monitoring/metrics.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { createStageMetrics } from '../topology/lib/metrics.js';
+import { servicesOf } from '../deployments/local/service-specs.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -729,4 +730,25 @@ t.test('a new KRaft cluster id never starts with "-" (the storage tool would tak
   t.equal(draws.length, 0, 'it drew again');
   const ids = Array.from({ length: 2000 }, () => newKafkaClusterId());
   t.same(ids.filter((random) => !/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(random)), [], '2,000 random ids: 22 base64url characters, none starting with "-"');
+});
+
+t.test('make up runs PROCESSOR_REPLICAS processor replicas, replica i on PROCESSOR_PORT + 10·i', async (t) => {
+  const portsOf = (env: NodeJS.ProcessEnv) => servicesOf(env).map((service) => [service.name, service.port, service.env.PROCESSOR_PORT ?? null]);
+  t.same(portsOf({}), [
+    ['ingress', 3000, null],
+    ['processor-0', 3001, '3001'],
+    ['processor-1', 3011, '3011'],
+    ['monitoring', 3002, null],
+  ], 'two replicas by default, both cores busy');
+  t.same(
+    portsOf({ PROCESSOR_REPLICAS: '3', PROCESSOR_PORT: '4001' }).filter(([name]) => String(name).startsWith('processor')),
+    [
+      ['processor-0', 4001, '4001'],
+      ['processor-1', 4011, '4011'],
+      ['processor-2', 4021, '4021'],
+    ],
+  );
+  t.throws(() => servicesOf({ PROCESSOR_REPLICAS: 'two' }), /PROCESSOR_REPLICAS/, 'a bad count is refused by name');
+  t.throws(() => servicesOf({ PROCESSOR_REPLICAS: '0' }), /PROCESSOR_REPLICAS/);
+  t.throws(() => servicesOf({ PROCESSOR_REPLICAS: '2', MONITORING_PORT: '3011' }), /port 3011 is taken twice/, 'a replica port that clashes is refused');
 });
