@@ -226,24 +226,43 @@ export function createKafka(
       });
     },
     groupOffsets(groupId) {
-      const consumer = kafka.consumer({ kafkaJS: { groupId, autoCommit: false, readUncommitted: false } });
-      let connected: Promise<void> | undefined;
+      const consumer = connectOnce(kafka.consumer({ kafkaJS: { groupId, autoCommit: false, readUncommitted: false } }));
       return {
         async committed(topic, partitions) {
-          connected ??= consumer.connect().catch((error: unknown) => {
-            connected = undefined;
-            throw error;
-          });
-          await connected;
-          return committedOffsets(consumer, topic, partitions);
+          return committedOffsets(await consumer.connected(), topic, partitions);
         },
-        async close() {
-          if (connected !== undefined) await consumer.disconnect();
-        },
+        close: () => consumer.disconnect(),
       };
     },
     admin() {
       return kafka.admin();
+    },
+  };
+}
+
+/**
+ * A client connected on first use rather than at start-up (a broker down then must not stop
+ * the service); a failed connect is tried again by the next use. disconnect() is a no-op for a
+ * client never connected.
+ */
+export interface LazyClient<T> {
+  connected(): Promise<T>;
+  disconnect(): Promise<void>;
+}
+
+export function connectOnce<T extends { connect(): Promise<void>; disconnect(): Promise<void> }>(client: T): LazyClient<T> {
+  let connecting: Promise<void> | undefined;
+  return {
+    async connected() {
+      connecting ??= client.connect().catch((error: unknown) => {
+        connecting = undefined;
+        throw error;
+      });
+      await connecting;
+      return client;
+    },
+    async disconnect() {
+      if (connecting !== undefined) await client.disconnect();
     },
   };
 }

@@ -7,7 +7,7 @@
  */
 import kafkaJavascript from '@confluentinc/kafka-javascript';
 import type { KafkaConfig } from './config.js';
-import { createKafka, readCommitted, type Admin } from './kafka.js';
+import { connectOnce, createKafka, readCommitted, type Admin, type LazyClient } from './kafka.js';
 
 /** One committed message as a reader sees it. */
 export interface ReadMessage {
@@ -42,10 +42,9 @@ interface RawMessage {
 export class TopicReader {
   readonly #topic: string;
   readonly #consumer: InstanceType<typeof kafkaJavascript.KafkaConsumer>;
-  readonly #admin: Admin;
+  readonly #admin: LazyClient<Admin>;
   readonly #from: TopicReaderOptions['from'];
   #connected: Promise<number> | undefined;
-  #adminConnected: Promise<void> | undefined;
   /** Per partition: the offset after the last message read, and the end librdkafka last reported. */
   readonly #next = new Map<number, bigint>();
   readonly #eof = new Map<number, bigint>();
@@ -53,7 +52,7 @@ export class TopicReader {
   constructor(kafka: KafkaConfig, topic: string, options: TopicReaderOptions) {
     this.#topic = topic;
     this.#from = options.from;
-    this.#admin = createKafka(kafka, { clientId: options.groupId }).admin();
+    this.#admin = connectOnce(createKafka(kafka, { clientId: options.groupId }).admin());
     this.#consumer = new kafkaJavascript.KafkaConsumer(
       {
         'metadata.broker.list': kafka.brokers.join(','),
@@ -86,9 +85,8 @@ export class TopicReader {
 
   /** The end of each partition as a read_committed consumer sees it now: its last stable offset. */
   async #ends(): Promise<Map<number, bigint>> {
-    this.#adminConnected ??= this.#admin.connect();
-    await this.#adminConnected;
-    const ends = await this.#admin.fetchTopicOffsets(this.#topic, { isolationLevel: readCommitted });
+    const admin = await this.#admin.connected();
+    const ends = await admin.fetchTopicOffsets(this.#topic, { isolationLevel: readCommitted });
     return new Map(ends.map((end) => [end.partition, BigInt(end.high)]));
   }
 
@@ -145,7 +143,7 @@ export class TopicReader {
   }
 
   async close(): Promise<void> {
-    if (this.#adminConnected !== undefined) await this.#admin.disconnect().catch(() => undefined);
+    await this.#admin.disconnect().catch(() => undefined);
     await new Promise<void>((resolve) => {
       if (this.#connected === undefined) return resolve();
       this.#consumer.disconnect(() => resolve());

@@ -5,7 +5,7 @@
  * (end − start). The processor measures its stages' groups, monitoring every group it follows;
  * both with these functions.
  */
-import { readCommitted, type Admin, type CommittedOffset, type GroupOffsetReader, type KafkaClients } from '../../core/kafka.js';
+import { connectOnce, readCommitted, type Admin, type CommittedOffset, type GroupOffsetReader, type KafkaClients } from '../../core/kafka.js';
 import type { Logger } from '../../core/logger.js';
 
 export interface LagTarget {
@@ -60,21 +60,16 @@ export function startLagMonitor(
     onRound?: (allMeasured: boolean) => void;
   },
 ): LagMonitor {
-  const admin = kafka.admin();
+  const admin = connectOnce(kafka.admin());
   const readers = new Map(targets.map((target) => [target, kafka.groupOffsets(target.group)]));
-  let connected: Promise<void> | undefined;
   let round: Promise<void> | undefined;
   let stopped = false;
   const measure = async () => {
-    connected ??= admin.connect().catch((error: unknown) => {
-      connected = undefined;
-      throw error;
-    });
-    await connected;
+    const client = await admin.connected();
     const outcomes = await Promise.all(
       targets.map(async (target) => {
         try {
-          options.onMeasured(target, await measureLag(admin, readers.get(target)!, target.topic));
+          options.onMeasured(target, await measureLag(client, readers.get(target)!, target.topic));
           return true;
         } catch (error) {
           options.logger.debug({ err: error, group: target.group, topic: target.topic }, 'measuring lag failed');
@@ -101,7 +96,7 @@ export function startLagMonitor(
       clearInterval(timer);
       await round;
       await Promise.all([...readers.values()].map((reader) => reader.close().catch(() => undefined)));
-      if (connected !== undefined) await admin.disconnect().catch(() => undefined);
+      await admin.disconnect().catch(() => undefined);
     },
   };
 }
