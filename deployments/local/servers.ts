@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -474,12 +474,35 @@ function asPostgres(command: string, args: string[]): [string, string[]] {
   return isRoot ? ['runuser', ['-u', 'postgres', '--', command, ...args]] : [command, args];
 }
 
+/**
+ * The `postgres` user must be able to pass through every directory above its data directory.
+ * A checkout inside a directory only its owner may enter (`mktemp -d` makes them 0700) would
+ * make initdb fail with "Permission denied": such a directory of ours gets the search bit for
+ * others (o+x: entering, not listing), said in the log; one of another owner stops the start
+ * with the directory named.
+ */
+function letPostgresThrough(dir: string): void {
+  const uid = process.getuid?.();
+  for (let current = dirname(dir); ; current = dirname(current)) {
+    const { mode, uid: owner } = statSync(current);
+    if ((mode & 0o001) === 0) {
+      if (owner !== uid) throw new Error(`PostgreSQL runs as user postgres, which cannot enter ${current} (mode ${(mode & 0o777).toString(8)}, not ours): let others search it (chmod o+x) or use a checkout elsewhere`);
+      chmodSync(current, (mode & 0o7777) | 0o001);
+      log(`PostgreSQL runs as user postgres: gave others passage (o+x, not listing) into ${current}`);
+    }
+    if (current === dirname(current)) return;
+  }
+}
+
 function startPostgres(paths: StackPaths, ports: Ports): void {
   const bin = postgresBin();
   const { data, socket } = postgresDirs(paths);
   mkdirSync(socket, { recursive: true });
   mkdirSync(dirname(data), { recursive: true });
-  if (isRoot) run('chown', ['-R', 'postgres:postgres', dirname(data)]);
+  if (isRoot) {
+    run('chown', ['-R', 'postgres:postgres', dirname(data)]);
+    letPostgresThrough(dirname(data));
+  }
   if (!existsSync(join(data, 'PG_VERSION'))) {
     const [cmd, args] = asPostgres(join(bin, 'initdb'), [
       '-D',
