@@ -248,8 +248,9 @@ const children = new Set<Child>();
 /** The environment the services' image gives every process (its runtime stage's allocator setting). */
 function imageEnv(): NodeJS.ProcessEnv {
   const dockerfile = readFileSync(join(root, 'deployments', 'docker', 'Dockerfile'), 'utf8');
-  const threshold = /^ENV MALLOC_MMAP_THRESHOLD_=(\d+)$/m.exec(dockerfile)?.[1];
-  return threshold === undefined ? {} : { MALLOC_MMAP_THRESHOLD_: threshold };
+  const env: NodeJS.ProcessEnv = {};
+  for (const [, name, value] of dockerfile.matchAll(/^ENV (MALLOC_[A-Z_]+)=(\S+)$/gm)) env[name!] = value;
+  return env;
 }
 
 /** Runs a service's compiled entry point (`ingress/main.ts` → `dist/ingress/main.js`), as its image does. */
