@@ -65,7 +65,7 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
   const config: IngressConfig = {
     ...base,
     ingress: {
-      host: reader.string('INGRESS_HOST', '0.0.0.0'),
+      host: reader.string('INGRESS_HOST', '127.0.0.1'),
       port: reader.int('INGRESS_PORT', 3000, { min: 0, max: 65535 }),
       maxBodyBytes: reader.int('INGRESS_MAX_BODY_BYTES', 256 * MiB, { min: 1 }),
       partSizeBytes: reader.int('INGRESS_PART_SIZE_BYTES', 8 * MiB, { min: 5 * MiB, max: 512 * MiB }),

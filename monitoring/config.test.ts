@@ -5,7 +5,7 @@ import { defaultLagGroups, loadMonitoringConfig, parseLagGroups } from './config
 t.test('defaults', async (t) => {
   const config = loadMonitoringConfig({});
   t.match(config.monitoring, {
-    host: '0.0.0.0',
+    host: '127.0.0.1',
     port: 3002,
     groupPrefix: 'etl-monitoring-',
     batchMaxRecords: 1000,

@@ -58,7 +58,7 @@ export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): Moni
   const config: MonitoringConfig = {
     ...base,
     monitoring: {
-      host: reader.string('MONITORING_HOST', '0.0.0.0'),
+      host: reader.string('MONITORING_HOST', '127.0.0.1'),
       port: reader.int('MONITORING_PORT', 3002, { min: 0, max: 65535 }),
       groupPrefix: reader.string('MONITORING_GROUP_PREFIX', 'etl-monitoring-', (value) =>
         /^[A-Za-z0-9._-]+$/.test(value) ? undefined : 'letters, digits, ".", "_" and "-" only',

@@ -339,6 +339,13 @@ t.test('Compose: development services run the mounted source in watch mode', asy
 // ---------------------------------------------------------------------------------------
 // Dockerfiles
 
+t.test('outside a container every service listens on 127.0.0.1 unless told otherwise', async (t) => {
+  t.equal(loadIngressConfig({}).ingress.host, '127.0.0.1');
+  t.equal(loadProcessorConfig({}).processor.host, '127.0.0.1');
+  t.equal(loadMonitoringConfig({}).monitoring.host, '127.0.0.1');
+  t.equal(loadIngressConfig({ INGRESS_HOST: '0.0.0.0' }).ingress.host, '0.0.0.0');
+});
+
 t.test('Dockerfile: build args, stages, non-root user, health checks, entry points', async (t) => {
   const dockerfile = read('deployments/docker/Dockerfile');
   for (const arg of ['BUILD_VERSION', 'GIT_COMMIT', 'GIT_BRANCH', 'BUILD_TIME']) t.match(dockerfile, new RegExp(`^ARG ${arg}$`, 'm'), `ARG ${arg}`);
@@ -349,6 +356,7 @@ t.test('Dockerfile: build args, stages, non-root user, health checks, entry poin
   t.match(dockerfile, /^USER 10001:10001$/m, 'runs as a non-root user');
   const runtime = /^FROM \$\{NODE_IMAGE\} AS runtime$([\s\S]*?)(?=^FROM )/m.exec(dockerfile)?.[1] ?? '';
   t.match(runtime, /^ENV MALLOC_MMAP_THRESHOLD_=131072$/m, 'every service gets the fixed mmap threshold that bench:pipeline measures with');
+  t.match(runtime, /^ENV INGRESS_HOST=0\.0\.0\.0 PROCESSOR_HOST=0\.0\.0\.0 MONITORING_HOST=0\.0\.0\.0$/m, 'in the image the services listen on every interface');
   const build = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.build.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
   const compiled = new Set(build!.fileNames.map((file) => relative(root, file)));
   const defaults: Record<string, number> = { ingress: 3000, processor: 3001, monitoring: 3002 };
@@ -366,6 +374,7 @@ t.test('Dockerfile: build args, stages, non-root user, health checks, entry poin
   const dev = read('deployments/docker/Dockerfile.dev');
   t.match(dev, /^FROM node:20-bookworm-slim$/m);
   t.match(dev, /node", "--watch", "--import", "tsx"/);
+  t.match(dev, /^ENV INGRESS_HOST=0\.0\.0\.0 PROCESSOR_HOST=0\.0\.0\.0 MONITORING_HOST=0\.0\.0\.0$/m, 'so do they in the development image');
 });
 
 t.test('.dockerignore keeps what the build needs and drops the rest', async (t) => {

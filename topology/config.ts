@@ -41,7 +41,7 @@ export function loadProcessorConfig(env: NodeJS.ProcessEnv = process.env): Proce
   const config: ProcessorConfig = {
     ...base,
     processor: {
-      host: reader.string('PROCESSOR_HOST', '0.0.0.0'),
+      host: reader.string('PROCESSOR_HOST', '127.0.0.1'),
       port: reader.int('PROCESSOR_PORT', 3001, { min: 0, max: 65535 }),
       stages: stages as StageName[],
       loadBatchMaxRecords: reader.int('LOAD_BATCH_MAX_RECORDS', 1000, { min: 1, max: 100_000 }),
