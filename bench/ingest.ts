@@ -5,6 +5,8 @@
  *   (a)  hello-world uWebSockets.js (GET / → "ok"), 64 connections: the HTTP ceiling
  *   (b)  POST /import/<tenant> of ~5 KB NDJSON files, 64 connections, against a real ingress in
  *        a child process (node --import tsx ingress/main.ts): req/s, p50/p99, every answer 202?
+ *   (b⁰) the same against an ingress with INGRESS_DURABLE_CLAIMS=false: what the durable
+ *        request-id claim (ingress/import-claims.ts: two conditional S3 writes) costs per import
  *   (c)  raw S3 PutObject (@aws-sdk/client-s3) of the same bytes, 64 in flight: the storage ceiling
  *   (c′) the same PUTs signed by hand over an undici Pool: how much of (c) is the SDK's CPU
  *   (d)  one 200 MiB NDJSON upload streamed from disk: MB/s and the ingress's RSS growth
@@ -78,7 +80,8 @@ const resultsFile = join(root, 'bench', 'results.md');
 const config = loadConfig();
 const bucket = config.s3.bucket;
 const tenant = `bench-${Date.now()}`;
-const targets = { bOverC: 0.7, p99Ms: 50, rssMiB: 150 };
+// claimRatio: issue 11's bound on the durable request-id claim (under 10% of imports/s).
+const targets = { bOverC: 0.7, p99Ms: 50, rssMiB: 150, claimRatio: 0.9 };
 const published = {
   uwsHello: 254_000,
   nodeHello: 143_000,
@@ -273,13 +276,13 @@ async function startHello(kind: 'uws' | 'node'): Promise<{ child: Child; url: st
   return { child, url };
 }
 
-async function startIngressChild(name: string, nodeArgs: string[] = []): Promise<{ child: Child; url: string }> {
+async function startIngressChild(name: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ child: Child; url: string }> {
   const port = await freePort();
   const child = spawnNode(
     name,
     'ingress/main.ts',
     [],
-    { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
     nodeArgs,
   );
   const url = `http://127.0.0.1:${port}`;
@@ -658,6 +661,7 @@ interface Results {
   pubUws?: LoadResult;
   pubNode?: LoadResult;
   b?: LoadResult & { ingress: IngressBreakdown; rssAfterMiB: number };
+  bNoClaims?: LoadResult;
   c?: LoadResult;
   cMinimal?: LoadResult;
   c1?: LoadResult;
@@ -669,7 +673,8 @@ interface Results {
 async function deleteTenantPrefix(s3: S3Client): Promise<{ deletedObjects: number; abortedUploads: number }> {
   let deletedObjects = 0;
   let abortedUploads = 0;
-  const prefix = `${tenant}/`;
+  // The files, then the request-id claims (ingress/import-claims.ts keeps them under _claims/).
+  for (const prefix of [`${tenant}/`, `_claims/${tenant}/`]) {
   let token: string | undefined;
   do {
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
@@ -681,7 +686,8 @@ async function deleteTenantPrefix(s3: S3Client): Promise<{ deletedObjects: numbe
     }
     token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
   } while (token !== undefined);
-  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+  }
+  const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${tenant}/` }));
   for (const upload of uploads.Uploads ?? []) {
     if (upload.Key === undefined || upload.UploadId === undefined) continue;
     await s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: upload.Key, UploadId: upload.UploadId }));
@@ -764,11 +770,12 @@ async function main(): Promise<void> {
       const ingress = settings.phases.has('b')
         ? await startIngressChild('ingress-b', settings.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])
         : undefined;
+      const unclaimed = settings.phases.has('b') ? await startIngressChild('ingress-b0', [], { INGRESS_DURABLE_CLAIMS: 'false' }) : undefined;
       const minimalPool = settings.phases.has('c') ? new Pool(new URL(config.s3.endpoint).origin, { connections: settings.connections }) : undefined;
       const cGroups = { loadgen: [process.pid], ...stackGroups };
       try {
         interface Contestant {
-          key: 'b' | 'c' | 'cMinimal';
+          key: 'b' | 'bNoClaims' | 'c' | 'cMinimal';
           label: string;
           runner: Runner;
           groups: Record<string, number[]>;
@@ -789,6 +796,20 @@ async function main(): Promise<void> {
               requests: [{ method: 'POST', path: `/import/${tenant}`, headers: { 'content-type': 'application/x-ndjson' }, body }],
             }),
             groups: { loadgen: [process.pid], server: [ingress.child.pid], ...stackGroups },
+            slices: [],
+            windows: [],
+          });
+        }
+        if (unclaimed !== undefined) {
+          contestants.push({
+            key: 'bNoClaims',
+            label: '(b⁰) ingress POST /import, no durable claims',
+            runner: cannonRunner({
+              url: unclaimed.url,
+              connections: settings.connections,
+              requests: [{ method: 'POST', path: `/import/${tenant}`, headers: { 'content-type': 'application/x-ndjson' }, body }],
+            }),
+            groups: { loadgen: [process.pid], server: [unclaimed.child.pid], ...stackGroups },
             slices: [],
             windows: [],
           });
@@ -834,6 +855,8 @@ async function main(): Promise<void> {
               rssAfterMiB: vm(ingress.child.pid, 'VmRSS') / MiB,
             };
             log(`(b) ingress metrics: ${JSON.stringify(results.b.ingress)}`);
+          } else if (contestant.key === 'bNoClaims') {
+            results.bNoClaims = summarise(contestant.label, contestant.slices, (status) => status === 202, 'req/s (202)');
           } else if (contestant.key === 'c') {
             results.c = summarise(contestant.label, contestant.slices, is2xx, 'obj/s');
           } else if (contestant.key === 'cMinimal') {
@@ -850,6 +873,7 @@ async function main(): Promise<void> {
           for (const warning of warnings.slice(-5)) log(`(b) ingress said: ${warning}`);
           if (settings.cpuProf) log(`(b) CPU profile in ${profDir} (summary: tsx bench/cpuprofile-top.ts <file>)`);
         }
+        if (unclaimed !== undefined) await stopChild(unclaimed.child);
         await minimalPool?.close();
       }
       if (settings.phases.has('c')) {
@@ -1013,6 +1037,7 @@ function renderSection(r: Results): string {
   row('(a)', `uWS hello-world GET /, ${s.connections} conn., autocannon`, r.a, 'req/s');
   row("(a′)", `same server, ${s.connections} conn., undici Pool loop (client check)`, r.aUndici, 'req/s');
   row('(b)', `ingress POST /import/<tenant>, ${s.connections} conn.`, r.b, 'req/s');
+  row('(b⁰)', `the same, INGRESS_DURABLE_CLAIMS=false, ${s.connections} conn.`, r.bNoClaims, 'req/s');
   row('(c)', `S3 PutObject (@aws-sdk/client-s3), ${s.connections} in flight`, r.c, 'obj/s');
   row("(c′)", `same PUTs, hand-made SigV4 over an undici Pool (no SDK), ${s.connections} in flight`, r.cMinimal, 'obj/s');
   row('(c1)', 'S3 PutObject 4 KiB, 1 in flight', r.c1, 'obj/s');
@@ -1055,6 +1080,16 @@ function renderSection(r: Results): string {
     lines.push(
       `| CPU per import in the ingress ÷ CPU per SDK PUT in (c) (less sensitive to the machine's load than req/s) | ${fmt(perImport, 2)} ms ÷ ${fmt(perPut, 2)} ms = ${(perImport / perPut).toFixed(2)}` +
         `${r.cMinimal === undefined ? '' : `; a PUT without the SDK: ${fmt(cpuMsPerOp(r.cMinimal, 'loadgen'), 2)} ms`} | — (information) | — |`,
+    );
+  }
+  if (b !== undefined && r.bNoClaims !== undefined) {
+    const unclaimed = r.bNoClaims;
+    const ratio = b.rate / unclaimed.rate;
+    const cpu = cpuMsPerOp(b, 'server') / cpuMsPerOp(unclaimed, 'server');
+    // The claim is two more (small, conditional) PUTs per import: MinIO's share says whether they are what limits it.
+    const minio = cpuMsPerOp(b, 'minio') / cpuMsPerOp(unclaimed, 'minio');
+    lines.push(
+      `| (b)/(b⁰) imports/s with the durable request-id claim vs without (its cost: ${((1 - ratio) * 100).toFixed(1)}%; CPU per import: ingress ×${cpu.toFixed(2)}, MinIO ×${minio.toFixed(2)}) | ${ratio.toFixed(2)} | ≥ ${targets.claimRatio.toFixed(2)} | ${verdict(ratio >= targets.claimRatio)} |`,
     );
   }
   if (b !== undefined && a !== undefined) lines.push(`| (b)/(a) ingress vs hello-world | ${(b.rate / a.rate).toFixed(3)} | — (information) | — |`);

@@ -33,6 +33,13 @@ export interface IngressConfig extends Config {
     staleUploadMs: number;
     /** INGRESS_DEDUPE_WINDOW_MS: how long a request id's first result is remembered for retries. */
     dedupeWindowMs: number;
+    /**
+     * INGRESS_DURABLE_CLAIMS: claim each (tenant, request id) in S3 before the file is stored, so
+     * retries are safe across ingress replicas and restarts (ingress/import-claims.ts).
+     */
+    durableClaims: boolean;
+    /** INGRESS_CLAIM_LEASE_MS: how long a claim stands without renewal (an ingress that died mid-upload). */
+    claimLeaseMs: number;
     /** INGRESS_PRODUCE_LINGER_MS: how long the producer gathers events of concurrent requests into one batch (librdkafka's linger.ms). */
     produceLingerMs: number;
     /** INGRESS_PRODUCE_MAX_BATCH: most events per batch (librdkafka's batch.num.messages). */
@@ -79,6 +86,8 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
       bodyRateWindowMs: reader.int('INGRESS_BODY_RATE_WINDOW_MS', 5_000, { min: 100, max: 7_000 }),
       staleUploadMs: reader.int('INGRESS_STALE_UPLOAD_MS', 60 * 60 * 1000, { min: 0 }),
       dedupeWindowMs: reader.int('INGRESS_DEDUPE_WINDOW_MS', 15 * 60 * 1000, { min: 0 }),
+      durableClaims: reader.bool('INGRESS_DURABLE_CLAIMS', true),
+      claimLeaseMs: reader.int('INGRESS_CLAIM_LEASE_MS', 60_000, { min: 1000 }),
       produceLingerMs: reader.int('INGRESS_PRODUCE_LINGER_MS', 2, { min: 0, max: 1000 }),
       produceMaxBatch: reader.int('INGRESS_PRODUCE_MAX_BATCH', 500, { min: 1 }),
       readinessCacheMs: reader.int('INGRESS_READINESS_CACHE_MS', 2000, { min: 0 }),

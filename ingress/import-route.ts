@@ -18,6 +18,7 @@ import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
 import type { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import type { RequestDeduplicator } from './dedupe.js';
+import type { ClaimOutcome, ImportClaims } from './import-claims.js';
 import type { IngressMetrics } from './metrics.js';
 import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
 import type { LeanS3Put } from './s3-put.js';
@@ -46,6 +47,8 @@ export interface ImportRouteDeps {
   /** Sends one event and resolves once the brokers acknowledged it (acks=all). */
   sendEvent: (topic: string, message: { key: string; value: Buffer; headers: Record<string, string> }) => Promise<void>;
   dedupe: RequestDeduplicator<ImportAccepted>;
+  /** Durable claims on request ids, across replicas and restarts; undefined: this process only. */
+  claims?: ImportClaims<ImportAccepted>;
   tokens: TenantTokens;
   metrics: IngressMetrics;
   logger: Logger;
@@ -64,6 +67,8 @@ interface RequestInfo {
 }
 
 const route = '/import/:tenant';
+
+type DurableClaim = ClaimOutcome<ImportAccepted> | { kind: 'off' } | { kind: 'error'; error: unknown };
 
 /** `application/json` → one object or array; NDJSON types → lines; none → detect. */
 function expectedFormat(contentType: string | undefined): ExpectedFormat | 'unsupported' {
@@ -189,6 +194,21 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
 
     const info: RequestInfo = { requestId, tenant, contentType: contentType ?? undefined, expect, filename, receivedAt: Date.now(), started };
     const log = deps.logger.child({ request_id: requestId, tenant });
+    // Claimed while the body streams in; awaited before the file is stored (complete()).
+    const durable: Promise<DurableClaim> =
+      deps.claims === undefined
+        ? Promise.resolve({ kind: 'off' })
+        : deps.claims.claim(tenant, requestId).catch((error: unknown) => ({ kind: 'error', error }) as const);
+    /** The import failed without a durable result: a retry, here or on another ingress, may try again. */
+    const release = () => {
+      deps.dedupe.release(tenant, requestId);
+      void durable
+        .then((outcome) => (outcome.kind === 'claimed' ? outcome.claim.release() : undefined))
+        .catch((error: unknown) => {
+          metrics.claimFailures.inc({ operation: 'release' });
+          log.warn({ err: error }, 'releasing the request id claim failed; a retry waits for its lease to end');
+        });
+    };
     const key = objectKey(tenant, requestId, info.receivedAt);
     const scanner = new JsonScanner({ expect, maxDepth: limits.maxDepth, maxLineBytes: limits.maxLineBytes });
     const hash = createHash('sha256');
@@ -233,7 +253,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
             if (heldBack || arrived >= minBytesPerWindow) return;
             log.warn({ bytes_received: received, bytes_in_window: arrived }, 'body too slow; closing the connection');
             settle();
-            deps.dedupe.release(tenant, requestId);
+            release();
             void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
             refuse(state, info, 408, 'BODY_TOO_SLOW', `the body arrived slower than ${limits.bodyMinBytesPerSecond} bytes/s over ${limits.bodyRateWindowMs} ms`, {
               bytes_received: received,
@@ -266,7 +286,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         return;
       }
       log.warn({ bytes_received: received }, 'client went away mid-upload; nothing stored');
-      deps.dedupe.release(tenant, requestId);
+      release();
       void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
       settle();
     };
@@ -292,7 +312,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         // The client's answer does not depend on it: the file was refused either way.
         log.error({ err: produceError }, 'FileExtractError could not be produced');
       }
-      deps.dedupe.release(tenant, requestId);
+      release();
       log.info({ code: error.code, offset: error.offset }, 'refused an unparseable file');
       refuse(state, info, 400, error.code, error.message, { offset: error.offset });
     };
@@ -300,7 +320,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
     const failTooLarge = () => {
       settle();
       void upload.abort().catch((error: unknown) => log.error({ err: error }, 'aborting the upload failed'));
-      deps.dedupe.release(tenant, requestId);
+      release();
       refuse(state, info, 413, 'BODY_TOO_LARGE', `the body exceeds ${limits.maxBodyBytes} bytes`, {
         limit_bytes: limits.maxBodyBytes,
       });
@@ -330,12 +350,32 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         throw error;
       }
       const sha256 = hash.digest('hex');
+      const claim = await durable;
+      if (claim.kind !== 'claimed' && claim.kind !== 'off') {
+        settle();
+        await upload.abort().catch(() => undefined);
+        if (claim.kind === 'done') {
+          deps.dedupe.complete(tenant, requestId, claim.result);
+          metrics.dedupeHits.inc();
+          log.info('a retry of an import already accepted (by this or another ingress): answered with its result');
+          return answer(state, info, 202, { ...claim.result, duplicate: true });
+        }
+        deps.dedupe.release(tenant, requestId);
+        if (claim.kind === 'in-flight') {
+          return refuse(state, info, 409, 'IMPORT_IN_PROGRESS', 'an import with this X-Request-Id is still running', {
+            lease_until: new Date(claim.leaseUntil).toISOString(),
+          });
+        }
+        metrics.claimFailures.inc({ operation: 'claim' });
+        log.error({ err: claim.error }, 'claiming the request id failed');
+        return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the request id could not be claimed: ${errorMessage(claim.error)}`);
+      }
       let stored: { etag: string; size: number };
       try {
         stored = await upload.finish({ sha256, 'record-count': String(scan.records), format: scan.format });
       } catch (error) {
         settle();
-        deps.dedupe.release(tenant, requestId);
+        release();
         await upload.abort().catch(() => undefined);
         log.error({ err: error }, 'storing the file failed');
         return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the file could not be stored: ${errorMessage(error)}`);
@@ -363,7 +403,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
           log.error({ err: deleteError, key }, 'deleting the unannounced file failed; it has no event'),
         );
         settle();
-        deps.dedupe.release(tenant, requestId);
+        release();
         return refuse(state, info, 503, 'EVENT_NOT_ACKNOWLEDGED', `the import event could not be produced: ${errorMessage(error)}`);
       }
       const accepted: ImportAccepted = {
@@ -376,8 +416,15 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         records: scan.records,
         format: scan.format,
         sha256,
-        status_url: `${config.ingress.monitoringUrl.replace(/\/+$/, '')}/imports/${requestId}`,
+        status_url: `${config.ingress.monitoringUrl.replace(/\/+$/, '')}/imports/${requestId}?tenant=${tenant}`,
       };
+      if (claim.kind === 'claimed') {
+        // Before the 202: once answered, a retry anywhere must find this result.
+        await claim.claim.complete(accepted).catch((error: unknown) => {
+          metrics.claimFailures.inc({ operation: 'complete' });
+          log.error({ err: error }, 'recording the result in the request id claim failed; a retry after its lease imports again');
+        });
+      }
       deps.dedupe.complete(tenant, requestId, accepted);
       metrics.bytesIngested.inc(stored.size);
       metrics.recordsCounted.inc(scan.records);
@@ -406,7 +453,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         if (!upload.write(chunk)) pauseBody();
       } catch (error) {
         settle();
-        deps.dedupe.release(tenant, requestId);
+        release();
         void upload.abort().catch(() => undefined);
         return refuse(state, info, 503, 'STORAGE_UNAVAILABLE', `the file could not be stored: ${errorMessage(error)}`);
       }
@@ -416,7 +463,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         clearInterval(rateTimer);
         complete().catch((error: unknown) => {
           log.error({ err: error }, 'import failed unexpectedly');
-          if (settle()) deps.dedupe.release(tenant, requestId);
+          if (settle()) release();
           refuse(state, info, 500, 'INTERNAL', 'the import failed unexpectedly');
         });
       }

@@ -12,6 +12,7 @@ export interface IngressMetrics {
   kafkaSendSeconds: Histogram<'result'>;
   uploadsInFlight: Gauge;
   dedupeHits: Counter;
+  claimFailures: Counter<'operation'>;
 }
 
 export function createIngressMetrics(): IngressMetrics {
@@ -70,6 +71,12 @@ export function createIngressMetrics(): IngressMetrics {
     dedupeHits: new Counter({
       name: 'ingress_dedupe_hits_total',
       help: 'Retries answered with the first result of their request id.',
+      registers: [registry],
+    }),
+    claimFailures: new Counter({
+      name: 'ingress_claim_failures_total',
+      help: 'Durable request-id claims that could not be written (operation: claim, renew, complete, release).',
+      labelNames: ['operation'],
       registers: [registry],
     }),
   };

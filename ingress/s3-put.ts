@@ -16,6 +16,12 @@ export interface LeanPutInput {
   metadata: Record<string, string>;
   /** Hex SHA-256 of `body`. */
   sha256: string;
+  /**
+   * Conditional write (S3's If-None-Match / If-Match): `'*'` creates the object only if there is
+   * none; an ETag replaces it only if it is still that version. A failed condition is a 412.
+   */
+  ifNoneMatch?: '*';
+  ifMatch?: string;
 }
 
 export class S3RequestError extends Error {
@@ -45,25 +51,36 @@ export interface SignedRequest {
 
 /** Signs a PUT of an object (AWS Signature Version 4, header-based, signed payload hash). */
 export function signPut(config: S3Config, input: Omit<LeanPutInput, 'body'> & { length: number }, now: Date): SignedRequest {
+  const headers: Record<string, string> = { 'content-length': String(input.length), 'content-type': input.contentType };
+  for (const [name, value] of Object.entries(input.metadata)) headers[`x-amz-meta-${name.toLowerCase()}`] = value;
+  if (input.ifNoneMatch !== undefined) headers['if-none-match'] = input.ifNoneMatch;
+  if (input.ifMatch !== undefined) headers['if-match'] = `"${input.ifMatch}"`;
+  return signRequest(config, 'PUT', input.key, headers, input.sha256, now);
+}
+
+const emptySha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/** Signs a request on one object; `headers` are signed with it (host, date and payload hash added). */
+function signRequest(
+  config: S3Config,
+  method: 'GET' | 'PUT',
+  key: string,
+  extraHeaders: Record<string, string>,
+  sha256: string,
+  now: Date,
+): SignedRequest {
   const endpoint = new URL(config.endpoint);
   const host = config.forcePathStyle ? endpoint.host : `${config.bucket}.${endpoint.host}`;
   const basePath = endpoint.pathname.replace(/\/+$/, '');
-  const keyPath = input.key.split('/').map(encodeRfc3986).join('/');
+  const keyPath = key.split('/').map(encodeRfc3986).join('/');
   const path = config.forcePathStyle ? `${basePath}/${encodeRfc3986(config.bucket)}/${keyPath}` : `${basePath}/${keyPath}`;
   const amzDate = now.toISOString().replace(/[:-]/g, '').replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
-  const headers: Record<string, string> = {
-    'content-length': String(input.length),
-    'content-type': input.contentType,
-    host,
-    'x-amz-content-sha256': input.sha256,
-    'x-amz-date': amzDate,
-  };
-  for (const [name, value] of Object.entries(input.metadata)) headers[`x-amz-meta-${name.toLowerCase()}`] = value;
+  const headers: Record<string, string> = { ...extraHeaders, host, 'x-amz-content-sha256': sha256, 'x-amz-date': amzDate };
   const names = Object.keys(headers).sort();
   const canonicalHeaders = names.map((name) => `${name}:${headers[name]!.trim().replace(/\s+/g, ' ')}\n`).join('');
   const signedHeaders = names.join(';');
-  const canonicalRequest = ['PUT', path, '', canonicalHeaders, signedHeaders, input.sha256].join('\n');
+  const canonicalRequest = [method, path, '', canonicalHeaders, signedHeaders, sha256].join('\n');
   const scope = `${day}/${config.region}/s3/aws4_request`;
   const stringToSign = [
     'AWS4-HMAC-SHA256',
@@ -80,7 +97,20 @@ export function signPut(config: S3Config, input: Omit<LeanPutInput, 'body'> & { 
 
 export interface LeanS3Put {
   put(input: LeanPutInput): Promise<{ etag: string }>;
+  /** A small object whole (claims, not imported files); undefined when there is none. */
+  get(key: string): Promise<{ etag: string; body: Buffer } | undefined>;
   close(): Promise<void>;
+}
+
+function etagOf(headers: Record<string, string | string[] | undefined>): string {
+  const etag = headers.etag;
+  return String(Array.isArray(etag) ? etag[0] : (etag ?? '')).replaceAll('"', '');
+}
+
+function requestError(method: string, key: string, status: number, text: string): S3RequestError {
+  const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? '';
+  const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
+  return new S3RequestError(status, code, `${method} ${key}: ${status} ${code} ${message}`);
 }
 
 export function createLeanS3Put(config: S3Config, options: { connections?: number } = {}): LeanS3Put {
@@ -98,13 +128,17 @@ export function createLeanS3Put(config: S3Config, options: { connections?: numbe
       const { host: _host, ...sent } = headers;
       const response = await pool.request({ method: 'PUT', path, headers: sent, body: input.body });
       const text = await response.body.text();
-      if (response.statusCode >= 300) {
-        const code = /<Code>([^<]*)<\/Code>/.exec(text)?.[1] ?? '';
-        const message = /<Message>([^<]*)<\/Message>/.exec(text)?.[1] ?? text.slice(0, 200);
-        throw new S3RequestError(response.statusCode, code, `PUT ${input.key}: ${response.statusCode} ${code} ${message}`);
-      }
-      const etag = response.headers.etag;
-      return { etag: String(Array.isArray(etag) ? etag[0] : (etag ?? '')).replaceAll('"', '') };
+      if (response.statusCode >= 300) throw requestError('PUT', input.key, response.statusCode, text);
+      return { etag: etagOf(response.headers) };
+    },
+    async get(key) {
+      const { path, headers } = signRequest(config, 'GET', key, {}, emptySha256, new Date());
+      const { host: _host, ...sent } = headers;
+      const response = await pool.request({ method: 'GET', path, headers: sent });
+      const body = Buffer.from(await response.body.arrayBuffer());
+      if (response.statusCode === 404) return undefined;
+      if (response.statusCode >= 300) throw requestError('GET', key, response.statusCode, body.toString('utf8'));
+      return { etag: etagOf(response.headers), body };
     },
     close: () => pool.close(),
   };

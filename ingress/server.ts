@@ -4,6 +4,8 @@
  * the producer and listens; close() stops accepting, lets in-flight imports finish,
  * flushes the producer and disconnects.
  */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { HeadBucketCommand } from '@aws-sdk/client-s3';
 import type { us_listen_socket } from 'uWebSockets.js';
 import { readBuildInfo } from '../core/build-info.js';
@@ -20,6 +22,7 @@ import { schemaOfTopic } from '../schemas/index.js';
 import { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
+import { ImportClaims, s3ClaimObjects } from './import-claims.js';
 import { registerImportRoute, type ImportAccepted } from './import-route.js';
 import { createLeanS3Put } from './s3-put.js';
 import { abortStaleUploads } from './s3-upload.js';
@@ -116,6 +119,17 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
     codec,
     sendEvent,
     dedupe: new RequestDeduplicator<ImportAccepted>(config.ingress.dedupeWindowMs),
+    claims: config.ingress.durableClaims
+      ? new ImportClaims<ImportAccepted>(s3ClaimObjects(leanPut), {
+          owner: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+          leaseMs: config.ingress.claimLeaseMs,
+          windowMs: config.ingress.dedupeWindowMs,
+          onRenewFailed: (error) => {
+            metrics.claimFailures.inc({ operation: 'renew' });
+            logger.warn({ err: error }, 'renewing a request id claim failed');
+          },
+        })
+      : undefined,
     tokens: new TenantTokens(config.ingress.tenantTokens),
     metrics,
     logger,

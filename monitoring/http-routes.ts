@@ -1,6 +1,7 @@
 /**
  * The lineage API and the page:
- *   GET /imports/:request_id          one import's lineage (404 IMPORT_NOT_FOUND)
+ *   GET /imports/:request_id?tenant   one import's lineage (404 IMPORT_NOT_FOUND; 409
+ *                                     AMBIGUOUS_REQUEST_ID when tenants share the id and none is named)
  *   GET /imports?tenant&status&limit  { imports: [...] }, newest first (400 on bad parameters)
  *   GET /                             the HTML page (same filters), refreshed live by polling the API
  */
@@ -11,7 +12,7 @@ import type { Logger } from '../core/logger.js';
 import { toJson } from './lineage.js';
 import type { LineageStore, ListQuery } from './lineage-store.js';
 import { contentSecurityPolicy, renderPage } from './page.js';
-import { parseListQuery, parseRequestId, type QueryProblem } from './query.js';
+import { parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
 
 export interface RouteDeps {
   store: LineageStore;
@@ -64,12 +65,30 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const parsed = parseRequestId(req.getParameter(0) ?? '');
     if (!parsed.ok) return badRequest(state, parsed.problem);
     const requestId = parsed.value;
-    store.get(requestId).then(
+    const query = parseImportQuery(req.getQuery() ?? '');
+    if (!query.ok) return badRequest(state, query.problem);
+    const { tenant } = query.value;
+    store.find(requestId, tenant).then(
       (found) => {
-        if (found === undefined) {
-          sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId} is known`, request_id: requestId } }, noStore);
+        const [only] = found;
+        if (only === undefined) {
+          const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
+          sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
+        } else if (found.length > 1) {
+          sendJson(
+            state,
+            409,
+            {
+              error: {
+                code: 'AMBIGUOUS_REQUEST_ID',
+                message: `${found.length} tenants sent request id ${requestId}: name one with ?tenant=`,
+                request_id: requestId,
+              },
+            },
+            noStore,
+          );
         } else {
-          sendJson(state, 200, toJson(found.lineage, found.updatedAt), noStore);
+          sendJson(state, 200, toJson(only.lineage, only.updatedAt), noStore);
         }
       },
       (error: unknown) => unavailable(state, logger, error),

@@ -2,7 +2,8 @@
  * The lineage tables in Postgres (sinks/postgres/migrations/0002_import_lineage): one
  * transaction per partition batch of events locks the partition's offset row in
  * sink_offsets, skips what was already applied, applies the rest to the imports they name
- * (rows locked in request-id order, so concurrent batches never deadlock each other) and
+ * (an import is (tenant, request id); rows locked in that order, so concurrent batches never
+ * deadlock each other) and
  * stores the partition's next offset — exactly once, also after a crash.
  *
  * SQL text is built with pg-promise's formatting; nothing from an event is ever spliced in raw.
@@ -112,7 +113,8 @@ export interface LineageStore {
   storedOffsets(consumerGroup: string, topic: string): Promise<Map<number, string>>;
   /** One transaction: lineage updates and the partition's next offset. `beforeCommit` runs inside it. */
   applyBatch(batch: EventBatch, hooks?: { beforeCommit?: () => Promise<void> }): Promise<ApplyResult>;
-  get(requestId: string): Promise<StoredImport | undefined>;
+  /** The imports with this request id: one per tenant that used it, or the one of `tenant`. */
+  find(requestId: string, tenant?: string): Promise<StoredImport[]>;
   /** Newest first (by received time; imports not yet received last). */
   list(query: ListQuery): Promise<StoredImport[]>;
   ping(): Promise<void>;
@@ -175,11 +177,12 @@ export function createLineageStore(postgres: Postgres): LineageStore {
   /** Drops RecordsLoaded batches and record-level errors counted before (by this or an earlier batch). */
   async function dropRepeats(task: ITask<unknown>, events: LineageEvent[]): Promise<LineageEvent[]> {
     // One RecordsLoaded per load batch and import: a repeat is the same (batch, import).
-    const batchKey = (batchId: string, requestId: string) => JSON.stringify([batchId, requestId]);
-    const batches = new Map<string, { batchId: string; requestId: string }>();
+    const batchKey = (event: { batchId: string; tenant: string; requestId: string }) =>
+      JSON.stringify([event.batchId, event.tenant, event.requestId]);
+    const batches = new Map<string, { batchId: string; tenant: string; requestId: string }>();
     const errorKeys = new Map<string, LineageEvent & { kind: 'processing-error' }>();
     for (const event of events) {
-      if (event.kind === 'loaded') batches.set(batchKey(event.batchId, event.requestId), { batchId: event.batchId, requestId: event.requestId });
+      if (event.kind === 'loaded') batches.set(batchKey(event), { batchId: event.batchId, tenant: event.tenant, requestId: event.requestId });
       if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
         errorKeys.set(JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]), event);
       }
@@ -187,25 +190,26 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     const freshBatches = new Set<string>();
     if (batches.size > 0) {
       const list = [...batches.values()];
-      const rows = await task.any<{ batch_id: string; request_id: string }>(
-        'INSERT INTO import_batches (batch_id, request_id) SELECT * FROM unnest($1::text[], $2::text[]) ' +
-          'ON CONFLICT (batch_id, request_id) DO NOTHING RETURNING batch_id, request_id',
-        [list.map((entry) => entry.batchId), list.map((entry) => entry.requestId)],
+      const rows = await task.any<{ batch_id: string; tenant: string; request_id: string }>(
+        'INSERT INTO import_batches (batch_id, tenant, request_id) SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ' +
+          'ON CONFLICT (batch_id, tenant, request_id) DO NOTHING RETURNING batch_id, tenant, request_id',
+        [list.map((entry) => entry.batchId), list.map((entry) => entry.tenant), list.map((entry) => entry.requestId)],
       );
-      for (const row of rows) freshBatches.add(batchKey(row.batch_id, row.request_id));
+      for (const row of rows) freshBatches.add(batchKey({ batchId: row.batch_id, tenant: row.tenant, requestId: row.request_id }));
     }
     const freshErrors = new Set<string>();
     if (errorKeys.size > 0) {
       const list = [...errorKeys.values()];
       const rows = await task.any<{ stage: string; source_topic: string; source_partition: number; source_offset: string }>(
-        'INSERT INTO import_errors (stage, source_topic, source_partition, source_offset, request_id, reason_code) ' +
-          'SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[]) ' +
+        'INSERT INTO import_errors (stage, source_topic, source_partition, source_offset, tenant, request_id, reason_code) ' +
+          'SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::text[], $7::text[]) ' +
           'ON CONFLICT DO NOTHING RETURNING stage, source_topic, source_partition, source_offset',
         [
           list.map((event) => event.stage),
           list.map((event) => event.source.topic),
           list.map((event) => event.source.partition),
           list.map((event) => String(event.source.offset)),
+          list.map((event) => event.tenant),
           list.map((event) => event.requestId),
           list.map((event) => event.code),
         ],
@@ -218,7 +222,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     const seenErrors = new Set<string>();
     return events.filter((event) => {
       if (event.kind === 'loaded') {
-        const key = batchKey(event.batchId, event.requestId);
+        const key = batchKey(event);
         if (!freshBatches.has(key) || seenBatches.has(key)) return false;
         seenBatches.add(key);
       }
@@ -253,32 +257,42 @@ export function createLineageStore(postgres: Postgres): LineageStore {
             batch.events.filter((entry) => BigInt(entry.offset) >= stored).map((entry) => entry.event),
           );
           if (events.length > 0) {
-            const tenantOf = new Map<string, string>();
-            for (const event of events) if (!tenantOf.has(event.requestId) || tenantOf.get(event.requestId) === '') tenantOf.set(event.requestId, event.tenant);
-            // Lock order: request id. Two batches touching the same imports wait, never deadlock.
-            const ids = [...tenantOf.keys()].sort();
-            await task.none(
-              'INSERT INTO imports (request_id, tenant) SELECT id, tenant FROM unnest($1::text[], $2::text[]) AS u(id, tenant) ' +
-                'ORDER BY id ON CONFLICT (request_id) DO NOTHING',
-              [ids, ids.map((id) => tenantOf.get(id) ?? '')],
+            const keyOf = (tenant: string, requestId: string) => JSON.stringify([tenant, requestId]);
+            const named = new Map<string, { tenant: string; requestId: string }>();
+            for (const event of events) named.set(keyOf(event.tenant, event.requestId), { tenant: event.tenant, requestId: event.requestId });
+            // Lock order: (tenant, request id). Two batches touching the same imports wait, never deadlock.
+            const imports = [...named.values()].sort((a, b) =>
+              a.tenant === b.tenant ? (a.requestId < b.requestId ? -1 : 1) : a.tenant < b.tenant ? -1 : 1,
             );
-            const rows = await task.any<ImportRow>('SELECT * FROM imports WHERE request_id = ANY($1::text[]) ORDER BY request_id FOR UPDATE', [ids]);
-            const lineages = new Map(rows.map((row) => [row.request_id, fromRow(row).lineage]));
+            const tenants = imports.map((entry) => entry.tenant);
+            const requestIds = imports.map((entry) => entry.requestId);
+            await task.none(
+              'INSERT INTO imports (tenant, request_id) SELECT * FROM unnest($1::text[], $2::text[]) AS u(tenant, id) ' +
+                'ORDER BY tenant COLLATE "C", id COLLATE "C" ON CONFLICT (tenant, request_id) DO NOTHING',
+              [tenants, requestIds],
+            );
+            const rows = await task.any<ImportRow>(
+              'SELECT i.* FROM imports i JOIN unnest($1::text[], $2::text[]) AS u(tenant, id) ON i.tenant = u.tenant AND i.request_id = u.id ' +
+                'ORDER BY i.tenant COLLATE "C", i.request_id COLLATE "C" FOR UPDATE OF i',
+              [tenants, requestIds],
+            );
+            const lineages = new Map(rows.map((row) => [keyOf(row.tenant, row.request_id), fromRow(row).lineage]));
             for (const event of events) {
-              const lineage = lineages.get(event.requestId) ?? emptyLineage(event.requestId, event.tenant);
-              lineages.set(event.requestId, lineage);
+              const key = keyOf(event.tenant, event.requestId);
+              const lineage = lineages.get(key) ?? emptyLineage(event.requestId, event.tenant);
+              lineages.set(key, lineage);
               applyEvent(lineage, event, effects);
             }
             const updates: string[] = [];
-            for (const id of ids) {
-              const lineage = lineages.get(id)!;
+            for (const { tenant, requestId } of imports) {
+              const lineage = lineages.get(keyOf(tenant, requestId))!;
               settle(lineage, effects);
               const values = toRowValues(lineage);
               updates.push(
                 pgp.as.format(
                   `UPDATE imports SET ${columns.map((column) => `${column} = $(${column})`).join(', ')}, updated_at = now() ` +
-                    'WHERE request_id = $(request_id)',
-                  { ...values, request_id: id },
+                    'WHERE tenant = $(tenant) AND request_id = $(request_id)',
+                  { ...values, request_id: requestId },
                 ),
               );
             }
@@ -293,9 +307,12 @@ export function createLineageStore(postgres: Postgres): LineageStore {
       }
     },
 
-    async get(requestId) {
-      const row = await db.oneOrNone<ImportRow>('SELECT * FROM imports WHERE request_id = $1', [requestId]);
-      return row === null ? undefined : fromRow(row);
+    async find(requestId, tenant) {
+      const rows =
+        tenant === undefined
+          ? await db.any<ImportRow>('SELECT * FROM imports WHERE request_id = $1 ORDER BY tenant', [requestId])
+          : await db.any<ImportRow>('SELECT * FROM imports WHERE tenant = $1 AND request_id = $2', [tenant, requestId]);
+      return rows.map(fromRow);
     },
 
     async list(query) {
@@ -304,7 +321,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
       if (query.status !== undefined) conditions.push(pgp.as.format('status = $1', [query.status]));
       const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')} `;
       const rows = await db.any<ImportRow>(
-        `SELECT * FROM imports ${where}ORDER BY received_at DESC NULLS LAST, request_id DESC LIMIT $1`,
+        `SELECT * FROM imports ${where}ORDER BY received_at DESC NULLS LAST, request_id DESC, tenant DESC LIMIT $1`,
         [query.limit],
       );
       return rows.map(fromRow);

@@ -37,7 +37,7 @@ t.test('rows carry the request id and status for the script and for tests', asyn
   t.match(html, /<td class="status status-complete">complete<\/td>/);
   t.match(html, /<td class="extracted">60<\/td><td class="invalid">3<\/td><td class="loaded">57<\/td>/);
   t.match(html, /2025-01-02 03:04:05 UTC/);
-  t.match(html, /<a href="imports\/req-00000001">/);
+  t.match(html, /<a href="imports\/req-00000001\?tenant=acme">/, 'the link names the import: request id and tenant');
   t.match(html, /<input name="tenant" value="acme"/);
   t.match(html, /<option value="complete" selected>/);
   t.match(html, /data-limit="20"/);

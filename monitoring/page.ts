@@ -47,7 +47,7 @@ function renderRow(item: ImportJson): string {
   const cells = rowCells(item)
     .map((cell) => {
       if (cell.name === 'request-id') {
-        return `<td class="request-id"><a href="imports/${encodeURIComponent(item.request_id)}">${escapeHtml(cell.text)}</a></td>`;
+        return `<td class="request-id"><a href="imports/${encodeURIComponent(item.request_id)}?tenant=${encodeURIComponent(item.tenant)}">${escapeHtml(cell.text)}</a></td>`;
       }
       const extra = cell.name === 'status' ? ` status-${escapeHtml(item.status)}` : '';
       const title = cell.name === 'error' && item.error_message !== null ? ` title="${escapeHtml(item.error_message)}"` : '';
@@ -112,7 +112,7 @@ const script = `
       td.className = cellNames[i] + (cellNames[i] === 'status' ? ' status-' + item.status : '');
       if (cellNames[i] === 'request-id') {
         var a = document.createElement('a');
-        a.href = 'imports/' + encodeURIComponent(item.request_id);
+        a.href = 'imports/' + encodeURIComponent(item.request_id) + '?tenant=' + encodeURIComponent(item.tenant);
         a.textContent = text;
         td.appendChild(a);
       } else {

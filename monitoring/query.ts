@@ -17,10 +17,10 @@ export interface QueryProblem {
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; problem: QueryProblem };
 
-const allowed = ['tenant', 'status', 'limit'] as const;
+const listParameters = ['tenant', 'status', 'limit'] as const;
 
-/** `tenant=…&status=…&limit=…` (each optional, each at most once, nothing else). */
-export function parseListQuery(queryString: string, defaultLimit = defaultListLimit): Parsed<ListQuery> {
+/** The query string's parameters: each known, each at most once. */
+function parseParameters(queryString: string, allowed: readonly string[]): Parsed<URLSearchParams> {
   let params: URLSearchParams;
   try {
     // decodeURIComponent first: URLSearchParams would silently turn bad escapes into U+FFFD.
@@ -31,7 +31,7 @@ export function parseListQuery(queryString: string, defaultLimit = defaultListLi
   }
   const seen = new Set<string>();
   for (const name of params.keys()) {
-    if (!(allowed as readonly string[]).includes(name)) {
+    if (!allowed.includes(name)) {
       return {
         ok: false,
         problem: { code: 'UNKNOWN_PARAMETER', message: `unknown parameter ${JSON.stringify(name)}; known: ${allowed.join(', ')}`, parameter: name },
@@ -42,17 +42,39 @@ export function parseListQuery(queryString: string, defaultLimit = defaultListLi
     }
     seen.add(name);
   }
-  const query: ListQuery = { limit: defaultLimit };
+  return { ok: true, value: params };
+}
+
+function parseTenant(params: URLSearchParams): Parsed<string | undefined> {
   const tenant = params.get('tenant');
-  if (tenant !== null) {
-    if (!isValidTenant(tenant)) {
-      return {
-        ok: false,
-        problem: { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62} (no "..")', parameter: 'tenant' },
-      };
-    }
-    query.tenant = tenant;
+  if (tenant === null) return { ok: true, value: undefined };
+  if (!isValidTenant(tenant)) {
+    return {
+      ok: false,
+      problem: { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62} (no "..")', parameter: 'tenant' },
+    };
   }
+  return { ok: true, value: tenant };
+}
+
+/** `tenant=…` of `GET /imports/:request_id` (optional: needed only when two tenants used the id). */
+export function parseImportQuery(queryString: string): Parsed<{ tenant?: string }> {
+  const parsed = parseParameters(queryString, ['tenant']);
+  if (!parsed.ok) return parsed;
+  const tenant = parseTenant(parsed.value);
+  if (!tenant.ok) return tenant;
+  return { ok: true, value: tenant.value === undefined ? {} : { tenant: tenant.value } };
+}
+
+/** `tenant=…&status=…&limit=…` (each optional, each at most once, nothing else). */
+export function parseListQuery(queryString: string, defaultLimit = defaultListLimit): Parsed<ListQuery> {
+  const parsed = parseParameters(queryString, listParameters);
+  if (!parsed.ok) return parsed;
+  const params = parsed.value;
+  const query: ListQuery = { limit: defaultLimit };
+  const tenant = parseTenant(params);
+  if (!tenant.ok) return tenant;
+  if (tenant.value !== undefined) query.tenant = tenant.value;
   const status = params.get('status');
   if (status !== null) {
     if (!(importStatuses as readonly string[]).includes(status)) {

@@ -85,7 +85,7 @@ t.test('accepts the three shapes, stores each file and announces it', async (t) 
     t.equal(response.json.size, testCase.body.length);
     t.equal(response.headers['x-request-id'], response.json.request_id, 'request id echoed');
     t.match(response.json.key, new RegExp(`^${tenant}/files/\\d{4}/\\d{2}/\\d{2}/${response.json.request_id}\\.json$`));
-    t.match(response.json.status_url, new RegExp(`/imports/${response.json.request_id}$`));
+    t.match(response.json.status_url, new RegExp(`/imports/${response.json.request_id}\\?tenant=${response.json.tenant}$`));
     const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: response.json.key }));
     t.equal(head.ContentLength, testCase.body.length, `${testCase.name}: stored whole`);
     t.equal(head.Metadata?.['record-count'], String(testCase.records));

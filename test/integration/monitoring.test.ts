@@ -82,16 +82,16 @@ async function getJson(url: string): Promise<{ status: number; json: any; header
   return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text), headers: response.headers };
 }
 
-async function lineageOf(url: string, requestId: string): Promise<ImportJson | undefined> {
-  const response = await getJson(`${url}/imports/${requestId}`);
+async function lineageOf(url: string, requestId: string, tenant?: string): Promise<ImportJson | undefined> {
+  const response = await getJson(`${url}/imports/${requestId}${tenant === undefined ? '' : `?tenant=${tenant}`}`);
   return response.status === 200 ? (response.json as ImportJson) : undefined;
 }
 
-async function waitForStatus(url: string, requestId: string, status: string, timeoutMs = 180_000): Promise<ImportJson> {
+async function waitForStatus(url: string, requestId: string, status: string, timeoutMs = 180_000, tenant?: string): Promise<ImportJson> {
   return eventually(
     `import ${requestId} to be ${status}`,
     async () => {
-      const lineage = await lineageOf(url, requestId);
+      const lineage = await lineageOf(url, requestId, tenant);
       return lineage?.status === status ? lineage : undefined;
     },
     timeoutMs,
@@ -161,8 +161,57 @@ t.test('one load batch holding records of two imports counts for both; a repeate
   });
   t.equal(applied.applied, 2, 'two distinct (batch, import) announcements');
   await store.applyBatch({ consumerGroup: group, topic: topics.recordsLoaded.name, partition: 0, nextOffset: '4', events: [{ offset: '3', event: loaded(second, 3) }] });
-  t.match((await store.get(first))?.lineage, { loaded: 12 });
-  t.match((await store.get(second))?.lineage, { loaded: 3 }, 'the second import of the batch is counted, once');
+  t.match((await store.find(first, 'acme'))[0]?.lineage, { loaded: 12 });
+  t.match((await store.find(second, 'acme'))[0]?.lineage, { loaded: 3 }, 'the second import of the batch is counted, once');
+});
+
+t.test('two tenants that send the same request id are two imports, counted apart', async (t) => {
+  const postgres = createPostgres(loadMonitoringConfig().postgres);
+  t.teardown(() => postgres.close());
+  const store = createLineageStore(postgres);
+  const requestId = uniqueName('shared-id');
+  const [acme, globex] = [uniqueName('acme'), uniqueName('globex')];
+  const batchId = `etl-load/RecordValidated/0/${uniqueName('0')}-9`;
+  const at = Date.now();
+  const received = (tenant: string, records: number) =>
+    ({ kind: 'received', requestId, tenant, at, filename: `${tenant}.json`, size: 100, recordsExpected: records }) as const;
+  const loaded = (tenant: string, inserted: number) =>
+    ({ kind: 'loaded', requestId, tenant, at, batchId, inserted, updated: 0, rejected: 0 }) as const;
+  const group = uniqueName('itest.lineage');
+  await store.applyBatch({
+    consumerGroup: group,
+    topic: topics.recordsLoaded.name,
+    partition: 0,
+    nextOffset: '4',
+    events: [
+      { offset: '0', event: received(acme, 5) },
+      { offset: '1', event: received(globex, 2) },
+      { offset: '2', event: loaded(acme, 5) },
+      // The same batch id for the other tenant's import is its own announcement, not a repeat.
+      { offset: '3', event: loaded(globex, 2) },
+    ],
+  });
+  const both = await store.find(requestId);
+  t.same(
+    both.map(({ lineage }) => [lineage.tenant, lineage.filename, lineage.recordsExpected, lineage.loaded]),
+    [
+      [acme, `${acme}.json`, 5, 5],
+      [globex, `${globex}.json`, 2, 2],
+    ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    'one row per tenant, each with its own counts',
+  );
+  t.match((await store.find(requestId, globex)).map(({ lineage }) => lineage.loaded), [2]);
+
+  const { url } = await startInProcess(t);
+  const ambiguous = await getJson(`${url}/imports/${requestId}`);
+  t.equal(ambiguous.status, 409, 'without a tenant the id names two imports');
+  t.equal(ambiguous.json.error.code, 'AMBIGUOUS_REQUEST_ID');
+  t.match(await lineageOf(url, requestId, acme), { tenant: acme, loaded: 5 });
+  t.match(await lineageOf(url, requestId, globex), { tenant: globex, loaded: 2 });
+  const elsewhere = await getJson(`${url}/imports/${requestId}?tenant=${uniqueName('initech')}`);
+  t.equal(elsewhere.status, 404, 'a tenant that never sent the id: not found');
+  t.equal((await getJson(`${url}/imports/${requestId}?tenant=Bad%20Tenant`)).status, 400);
+  t.equal((await getJson(`${url}/imports/${requestId}?other=1`)).status, 400);
 });
 
 t.test('monitoring follows events that kcat compressed with gzip, snappy, lz4 and zstd', async (t) => {
@@ -229,8 +278,9 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
   const accepted = await importFile(tenant, sample, { 'content-type': 'application/x-ndjson', 'x-filename': 'companies-sample.ndjson' });
   t.equal(accepted.status, 202);
   const requestId = accepted.json.request_id as string;
-  t.equal(accepted.json.status_url, `${ingressConfig.ingress.monitoringUrl}/imports/${requestId}`, 'the ingress points to this API');
+  t.equal(accepted.json.status_url, `${ingressConfig.ingress.monitoringUrl}/imports/${requestId}?tenant=${tenant}`, 'the ingress points to this API');
   const complete = await waitForStatus(url, requestId, 'complete');
+  t.match(await getJson(accepted.json.status_url.replace(ingressConfig.ingress.monitoringUrl, url)), { status: 200, json: { request_id: requestId, tenant, status: 'complete' } });
   t.match(complete, {
     request_id: requestId,
     tenant,
