@@ -5,7 +5,8 @@
  *
  *   npm run bench:kafka-client        (BENCH_MESSAGES=10000 BENCH_ROUNDS=2 BENCH_CHUNK=1000)
  *
- * Shapes, each on a fresh topic of the pipeline's layout (3 partitions, replication 3):
+ * Shapes, each on a fresh topic of the pipeline's layout (PIPELINE_PARTITIONS partitions, 3 by
+ * default; replication 3):
  *   txn-produce  transactional produce in chunks of BENCH_CHUNK messages (a stage's transaction)
  *   consume      read_committed consume of what txn-produce wrote (a stage's input)
  *   per-request  one message per send, 64 sends in flight (the ingress: one event per request)
@@ -24,7 +25,7 @@ import { join } from 'node:path';
 import { Kafka as KafkaJs, logLevel } from 'kafkajs';
 import { loadConfig, type KafkaConfig } from '../core/config.js';
 import { createKafka, ensureTopics, type KafkaClients } from '../core/kafka.js';
-import { partitions, replicationFactor, topicConfig } from '../core/pipeline.js';
+import { replicationFactor, topicConfig } from '../core/pipeline.js';
 import { runningProfile, stackPaths } from '../deployments/local/servers.js';
 import { generateCompanies } from '../examples/generate/companies.js';
 
@@ -184,7 +185,7 @@ function storedBytes(topic: string): number {
   const root = join(stackPaths(profile).data, 'kafka');
   let bytes = 0;
   for (const node of readdirSync(root)) {
-    for (let partition = 0; partition < partitions; partition++) {
+    for (let partition = 0; partition < config.pipeline.partitions; partition++) {
       const dir = join(root, node, 'data', `${topic}-${partition}`);
       if (!existsSync(dir)) continue;
       for (const file of readdirSync(dir)) if (file.endsWith('.log')) bytes += statSync(join(dir, file)).size;
@@ -202,7 +203,7 @@ async function main(): Promise<void> {
   const created: string[] = [];
   const topicFor = async (label: string) => {
     const topic = `bench.client.${label}.${runId}`;
-    await ensureTopics(admin, [topic], { partitions, replicationFactor, config: topicConfig });
+    await ensureTopics(admin, [topic], { partitions: config.pipeline.partitions, replicationFactor, config: topicConfig });
     created.push(topic);
     return topic;
   };

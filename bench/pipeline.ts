@@ -65,7 +65,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { request } from 'undici';
 import { loadConfig } from '../core/config.js';
 import { createPostgres } from '../core/postgres.js';
-import { createKafka, readCommitted } from '../core/kafka.js';
+import { createKafka, partitionCountsOf, readCommitted } from '../core/kafka.js';
 import { topics } from '../core/pipeline.js';
 import { TopicReader } from '../core/topic-reader.js';
 import { createS3 } from '../core/s3.js';
@@ -78,6 +78,7 @@ import {
   type SinkRecord,
   type WriteMethod,
 } from '../sinks/postgres/company-writer.js';
+import { etlTopology } from '../topology/etl/topology.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { normalizeRecord } from '../topology/etl/normalize.js';
 import { validateRecord } from '../topology/etl/validate-record.js';
@@ -126,7 +127,7 @@ const tenants = {
 };
 const writerGroups = [1, 2, 3, 4].map((n) => `bench-pipeline-writer-${stamp}-${n}`);
 const targets = { e2eOverCopy: 0.5, rssMiB: 300 };
-const stageList = ['extract', 'validate', 'load'] as const;
+const stageList = ['split', 'extract', 'validate', 'load'] as const;
 type Stage = (typeof stageList)[number];
 
 function log(message: string): void {
@@ -405,8 +406,8 @@ interface LagView {
 }
 
 function lagView(scrapes: Sample[][]): LagView {
-  const maxLag = { extract: -1, validate: -1, load: -1 } as Record<Stage, number>;
-  const assigned = { extract: 0, validate: 0, load: 0 } as Record<Stage, number>;
+  const maxLag = { split: -1, extract: -1, validate: -1, load: -1 } as Record<Stage, number>;
+  const assigned = { split: 0, extract: 0, validate: 0, load: 0 } as Record<Stage, number>;
   const lags = new Map<string, number>();
   let recordsIn = 0;
   for (const samples of scrapes) {
@@ -500,18 +501,32 @@ async function drain(processors: Child[], timeoutSeconds: number): Promise<Drain
   return {
     seconds: (performance.now() - started) / 1000,
     drained: false,
-    initialMaxLag: initialMaxLag ?? { extract: Number.NaN, validate: Number.NaN, load: Number.NaN },
-    residualMaxLag: view?.maxLag ?? { extract: Number.NaN, validate: Number.NaN, load: Number.NaN },
+    initialMaxLag: initialMaxLag ?? { split: Number.NaN, extract: Number.NaN, validate: Number.NaN, load: Number.NaN },
+    residualMaxLag: view?.maxLag ?? { split: Number.NaN, extract: Number.NaN, validate: Number.NaN, load: Number.NaN },
     recordsProcessed: (view?.recordsIn ?? 0) - (firstRecordsIn ?? 0),
   };
 }
 
+/** The partition count of each stage's input topic as the cluster reports it (a grown topic has more than configured). */
+async function inputPartitions(s3: ReturnType<typeof createS3>): Promise<Record<Stage, number>> {
+  const inputOf = new Map(etlTopology({ s3 }).stages.map((stage) => [stage.name, stage.input]));
+  const admin = createKafka(config.kafka, { clientId: 'bench-pipeline' }).admin();
+  await admin.connect();
+  try {
+    const countOf = await partitionCountsOf(admin, stageList.map((stage) => inputOf.get(stage)!));
+    return Object.fromEntries(stageList.map((stage) => [stage, countOf(inputOf.get(stage)!)])) as Record<Stage, number>;
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /**
  * Other people's processors (integration tests) join the same consumer groups (etl-extract,
- * etl-validate, etl-load) and take partitions away. Waits until this run's processors own all 3
- * partitions of every stage and no other processor process runs on the machine, for 3 s.
+ * etl-validate, etl-load) and take partitions away. Waits until this run's processors own every
+ * partition (`owned`: each stage's count) of every stage and no other processor process runs on
+ * the machine, for 3 s.
  */
-async function waitForSoleOwnership(processors: Child[], mine: () => Set<number>, timeoutSeconds: number): Promise<{ seconds: number; sole: boolean }> {
+async function waitForSoleOwnership(processors: Child[], mine: () => Set<number>, owned: Record<Stage, number>, timeoutSeconds: number): Promise<{ seconds: number; sole: boolean }> {
   const started = performance.now();
   let since: number | undefined;
   let lastReport = 0;
@@ -519,7 +534,7 @@ async function waitForSoleOwnership(processors: Child[], mine: () => Set<number>
     const view = lagView(await scrapeAll(processors));
     const others = findPids(mine()).otherProcessors;
     const now = performance.now();
-    if (stageList.every((stage) => view.assigned[stage] === 3) && others.length === 0) {
+    if (stageList.every((stage) => view.assigned[stage] === owned[stage]) && others.length === 0) {
       since ??= now;
       if (now - since >= 3000) return { seconds: (since - started) / 1000, sole: true };
     } else {
@@ -591,6 +606,7 @@ interface CompanyRow {
   source_bucket: string;
   source_key: string;
   source_record_index: number;
+  source_accepted_at: number;
 }
 
 // The writer's own column lists: the ceiling fills exactly the columns the sink fills.
@@ -646,6 +662,7 @@ interface Source {
   requestId: string;
   bucket: string;
   key: string;
+  acceptedAt: number;
 }
 
 /** The three tables' rows of one record, as COPY text lines (tab-separated, \N for null). */
@@ -667,6 +684,7 @@ function copyLines(tenant: string, record: ValidRecord, source: Source): { compa
     source_bucket: source.bucket,
     source_key: source.key,
     source_record_index: record.index,
+    source_accepted_at: source.acceptedAt,
   };
   const offices: string[] = [];
   objects(doc.offices, (office, position) => {
@@ -888,7 +906,7 @@ async function writerCeiling(
         permalink: record.permalink,
         document: JSON.parse(record.json) as Record<string, unknown>,
         documentJson: record.json,
-        source: { requestId: source.requestId, bucket: source.bucket, key: source.key, recordIndex: record.index },
+        source: { requestId: source.requestId, bucket: source.bucket, key: source.key, recordIndex: record.index, acceptedAt: source.acceptedAt },
         offset: String(start + i),
       }));
       const began = performance.now();
@@ -971,6 +989,9 @@ interface PipelineRun {
   rowsPerSecond: number;
   validationErrors: number;
   extractOutputs: number;
+  /** Records each replica's extract stage produced, and the pieces the file was extracted in. */
+  extractShares: number[];
+  pieces: number;
   stages: Record<Stage, StageWindow>;
   phases: PhaseCpu[];
   cpu: CpuReport;
@@ -989,6 +1010,8 @@ interface PipelineRun {
   heapTotalMaxMiB?: number;
   externalMaxMiB?: number;
   minAssigned: Record<Stage, number>;
+  /** Partitions of each stage's input topic: what minAssigned is out of (absent from results saved before it was recorded, when every input had 3). */
+  inputPartitions?: Record<Stage, number>;
   otherProcessorPids: number[];
   /** Another processor took partitions of this run's stages, or other people's imports flowed through this run's processors in bulk: the numbers are not this file's alone. */
   contaminated: boolean;
@@ -1156,7 +1179,7 @@ async function main(): Promise<void> {
       results.warmup = await warmUp(ingress, db);
       log(`warm-up: ${fmt(results.warmup.records)} records → ${fmt(results.warmup.rows)} rows in ${fmt(results.warmup.seconds, 1)} s (not measured)`);
 
-      const source: Source = { requestId: `bench-ceiling-${stamp}`, bucket: config.s3.bucket, key: `${tenants.pipeline}/bench-ceiling.json` };
+      const source: Source = { requestId: `bench-ceiling-${stamp}`, bucket: config.s3.bucket, key: `${tenants.pipeline}/bench-ceiling.json`, acceptedAt: Date.now() };
       const groups = () => {
         const found = findPids(mine());
         return {
@@ -1193,13 +1216,14 @@ async function main(): Promise<void> {
 
       // 6. Idle RSS, then the measured run; again if another processor shared the groups meanwhile.
       results.discarded = [];
+      const owned = await inputPartitions(s3);
       for (let attempt = 1; ; attempt++) {
         const tenant = attempt === 1 ? tenants.pipeline : `${tenants.pipeline}-${attempt}`;
         pipelineTenants.push(tenant);
-        let ownership = await waitForSoleOwnership(processors, mine, settings.ownershipTimeoutSeconds);
+        let ownership = await waitForSoleOwnership(processors, mine, owned, settings.ownershipTimeoutSeconds);
         // Quiet first (nothing of anyone's in flight for BENCH_PIPELINE_SETTLE_S), then ownership checked once more.
         await drain(processors, settings.drainTimeoutSeconds);
-        const again = await waitForSoleOwnership(processors, mine, settings.ownershipTimeoutSeconds);
+        const again = await waitForSoleOwnership(processors, mine, owned, settings.ownershipTimeoutSeconds);
         ownership = { seconds: ownership.seconds + again.seconds, sole: again.sole };
         await sleep(1000);
         const idleSamples: number[][] = processors.map(() => []);
@@ -1223,7 +1247,7 @@ async function main(): Promise<void> {
         const startGroups = groups();
         const stopCpu = cpuMeter({ ...startGroups, ingress: [ingress.pid] }, () => ({ postgres: findPids(mine()).postgres }));
         const expected = summary.distinctValidPermalinks;
-        const minAssigned = { extract: 3, validate: 3, load: 3 } as Record<Stage, number>;
+        const minAssigned = { ...owned };
         const otherProcessorPids = new Set<number>(startGroups.otherProcessors);
         let eventLoopLagP99MaxMs = 0;
         let heapUsedMax = 0;
@@ -1322,13 +1346,18 @@ async function main(): Promise<void> {
         log(`committed for this import: RecordValidated ${committedValid.messages} (${committedValid.distinct} distinct; file: ${summary.valid} valid), ValidationError ${committedInvalid.messages} (file: ${summary.invalid} invalid)`);
 
         // Per stage: when its input counter moved and when it reached its work (from the polls).
-        const targetsByStage: Record<Stage, number> = { extract: 1, validate: summary.total, load: summary.valid };
+        // extract's input is the file's pieces, however many: it is done when its records are out.
+        const targetsByStage: Record<Stage, number> = { split: 1, extract: summary.total, validate: summary.total, load: summary.valid };
+        const progressOf = (stage: Stage, scrapes: Sample[][]) =>
+          stage === 'extract'
+            ? deltaAll(before, scrapes, 'processor_records_out_total', { stage, topic: topics.recordExtracted.name })
+            : deltaAll(before, scrapes, 'processor_records_in_total', { stage });
         const stages = {} as Record<Stage, StageWindow>;
         for (const stage of stageList) {
           let firstAt = Number.NaN;
           let doneAt = Number.NaN;
           for (const point of timeline) {
-            const moved = deltaAll(before, point.scrapes, 'processor_records_in_total', { stage });
+            const moved = progressOf(stage, point.scrapes);
             if (moved > 0 && Number.isNaN(firstAt)) firstAt = point.at;
             if (moved >= targetsByStage[stage] && Number.isNaN(doneAt)) doneAt = point.at;
           }
@@ -1390,6 +1419,13 @@ async function main(): Promise<void> {
           rowsPerSecond: timedOut ? Number.NaN : expected / seconds,
           validationErrors: deltaAll(before, after, 'processor_records_out_total', { stage: 'validate', topic: 'ValidationError' }),
           extractOutputs: deltaAll(before, after, 'processor_records_out_total', { stage: 'extract', topic: 'RecordExtracted' }),
+          // Each replica's share of the extract work: the records its extract stage produced.
+          extractShares: after.map(
+            (samples, i) =>
+              metric(samples, 'processor_records_out_total', { stage: 'extract', topic: 'RecordExtracted' }) -
+              metric(before[i] ?? [], 'processor_records_out_total', { stage: 'extract', topic: 'RecordExtracted' }),
+          ),
+          pieces: stages.extract.recordsIn,
           stages,
           phases,
           cpu,
@@ -1406,6 +1442,7 @@ async function main(): Promise<void> {
           heapTotalMaxMiB: heapTotalMax / MiB,
           externalMaxMiB: externalMax / MiB,
           minAssigned,
+          inputPartitions: owned,
           otherProcessorPids: [...otherProcessorPids],
           committed: {
             recordValidated: committedValid.messages,
@@ -1414,15 +1451,16 @@ async function main(): Promise<void> {
           },
           retries: Object.fromEntries(stageList.map((stage) => [stage, deltaAll(before, after, 'processor_retries_total', { stage })])) as Record<Stage, number>,
           foreign: {
-            extract: Math.max(0, stages.extract.recordsIn - 1),
+            split: Math.max(0, stages.split.recordsIn - 1),
+            extract: Math.max(0, deltaAll(before, after, 'processor_records_out_total', { stage: 'extract', topic: 'RecordExtracted' }) - summary.total),
             validate: Math.max(0, stages.validate.recordsIn - summary.total),
             load: Math.max(0, stages.load.recordsIn - summary.valid),
           },
           contaminated:
-            stageList.some((stage) => minAssigned[stage] < 3) ||
+            stageList.some((stage) => minAssigned[stage] < owned[stage]) ||
             otherProcessorPids.size > 0 ||
             !ownership.sole ||
-            stages.extract.recordsIn - 1 > MAX_FOREIGN_FILES ||
+            stages.split.recordsIn - 1 > MAX_FOREIGN_FILES ||
             stages.validate.recordsIn - summary.total > summary.total * MAX_FOREIGN_SHARE ||
             stages.load.recordsIn - summary.valid > summary.total * MAX_FOREIGN_SHARE,
           attempt,
@@ -1527,7 +1565,7 @@ function renderSection(): string {
   const cores = first.machine.nproc;
   lines.push(
     `What: one ${fmt(first.file.bytes / 1e6, 1)} MB NDJSON file of ${fmt(first.file.records)} generated companies (\`examples/generate/companies.ts\`, seed ${first.settings.seed}, every ${first.settings.invalidEvery}th invalid, every ${first.settings.duplicateEvery}th a duplicate: ` +
-      `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (extract → validate → load) into PostgreSQL, ` +
+      `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (split → extract → validate → load) into PostgreSQL, ` +
       `against the database's own ceiling in the same run: COPY FROM STDIN of the same rows into the same three tables (one connection, one transaction), and the sink's company writer alone (batches of ${first.settings.writerBatch}, no Kafka). ` +
       `Every service in a child process (${first.servicesRun === 'compiled' ? '\`node dist/…\`, compiled by \`npm run build\`, with the image\'s \`MALLOC_MMAP_THRESHOLD_\` (deployments/docker/Dockerfile): as the images run them' : '\`node --import tsx\`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
     '',
@@ -1567,7 +1605,7 @@ function renderRun(r: Results): string {
   lines.push(
     `${r.warmup === undefined ? '' : `Warm-up before the ceilings (not counted): one import of ${fmt(r.warmup.records)} records (another seed, its own tenant) through the whole stack, ${fmt(r.warmup.rows)} rows in ${fmt(r.warmup.seconds, 1)} s, so that the brokers, PostgreSQL and the services are measured warm. `}` +
       `Backlog drain before measuring (not counted): ${drainText}; re-check after the first ceilings: ${r.drain.recheckDrained ? `${fmt(r.drain.recheckSeconds, 1)} s` : '**not drained**'}.` +
-      ` Partitions owned by this run's processor(s) during the run (minimum, of 3): ${stageList.map((stage) => `${stage} ${run.minAssigned[stage]}`).join(', ')}` +
+      ` Partitions owned by this run's processor(s) during the run (minimum, of each stage's input partitions): ${stageList.map((stage) => `${stage} ${run.minAssigned[stage]} of ${run.inputPartitions?.[stage] ?? 3}`).join(', ')}` +
       `${run.otherProcessorPids.length > 0 ? `; other people's processor processes were running (pids ${run.otherProcessorPids.join(', ')})` : ''}. ` +
       `Other people's integration tests run processors that join the same consumer groups; the run waited ${fmt(run.ownershipWaitSeconds, 1)} s for the groups to be its own, and this is attempt ${run.attempt}` +
       `${(r.discarded ?? []).length > 0 ? ` (discarded because another processor took partitions or other people's imports went through these processors mid-run: ${(r.discarded ?? []).map((d) => `attempt ${d.attempt}, ${fmt(d.recordsPerSecond)} records/s, owned ${JSON.stringify(d.minAssigned)}, foreign input ${JSON.stringify(d.foreign ?? {})}`).join('; ')})` : ''}.` +
@@ -1582,6 +1620,10 @@ function renderRun(r: Results): string {
   lines.push(
     `| **end to end** (t0 → t1) | ${run.timedOut ? `**timed out** after ${fmt(run.seconds, 1)} s with ${fmt(run.rows)} rows` : `${fmt(run.seconds, 2)} s: **${fmt(run.recordsPerSecond)} records/s**, ${fmt(run.rowsPerSecond)} rows/s`} |`,
   );
+  if (run.extractShares !== undefined) {
+    const shares = run.extractShares.map((share) => `${fmt(share)} (${fmt((100 * share) / Math.max(1, run.extractOutputs), 0)}%)`);
+    lines.push(`| extract work per replica (records out) | ${shares.join(' / ')} of ${fmt(run.extractOutputs)}, in ${fmt(run.pieces)} pieces |`);
+  }
   lines.push(
     `| timeline (s after t0) | body read from disk ${fmt(run.bodySentSeconds, 2)}; 202 ${fmt(run.answeredSeconds, 2)}; extract committed ${fmt(run.stages.extract.doneAt, 1)}; first row ${fmt(run.firstRowSeconds, 2)}; validate done ${fmt(run.stages.validate.doneAt, 1)}; last load transaction began ${fmt(run.lastRowLoadedAtSeconds, 2)}; all rows seen ${fmt(run.seconds, 2)} |`,
   );
@@ -1642,7 +1684,7 @@ function renderRun(r: Results): string {
     lines.push(`| company writer, insert way ÷ COPY rows/s | ${fmt(insertRate / copyRate, 3)} | — (information) | — |`);
     lines.push(`| company writer, copy way ÷ insert way | ${fmt(writerRate)} ÷ ${fmt(insertRate)} = ${fmt(writerRate / insertRate, 2)} | — (information) | — |`);
   }
-  lines.push(`| the run had the pipeline to itself (all 3 partitions of every stage, no other processor, little foreign input) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`);
+  lines.push(`| the run had the pipeline to itself (every partition of every stage, no other processor, little foreign input) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`);
   lines.push(`| every row loaded, every invalid record reported | ${run.timedOut ? 'no' : 'rows yes'}; ValidationError ${fmt(run.validationErrors)} of ${fmt(r.file.invalid)} | all | ${verdict(!run.timedOut && run.validationErrors === r.file.invalid)} |`);
   return lines.join('\n');
 }

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
+import { defaultPartitions } from './pipeline.js';
 
 t.test('every setting has a documented default matching the local stack', async (t) => {
   const config = loadConfig({});
@@ -41,4 +42,24 @@ t.test('credentials can come from mounted files (NAME_FILE)', async (t) => {
   const config = loadConfig({ S3_SECRET_ACCESS_KEY_FILE: join(dir, 'secret') });
   t.equal(config.s3.secretAccessKey, 's3cr3t');
   t.throws(() => loadConfig({ PGPASSWORD_FILE: join(dir, 'missing') }), /PGPASSWORD_FILE: cannot read/);
+});
+
+t.test('PIPELINE_PARTITIONS: 3 by default, any integer >= 1, anything else refused by name', async (t) => {
+  t.equal(loadConfig({}).pipeline.partitions, defaultPartitions);
+  t.equal(defaultPartitions, 3, "the design's count");
+  t.equal(loadConfig({ PIPELINE_PARTITIONS: '1' }).pipeline.partitions, 1);
+  t.equal(loadConfig({ PIPELINE_PARTITIONS: ' 12 ' }).pipeline.partitions, 12);
+  const refused: Array<[string, RegExp]> = [
+    ['0', /PIPELINE_PARTITIONS=0: must be >= 1/],
+    ['-1', /PIPELINE_PARTITIONS=-1: must be >= 1/],
+    ['abc', /PIPELINE_PARTITIONS="abc": expected an integer/],
+    ['2.5', /PIPELINE_PARTITIONS="2.5": expected an integer/],
+  ];
+  for (const [value, message] of refused) {
+    const error = t.throws(() => loadConfig({ PIPELINE_PARTITIONS: value }), `PIPELINE_PARTITIONS=${value} is refused`) as ConfigError;
+    t.type(error, ConfigError);
+    t.equal(error.code, 'ERR_CONFIG');
+    t.same(error.problems.length, 1, `${value}: one problem`);
+    t.match(error.message, message, `${value}: the message names the variable`);
+  }
 });

@@ -1,6 +1,6 @@
 import { checkHostPortList, checkUrl, EnvReader } from './env.js';
 import { compressionCodecs, type CompressionCodec } from './kafka-codecs.js';
-import { defaultBucket, defaultDatabase } from './pipeline.js';
+import { defaultBucket, defaultDatabase, defaultPartitions } from './pipeline.js';
 
 /**
  * The one typed configuration of the pipeline. Every value comes from an environment
@@ -58,6 +58,15 @@ export interface PostgresConfig {
   poolMax: number;
 }
 
+export interface PipelineConfig {
+  /**
+   * PIPELINE_PARTITIONS: partitions set-up creates each pipeline topic with, and grows an
+   * existing topic with fewer to. Services do not assume it: they read a topic's real count
+   * from the cluster, which is higher when a topic was grown past it (Kafka cannot shrink one).
+   */
+  partitions: number;
+}
+
 export interface LogConfig {
   /** LOG_LEVEL */
   level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -68,6 +77,7 @@ export interface Config {
   registry: RegistryConfig;
   s3: S3Config;
   postgres: PostgresConfig;
+  pipeline: PipelineConfig;
   log: LogConfig;
   /** UWS_ALLOW_JS_FALLBACK: start even if the uWebSockets.js native binary cannot load. */
   uwsAllowJsFallback: boolean;
@@ -116,6 +126,9 @@ export function readConfig(reader: EnvReader): Config {
       user: reader.string('PGUSER', 'etl'),
       password: reader.string('PGPASSWORD', localDefaults.postgresPassword),
       poolMax: reader.int('PG_POOL_MAX', 10, { min: 1, max: 1000 }),
+    },
+    pipeline: {
+      partitions: reader.int('PIPELINE_PARTITIONS', defaultPartitions, { min: 1 }),
     },
     log: {
       level: reader.oneOf('LOG_LEVEL', 'info', ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

@@ -618,6 +618,40 @@ t.test('onRecord indexes are 0-based and consecutive, and records can be counted
   t.same(plain.end(), { format: 'ndjson', records: 3, bytes: 6 });
 });
 
+t.test('onRecordBounds: each range slices the body to exactly the bytes onRecord receives, whatever the chunking', async (t) => {
+  const random = prng(4242);
+  const bodies = [
+    '[1, "two" ,{"three":[3]} ,  null,4.5e1]',
+    '{"only": "one", "n": [1, 2]}',
+    '1\n\n  {"a": 1}  \r\n[2,3]\n"x"\n7',
+    ' [ ] ',
+  ];
+  for (let round = 0; round < 40; round++) {
+    const values = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) => ({ i, s: 'é'.repeat(Math.floor(random() * 5)) }));
+    bodies.push(round % 2 === 0 ? JSON.stringify(values, null, round % 4 === 0 ? 2 : 0) : values.map((value) => JSON.stringify(value)).join(random() < 0.5 ? '\n' : '\r\n\n'));
+  }
+  for (const text of bodies) {
+    const body = Buffer.from(text);
+    const cuts = [...new Set(Array.from({ length: 3 }, () => 1 + Math.floor(random() * Math.max(1, body.length - 1))))].filter((cut) => cut < body.length).sort((a, b) => a - b);
+    const raws: string[] = [];
+    const slices: string[] = [];
+    const scanner = new JsonScanner({
+      onRecord: (raw) => raws.push(raw.toString('utf8')),
+      onRecordBounds: (index, start, end) => {
+        if (index !== slices.length) throw new Error(`bounds of record ${index}, expected ${slices.length}`);
+        slices.push(body.subarray(start, end).toString('utf8'));
+      },
+    });
+    let from = 0;
+    for (const to of [...cuts, body.length]) {
+      scanner.write(body.subarray(from, to));
+      from = to;
+    }
+    scanner.end();
+    t.same(slices, raws, `${JSON.stringify(text.slice(0, 40))} cut at ${cuts.join(',')}`);
+  }
+});
+
 t.test('an exception thrown by onRecord fails the scanner', async (t) => {
   const boom = new Error('boom');
   const scanner = new JsonScanner({

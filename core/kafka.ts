@@ -12,7 +12,11 @@ import { maxMessageBytes } from './pipeline.js';
 
 const { KafkaJS } = kafkaJavascript;
 
-export type Admin = KafkaJsTypes.Admin;
+/**
+ * The KafkaJS-compatible admin, plus KafkaJS's createPartitions, which that admin lacks in
+ * 1.10.1 (see `createPartitions` below).
+ */
+export type Admin = KafkaJsTypes.Admin & PartitionGrowth;
 export type Consumer = KafkaJsTypes.Consumer;
 export type Producer = KafkaJsTypes.Producer;
 export type KafkaMessage = KafkaJsTypes.KafkaMessage;
@@ -119,6 +123,42 @@ export interface ConsumerOptions {
   ) => Promise<Array<{ topic: string; partition: number; offset?: number }> | void>;
   /** Called when partitions are taken away, before they go to another member (awaited). */
   onRevoked?: (partitions: ReadonlyArray<{ topic: string; partition: number }>) => Promise<void> | void;
+}
+
+export interface PartitionGrowth {
+  /** Grows each topic to `count` partitions (KafkaJS's request shape); rejects if one already has that many or more. */
+  createPartitions(request: { topicPartitions: ReadonlyArray<{ topic: string; count: number }>; timeout?: number }): Promise<void>;
+}
+
+/**
+ * Grows topics to `count` partitions with librdkafka's own admin client (CreatePartitions): the
+ * KafkaJS-compatible admin of @confluentinc/kafka-javascript 1.10.1 has no createPartitions. A
+ * client of its own, with createKafka's brokers, client id and timeouts, disconnected afterwards.
+ */
+export async function createPartitions(
+  config: KafkaConfig,
+  topicPartitions: ReadonlyArray<{ topic: string; count: number }>,
+  options: { clientId?: string; timeoutMs?: number } = {},
+): Promise<void> {
+  const client = kafkaJavascript.AdminClient.create({
+    'bootstrap.servers': config.brokers.join(','),
+    'client.id': options.clientId ?? config.clientId,
+    'socket.timeout.ms': config.requestTimeoutMs,
+    // librdkafka's minimum.
+    'socket.connection.setup.timeout.ms': Math.max(config.connectionTimeoutMs, 1000),
+  });
+  try {
+    for (const { topic, count } of topicPartitions) {
+      await new Promise<void>((resolve, reject) => {
+        client.createPartitions(topic, count, options.timeoutMs ?? config.requestTimeoutMs, (error) => {
+          if (error) reject(kafkaErrorOf(error));
+          else resolve();
+        });
+      });
+    }
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** librdkafka's log levels are syslog levels: 0–3 are errors, 4 a warning, 5–6 information. */
@@ -235,7 +275,10 @@ export function createKafka(
       };
     },
     admin() {
-      return kafka.admin();
+      const growth: PartitionGrowth = {
+        createPartitions: ({ topicPartitions, timeout }) => createPartitions(config, topicPartitions, { clientId, timeoutMs: timeout }),
+      };
+      return Object.assign(kafka.admin(), growth);
     },
   };
 }
@@ -285,20 +328,36 @@ export interface TopicLayout {
   config: Record<string, string>;
 }
 
+export interface EnsuredTopics {
+  /** Topics this call created, with the layout's partition count. */
+  created: string[];
+  /** Topics that had fewer partitions than the layout and were grown to its count. */
+  grown: Array<{ topic: string; from: number; to: number }>;
+  /** Topics with more partitions than the layout: left as they are, since Kafka cannot remove partitions. */
+  larger: Array<{ topic: string; partitions: number }>;
+}
+
 /**
- * Creates the topics that do not exist yet and waits until every partition of every one has a
- * leader and its whole replica set in sync. A broker answers UNKNOWN_TOPIC_OR_PARTITION for a
- * moment after a topic is created (its metadata cache lags the controller): every error counts
- * as "not yet" until the deadline. Returns the names of the topics it created.
+ * Creates the topics that do not exist yet, grows those with fewer partitions than the layout
+ * to its count, and waits until every partition of every one has a leader and its whole replica
+ * set in sync. A topic with more partitions than the layout is left alone and reported, never
+ * an error. A broker answers UNKNOWN_TOPIC_OR_PARTITION for a moment after a topic is created
+ * or grown (its metadata cache lags the controller): every error counts as "not yet" until the
+ * deadline.
+ *
+ * Growing keeps what was written: a key's old messages stay in the partition they were written
+ * to, and its new ones may hash to a new partition, so per-key order holds only among messages
+ * written after the growth.
  */
 export async function ensureTopics(
   admin: Admin,
   names: readonly string[],
   layout: TopicLayout,
   options: { timeoutMs?: number; onRetry?: (error: Error) => void } = {},
-): Promise<string[]> {
+): Promise<EnsuredTopics> {
   const deadline = Date.now() + (options.timeoutMs ?? 120_000);
   const created = new Set<string>();
+  const grown = new Map<string, { topic: string; from: number; to: number }>();
   let lastError: Error | undefined;
   for (;;) {
     try {
@@ -316,18 +375,37 @@ export async function ensureTopics(
         for (const name of missing) created.add(name);
       }
       const topics = await admin.fetchTopicMetadata({ topics: [...names] });
-      const ready = names.every((name) => {
-        const topic = topics.find((candidate) => candidate.name === name);
-        return (
-          topic !== undefined &&
-          topic.partitions.length === layout.partitions &&
-          topic.partitions.every(
-            (partition) => partition.leader >= 0 && partition.isr.length === layout.replicationFactor,
-          )
-        );
-      });
-      if (ready) return [...created];
-      lastError = new Error('some partitions have no leader or an incomplete in-sync replica set yet');
+      const countOf = (name: string) => topics.find((candidate) => candidate.name === name)?.partitions.length ?? 0;
+      // A topic this call created or grew may still show its old count in a lagging metadata cache.
+      const short = names.filter((name) => !created.has(name) && !grown.has(name) && countOf(name) > 0 && countOf(name) < layout.partitions);
+      for (const name of short) {
+        await admin.createPartitions({ topicPartitions: [{ topic: name, count: layout.partitions }] });
+        grown.set(name, { topic: name, from: countOf(name), to: layout.partitions });
+      }
+      const ready =
+        short.length === 0 &&
+        names.every((name) => {
+          const topic = topics.find((candidate) => candidate.name === name);
+          return (
+            topic !== undefined &&
+            topic.partitions.length >= layout.partitions &&
+            topic.partitions.every(
+              (partition) => partition.leader >= 0 && partition.isr.length === layout.replicationFactor,
+            )
+          );
+        });
+      if (ready) {
+        return {
+          created: [...created],
+          grown: [...grown.values()],
+          larger: names.filter((name) => countOf(name) > layout.partitions).map((name) => ({ topic: name, partitions: countOf(name) })),
+        };
+      }
+      lastError = new Error(
+        short.length > 0
+          ? `grew ${short.join(', ')} to ${layout.partitions} partitions; waiting for the new partitions`
+          : 'some partitions have no leader, an incomplete in-sync replica set or are not known yet',
+      );
     } catch (error) {
       lastError = error as Error;
     }

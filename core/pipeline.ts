@@ -11,7 +11,12 @@ export interface TopicSpec {
   readonly doc: string;
 }
 
-export const partitions = 3;
+/**
+ * Partitions per pipeline topic when PIPELINE_PARTITIONS is not set (the design's). Set-up
+ * creates or grows topics to the configured count (`config.pipeline.partitions`); services
+ * read the real count of a topic from the cluster (`partitionCountsOf`), which may be higher.
+ */
+export const defaultPartitions = 3;
 export const replicationFactor = 3;
 export const minInSyncReplicas = 2;
 
@@ -23,6 +28,10 @@ export const topics = {
   fileExtractError: {
     name: 'FileExtractError',
     doc: 'A file was refused by the ingress because it could not be parsed.',
+  },
+  filePiece: {
+    name: 'FilePiece',
+    doc: 'One record-aligned byte range of an accepted file (split stage output), keyed so the pieces of a file spread over the partitions.',
   },
   validationError: {
     name: 'ValidationError',
@@ -73,6 +82,14 @@ export const topicConfig: Readonly<Record<string, string>> = {
   // KAFKA_COMPRESSION): the brokers neither recompress nor inflate what they keep.
   'compression.type': 'producer',
 };
+
+/**
+ * The key of a file's events (FileExtractSuccess, FileExtractError, FileExtracted): tenant and
+ * request id, so one tenant's files spread over the partitions instead of queueing on one.
+ */
+export function fileKey(tenant: string, requestId: string): string {
+  return `${tenant}/${requestId}`;
+}
 
 export const defaultBucket = 'imports';
 export const defaultDatabase = 'etl';

@@ -40,6 +40,11 @@ export interface IngressConfig extends Config {
     durableClaims: boolean;
     /** INGRESS_CLAIM_LEASE_MS: how long a claim stands without renewal (an ingress that died mid-upload). */
     claimLeaseMs: number;
+    /**
+     * INGRESS_PIECE_BYTES: a file larger than this is extracted as record-aligned pieces of about
+     * this size, spread over the partitions and so over the processor replicas (default 4 MiB).
+     */
+    pieceBytes: number;
     /** INGRESS_PRODUCE_LINGER_MS: how long the producer gathers events of concurrent requests into one batch (librdkafka's linger.ms). */
     produceLingerMs: number;
     /** INGRESS_PRODUCE_MAX_BATCH: most events per batch (librdkafka's batch.num.messages). */
@@ -88,6 +93,7 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
       dedupeWindowMs: reader.int('INGRESS_DEDUPE_WINDOW_MS', 15 * 60 * 1000, { min: 0 }),
       durableClaims: reader.bool('INGRESS_DURABLE_CLAIMS', true),
       claimLeaseMs: reader.int('INGRESS_CLAIM_LEASE_MS', 60_000, { min: 1000 }),
+      pieceBytes: reader.int('INGRESS_PIECE_BYTES', 4 * MiB, { min: 1024 }),
       produceLingerMs: reader.int('INGRESS_PRODUCE_LINGER_MS', 2, { min: 0, max: 1000 }),
       produceMaxBatch: reader.int('INGRESS_PRODUCE_MAX_BATCH', 500, { min: 1 }),
       readinessCacheMs: reader.int('INGRESS_READINESS_CACHE_MS', 2000, { min: 0 }),

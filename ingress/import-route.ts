@@ -13,11 +13,12 @@ import { avroContentType, type EventCodec } from '../core/event-codec.js';
 import { errorMessage } from '../core/errors.js';
 import { header, sendJson, trackResponse, type ResponseState } from '../core/http.js';
 import { JsonScanError, JsonScanner, type ExpectedFormat, type ScanResult } from '../core/json-stream.js';
-import { topics } from '../core/pipeline.js';
+import { fileKey, topics } from '../core/pipeline.js';
 import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
 import type { TenantTokens } from './auth.js';
 import type { IngressConfig } from './config.js';
 import type { RequestDeduplicator } from './dedupe.js';
+import { PiecePlanner } from './file-pieces.js';
 import type { ClaimOutcome, ImportClaims } from './import-claims.js';
 import type { IngressMetrics } from './metrics.js';
 import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
@@ -210,7 +211,13 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         });
     };
     const key = objectKey(tenant, requestId, info.receivedAt);
-    const scanner = new JsonScanner({ expect, maxDepth: limits.maxDepth, maxLineBytes: limits.maxLineBytes });
+    const pieces = new PiecePlanner(config.ingress.pieceBytes);
+    const scanner = new JsonScanner({
+      expect,
+      maxDepth: limits.maxDepth,
+      maxLineBytes: limits.maxLineBytes,
+      onRecordBounds: (index, start, end) => pieces.record(index, start, end),
+    });
     const hash = createHash('sha256');
     const upload = new StreamingUpload({
       s3: deps.s3,
@@ -330,7 +337,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
       try {
         const encoded = await deps.codec.encode(topic, value);
         await deps.sendEvent(topic, {
-          key: tenant,
+          key: fileKey(tenant, requestId),
           value: encoded,
           headers: { request_id: requestId, event_type: eventType, 'content-type': avroContentType },
         });
@@ -393,6 +400,8 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
         content_type: info.contentType ?? null,
         original_filename: filename,
         received_at: info.receivedAt,
+        accepted_at: Date.now(),
+        pieces: pieces.finish(scan.format),
       };
       try {
         await produce(topics.fileExtractSuccess.name, 'FileExtractSuccess', event);

@@ -31,6 +31,8 @@ export interface ImportRow {
   size: string | number | null;
   records_expected: string | number | null;
   extracted: string | number | null;
+  pieces: number | null;
+  pieces_extracted: number;
   invalid: string | number;
   loaded: string | number;
   inserted: string | number;
@@ -66,6 +68,8 @@ export function fromRow(row: ImportRow): StoredImport {
       size: num(row.size),
       recordsExpected: num(row.records_expected),
       extracted: num(row.extracted),
+      pieces: row.pieces,
+      piecesExtracted: Number(row.pieces_extracted),
       invalid: Number(row.invalid),
       loaded: Number(row.loaded),
       inserted: Number(row.inserted),
@@ -127,6 +131,8 @@ const columns = [
   'size',
   'records_expected',
   'extracted',
+  'pieces',
+  'pieces_extracted',
   'invalid',
   'loaded',
   'inserted',
@@ -150,6 +156,8 @@ function toRowValues(lineage: Lineage): Record<(typeof columns)[number], unknown
     size: lineage.size,
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
+    pieces: lineage.pieces,
+    pieces_extracted: lineage.piecesExtracted,
     invalid: lineage.invalid,
     loaded: lineage.loaded,
     inserted: lineage.inserted,
@@ -174,15 +182,20 @@ function unavailable(what: string, error: unknown): PipelineError {
 export function createLineageStore(postgres: Postgres): LineageStore {
   const { db, pgp } = postgres;
 
-  /** Drops RecordsLoaded batches and record-level errors counted before (by this or an earlier batch). */
+  /** Drops RecordsLoaded batches, FileExtracted pieces and record-level errors counted before (by this or an earlier batch). */
   async function dropRepeats(task: ITask<unknown>, events: LineageEvent[]): Promise<LineageEvent[]> {
-    // One RecordsLoaded per load batch and import: a repeat is the same (batch, import).
+    // One RecordsLoaded per load batch and import, one FileExtracted per piece: a repeat is the
+    // same (batch, import); a piece's "batch" is `extract/<piece index>`.
+    const batchIdOf = (event: LineageEvent & { kind: 'loaded' | 'extracted' }) => (event.kind === 'loaded' ? event.batchId : `extract/${event.piece}`);
     const batchKey = (event: { batchId: string; tenant: string; requestId: string }) =>
       JSON.stringify([event.batchId, event.tenant, event.requestId]);
     const batches = new Map<string, { batchId: string; tenant: string; requestId: string }>();
     const errorKeys = new Map<string, LineageEvent & { kind: 'processing-error' }>();
     for (const event of events) {
-      if (event.kind === 'loaded') batches.set(batchKey(event), { batchId: event.batchId, tenant: event.tenant, requestId: event.requestId });
+      if (event.kind === 'loaded' || event.kind === 'extracted') {
+        const entry = { batchId: batchIdOf(event), tenant: event.tenant, requestId: event.requestId };
+        batches.set(batchKey(entry), entry);
+      }
       if (event.kind === 'processing-error' && event.effect === 'unprocessed') {
         errorKeys.set(JSON.stringify([event.stage, event.source.topic, event.source.partition, event.source.offset]), event);
       }
@@ -221,8 +234,8 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     const seenBatches = new Set<string>();
     const seenErrors = new Set<string>();
     return events.filter((event) => {
-      if (event.kind === 'loaded') {
-        const key = batchKey(event);
+      if (event.kind === 'loaded' || event.kind === 'extracted') {
+        const key = batchKey({ batchId: batchIdOf(event), tenant: event.tenant, requestId: event.requestId });
         if (!freshBatches.has(key) || seenBatches.has(key)) return false;
         seenBatches.add(key);
       }

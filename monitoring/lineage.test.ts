@@ -17,7 +17,17 @@ const id = 'req-00000001';
 const t0 = Date.UTC(2025, 0, 2, 3, 4, 5);
 
 const received: LineageEvent = { kind: 'received', requestId: id, tenant: 'acme', at: t0, filename: 'a.json', size: 100, recordsExpected: 5 };
-const extracted: LineageEvent = { kind: 'extracted', requestId: id, tenant: 'acme', at: t0 + 1000, extracted: 5, receivedAt: t0 };
+const extracted: LineageEvent = { kind: 'extracted', requestId: id, tenant: 'acme', at: t0 + 1000, extracted: 5, receivedAt: t0, piece: 0, pieces: 1 };
+const piece = (index: number, pieces: number, records: number, at: number): LineageEvent => ({
+  kind: 'extracted',
+  requestId: id,
+  tenant: 'acme',
+  at,
+  extracted: records,
+  receivedAt: t0,
+  piece: index,
+  pieces,
+});
 const invalid = (at: number): LineageEvent => ({ kind: 'invalid', requestId: id, tenant: 'acme', at });
 const loaded = (batchId: string, inserted: number, updated: number, rejected: number, at: number): LineageEvent => ({
   kind: 'loaded',
@@ -39,6 +49,26 @@ function run(events: LineageEvent[]): { lineage: Lineage; effects: ReturnType<ty
   }
   return { lineage, effects };
 }
+
+t.test('a file in pieces is extracted once every piece is, with the pieces\' records added up, in any order', async (t) => {
+  for (const order of [[0, 1, 2], [2, 0, 1]]) {
+    const lineage = emptyLineage(id);
+    const effects = emptyEffects();
+    applyEvent(lineage, received, effects);
+    applyEvent(lineage, loaded('b1', 6, 0, 0, t0 + 500), effects);
+    const seen: string[] = [];
+    for (const index of order) {
+      applyEvent(lineage, piece(index, 3, 2, t0 + 1000 * (index + 1)), effects);
+      settle(lineage, effects);
+      seen.push(lineage.status);
+    }
+    t.same(seen, ['extracting', 'extracting', 'complete'], `pieces in order ${order.join(',')}`);
+    t.equal(lineage.extracted, 6);
+    t.equal(lineage.piecesExtracted, 3);
+    t.equal(lineage.extractedAt, t0 + 3000, 'extracted when the last piece was');
+    t.equal(effects.recordsExtracted.get('acme'), 6);
+  }
+});
 
 t.test('status follows the counts: received → extracted → complete', async (t) => {
   const lineage = emptyLineage(id);
@@ -139,7 +169,8 @@ t.test('record-level processing errors count towards completion; PG rejections d
 });
 
 t.test('metrics effects: each file and record counted once per tenant', async (t) => {
-  const { effects } = run([received, received, extracted, extracted, invalid(1), loaded('b1', 2, 1, 1, 2)]);
+  // A repeated FileExtracted (same piece) or RecordsLoaded (same batch) is dropped by the store before.
+  const { effects } = run([received, received, extracted, invalid(1), loaded('b1', 2, 1, 1, 2)]);
   t.same([...effects.filesReceived], [['acme', 1]], 'a repeated FileExtractSuccess is not a second file');
   t.same([...effects.recordsExtracted], [['acme', 5]]);
   t.same([...effects.recordsInvalid], [['acme', 1]]);

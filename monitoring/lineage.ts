@@ -29,8 +29,12 @@ export interface Lineage {
   size: number | null;
   /** Records the ingress counted (FileExtractSuccess.record_count). */
   recordsExpected: number | null;
-  /** Records the extract stage produced (FileExtracted.record_count). */
+  /** Records the extract stage produced so far (FileExtracted.record_count, added over the file's pieces). */
   extracted: number | null;
+  /** Pieces the file was split into (FileExtracted.piece_count); null until the first piece is extracted. */
+  pieces: number | null;
+  /** Pieces whose FileExtracted was seen. */
+  piecesExtracted: number;
   invalid: number;
   /** inserted + updated */
   loaded: number;
@@ -59,7 +63,7 @@ interface EventBase {
 export type LineageEvent =
   | (EventBase & { kind: 'received'; filename: string | null; size: number; recordsExpected: number })
   | (EventBase & { kind: 'rejected'; filename: string | null; size: number; code: string; message: string })
-  | (EventBase & { kind: 'extracted'; extracted: number; receivedAt: number })
+  | (EventBase & { kind: 'extracted'; extracted: number; receivedAt: number; piece: number; pieces: number })
   | (EventBase & { kind: 'invalid' })
   | (EventBase & { kind: 'loaded'; batchId: string; inserted: number; updated: number; rejected: number })
   | (EventBase & {
@@ -87,12 +91,13 @@ function count(value: unknown): number {
 }
 
 /**
- * How a ProcessingError counts. extract: the file could not be read, the import failed. A
- * record the database refused (load, reason PG_*) is already in RecordsLoaded.rejected. Any
+ * How a ProcessingError counts. split or extract: the file (or a piece of it) could not be read,
+ * the import failed. A record the database refused (load, reason PG_*) is already in
+ * RecordsLoaded.rejected. Any
  * other record-level error of validate or load means one record that will never arrive.
  */
 export function processingErrorEffect(stage: string, reasonCode: string): 'fail' | 'unprocessed' | 'none' {
-  if (stage === 'extract') return 'fail';
+  if (stage === 'split' || stage === 'extract') return 'fail';
   if (stage === 'load' && reasonCode.startsWith('PG_')) return 'none';
   if (stage === 'validate' || stage === 'load') return 'unprocessed';
   return 'none';
@@ -139,6 +144,8 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
         at: toMillis(event.extracted_at),
         extracted: count(event.record_count),
         receivedAt: toMillis(event.received_at),
+        piece: count(event.piece_index),
+        pieces: Math.max(1, count(event.piece_count ?? 1)),
       };
     }
     case topics.validationError.name: {
@@ -188,6 +195,8 @@ export function emptyLineage(requestId: string, tenant = ''): Lineage {
     size: null,
     recordsExpected: null,
     extracted: null,
+    pieces: null,
+    piecesExtracted: 0,
     invalid: 0,
     loaded: 0,
     inserted: 0,
@@ -211,14 +220,16 @@ export function accountedFor(lineage: Lineage): number {
 
 /**
  * failed: the file was refused or could not be extracted. complete: the extract stage said
- * how many records the file held, and each of them is loaded, invalid or rejected.
- * extracted: that count is known, records are still on their way. extracting: records are
- * showing up downstream but the extract summary is not seen yet. received: nothing after the
+ * how many records each piece of the file held, and each of them is loaded, invalid or rejected.
+ * extracted: that count is known for every piece, records are still on their way. extracting:
+ * records are showing up downstream but a piece's extract summary is not seen yet. received: nothing after the
  * ingress yet.
  */
 export function computeStatus(lineage: Lineage): ImportStatus {
   if (lineage.failedAt !== null) return 'failed';
-  if (lineage.extracted !== null) return accountedFor(lineage) >= lineage.extracted ? 'complete' : 'extracted';
+  if (lineage.extracted !== null && lineage.piecesExtracted >= (lineage.pieces ?? 1)) {
+    return accountedFor(lineage) >= lineage.extracted ? 'complete' : 'extracted';
+  }
   return accountedFor(lineage) > 0 ? 'extracting' : 'received';
 }
 
@@ -260,7 +271,8 @@ function earliest(a: number | null, b: number): number {
 
 /**
  * Applies one event to an import's lineage, in place. Repeats must be filtered out before
- * (RecordsLoaded by batch_id, record-level ProcessingErrors by source message): counts add.
+ * (RecordsLoaded by batch_id, FileExtracted by piece, record-level ProcessingErrors by source
+ * message): counts add.
  * Field-setting events are idempotent on their own.
  */
 export function applyEvent(lineage: Lineage, event: LineageEvent, effects: LineageEffects = emptyEffects()): void {
@@ -285,9 +297,12 @@ export function applyEvent(lineage: Lineage, event: LineageEvent, effects: Linea
       lineage.errorMessage = event.message;
       break;
     case 'extracted':
-      if (lineage.extracted === null) add(effects.recordsExtracted, tenant, event.extracted);
-      lineage.extracted = event.extracted;
-      lineage.extractedAt = earliest(lineage.extractedAt, event.at);
+      add(effects.recordsExtracted, tenant, event.extracted);
+      lineage.extracted = (lineage.extracted ?? 0) + event.extracted;
+      lineage.pieces = event.pieces;
+      lineage.piecesExtracted += 1;
+      // The file is extracted when its last piece is.
+      lineage.extractedAt = lineage.extractedAt === null ? event.at : Math.max(lineage.extractedAt, event.at);
       lineage.receivedAt = earliest(lineage.receivedAt, event.receivedAt);
       break;
     case 'invalid':
@@ -349,6 +364,9 @@ export interface ImportJson {
   size: number | null;
   records_expected: number | null;
   extracted: number | null;
+  /** Pieces the file's extract was split into, and how many of them are extracted. */
+  pieces: number | null;
+  pieces_extracted: number;
   invalid: number;
   loaded: number;
   inserted: number;
@@ -375,6 +393,8 @@ export function toJson(lineage: Lineage, updatedAt: number | null = null): Impor
     size: lineage.size,
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
+    pieces: lineage.pieces,
+    pieces_extracted: lineage.piecesExtracted,
     invalid: lineage.invalid,
     loaded: lineage.loaded,
     inserted: lineage.inserted,

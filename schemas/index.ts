@@ -37,6 +37,35 @@ export interface FileExtractSuccess {
   content_type: string | null;
   original_filename: string | null;
   received_at: EpochMillis;
+  /** Null (or absent) in events written before the field existed: received_at stands in. */
+  accepted_at?: EpochMillis | null;
+  /** Empty (or absent): the file is one piece. */
+  pieces?: FilePieceRange[];
+}
+
+/** A record-aligned byte range of a file: [byte_start, byte_end) holds records record_start … + record_count. */
+export interface FilePieceRange {
+  byte_start: number;
+  byte_end: number;
+  record_start: number;
+  record_count: number;
+}
+
+/** One piece of an accepted file, extracted on its own; byte_start/byte_end null: the whole object. */
+export interface FilePiece {
+  request_id: string;
+  tenant: string;
+  bucket: string;
+  key: string;
+  format: 'object' | 'array' | 'ndjson';
+  received_at: EpochMillis;
+  accepted_at: EpochMillis;
+  piece_index: number;
+  piece_count: number;
+  byte_start: number | null;
+  byte_end: number | null;
+  record_start: number;
+  record_count: number;
 }
 
 export interface FileExtractError {
@@ -77,6 +106,8 @@ export interface CompanyRecordEvent {
   record_index: number;
   /** The normalised record as JSON text. */
   document: string;
+  /** When the ingress accepted the file; null in events written before the field existed. */
+  accepted_at?: EpochMillis | null;
 }
 
 export interface FileExtracted {
@@ -88,6 +119,9 @@ export interface FileExtracted {
   bytes: number;
   received_at: EpochMillis;
   extracted_at: EpochMillis;
+  /** Absent in events written before pieces existed: 0 of 1. */
+  piece_index?: number;
+  piece_count?: number;
 }
 
 export interface RecordsLoaded {
@@ -118,6 +152,7 @@ export interface ProcessingError {
 export const eventSchemas = {
   [topics.fileExtractSuccess.name]: 'FileExtractSuccess',
   [topics.fileExtractError.name]: 'FileExtractError',
+  [topics.filePiece.name]: 'FilePiece',
   [topics.validationError.name]: 'ValidationError',
   [topics.recordExtracted.name]: 'CompanyRecord',
   [topics.fileExtracted.name]: 'FileExtracted',

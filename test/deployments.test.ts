@@ -20,7 +20,7 @@ import t, { type Test } from 'tap';
 import ts from 'typescript';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { loadConfig } from '../core/config.js';
-import { allTopics, defaultBucket, minInSyncReplicas, partitions, replicationFactor, topicConfig } from '../core/pipeline.js';
+import { allTopics, defaultBucket, defaultPartitions, minInSyncReplicas, replicationFactor, topicConfig } from '../core/pipeline.js';
 import { newKafkaClusterId, stackPorts } from '../deployments/local/servers.js';
 import { loadIngressConfig } from '../ingress/config.js';
 import { createIngressMetrics } from '../ingress/metrics.js';
@@ -222,7 +222,12 @@ t.test('Compose: our services get only variables they read, with values their co
 
 t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline.ts)', async (t) => {
   const topicNames = allTopics.map((topic) => topic.name).sort();
+  // The partition count comes from PIPELINE_PARTITIONS, with the default of core/config.ts.
+  const partitionsSetting = `\${PIPELINE_PARTITIONS:-${defaultPartitions}}`;
+  t.equal(loadConfig({}).pipeline.partitions, defaultPartitions);
   for (const [file, document] of compose) {
+    const vars = envFile(join(dirname(file), '.env.example'));
+    const partitions = loadConfig({ PIPELINE_PARTITIONS: vars.PIPELINE_PARTITIONS }).pipeline.partitions;
     const brokers = Object.entries<Json>(document.services).filter(([, service]) => String(service.image ?? '').startsWith('apache/kafka') && service.environment?.KAFKA_NODE_ID !== undefined);
     t.equal(brokers.length, 3, `${file}: 3 Kafka nodes`);
     for (const [name, service] of brokers) {
@@ -230,7 +235,9 @@ t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline
       t.equal(env.KAFKA_PROCESS_ROLES, 'broker,controller', `${file} ${name}: KRaft, broker and controller`);
       t.equal(Number(env.KAFKA_DEFAULT_REPLICATION_FACTOR), replicationFactor, `${file} ${name}: replication`);
       t.equal(Number(env.KAFKA_MIN_INSYNC_REPLICAS), minInSyncReplicas, `${file} ${name}: min ISR`);
-      t.equal(Number(env.KAFKA_NUM_PARTITIONS), partitions, `${file} ${name}: partitions`);
+      t.equal(env.KAFKA_NUM_PARTITIONS, partitionsSetting, `${file} ${name}: partitions from PIPELINE_PARTITIONS`);
+      t.equal(Number(interpolate(env.KAFKA_NUM_PARTITIONS!, vars)), partitions, `${file} ${name}: ${partitions} partitions with ${dirname(file)}/.env.example`);
+      t.equal(interpolate(env.KAFKA_NUM_PARTITIONS!, { ...vars, PIPELINE_PARTITIONS: '6' }), '6', `${file} ${name}: PIPELINE_PARTITIONS=6 gives 6`);
       t.equal(Number(env.KAFKA_TRANSACTION_STATE_LOG_MIN_ISR), minInSyncReplicas);
       t.equal(env.KAFKA_AUTO_CREATE_TOPICS_ENABLE, 'false', `${file} ${name}: no automatic topic creation`);
     }
@@ -239,7 +246,11 @@ t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline
     const script = [init.entrypoint, init.command].flat().join(' ');
     const listed = /for topic in ([^;]+);/.exec(script)?.[1]?.trim().split(/\s+/).sort();
     t.same(listed, topicNames, `${file}: every topic of core/pipeline.ts, no other`);
-    t.match(script, `--partitions ${partitions} `, `${file}: ${partitions} partitions`);
+    // Compose substitutes it (one $) before the shell runs the script; the shell's own variables are $$-escaped.
+    t.match(script, `--partitions ${partitionsSetting} `, `${file}: partitions from PIPELINE_PARTITIONS`);
+    t.match(interpolate(script, vars), `--partitions ${partitions} `, `${file}: ${partitions} partitions with ${dirname(file)}/.env.example`);
+    t.match(interpolate(script, { ...vars, PIPELINE_PARTITIONS: '6' }), '--partitions 6 ', `${file}: PIPELINE_PARTITIONS=6 gives 6`);
+    t.match(interpolate(script, vars), '--topic "$topic"', `${file}: the shell's variables survive Compose's substitution`);
     t.match(script, `--replication-factor ${replicationFactor} `, `${file}: replication ${replicationFactor}`);
     for (const [key, value] of Object.entries(topicConfig)) t.match(script, `--config ${key}=${value}`, `${file}: ${key}`);
     const bucketJob = [document.services['minio-init']?.command].flat().join(' ');
@@ -583,9 +594,50 @@ t.test('Kubernetes: probes, resources, non-root, scraping, services, budgets', a
   t.equal(others.length, 0, 'one autoscaler');
   t.equal(hpa.spec.scaleTargetRef.kind, 'Deployment');
   t.equal(hpa.spec.scaleTargetRef.name, 'processor', 'for the processor');
-  t.equal(hpa.spec.maxReplicas, partitions, 'at most one replica per partition');
+  const common = byKind('ConfigMap').find((map) => map.metadata.name === 'etl-common');
+  const configured = loadConfig({ PIPELINE_PARTITIONS: common?.data?.PIPELINE_PARTITIONS }).pipeline.partitions;
+  t.equal(common?.data?.PIPELINE_PARTITIONS, String(configured), 'etl-common sets PIPELINE_PARTITIONS, a value the config module accepts');
+  t.ok(Number.isSafeInteger(hpa.spec.maxReplicas), 'maxReplicas is an integer in processor.yaml (a replacement keeps the type it finds)');
+  t.equal(hpa.spec.maxReplicas, configured, 'at most one replica per partition: processor.yaml agrees with etl-common');
+  t.equal(rendered(hpa).spec.maxReplicas, configured, 'and kustomize sets it from etl-common');
+  t.equal(rendered(hpa, { PIPELINE_PARTITIONS: '6' }).spec.maxReplicas, 6, 'PIPELINE_PARTITIONS=6 in etl-common gives maxReplicas 6');
   t.ok(hpa.spec.minReplicas <= hpa.spec.maxReplicas);
 });
+
+/**
+ * A manifest as `kubectl apply -k` would send it after kustomization.yaml's replacements, with
+ * etl-common's data overridden by `common`. Like kustomize, a replacement into a scalar copies
+ * only the value and keeps the target's type: into an integer field a ConfigMap string becomes
+ * that integer, and one that is not an integer fails the build.
+ */
+function rendered(target: Json, common: Record<string, string> = {}): Json {
+  const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml')) as Json;
+  const result = structuredClone(target);
+  const pathOf = (fieldPath: string) => fieldPath.split('.');
+  const get = (doc: Json, path: string[]) => path.reduce((node, key) => node?.[key], doc);
+  for (const replacement of (kustomization.replacements ?? []) as Json[]) {
+    const sourceDoc = manifests
+      .map((manifest) => manifest.doc)
+      .find((doc) => doc.kind === replacement.source.kind && doc.metadata?.name === replacement.source.name);
+    if (sourceDoc === undefined) throw new Error(`replacement source ${replacement.source.kind}/${replacement.source.name} does not exist`);
+    const source = structuredClone(sourceDoc);
+    if (source.kind === 'ConfigMap' && source.metadata.name === 'etl-common') Object.assign(source.data, common);
+    const value = get(source, pathOf(replacement.source.fieldPath));
+    if (value === undefined) throw new Error(`replacement source field ${replacement.source.fieldPath} does not exist`);
+    for (const { select, fieldPaths } of replacement.targets as Json[]) {
+      if (select.kind !== result.kind || select.name !== result.metadata?.name) continue;
+      for (const fieldPath of fieldPaths as string[]) {
+        const path = pathOf(fieldPath);
+        const parent = get(result, path.slice(0, -1));
+        const current = parent?.[path.at(-1)!];
+        if (current === undefined) throw new Error(`replacement target field ${fieldPath} of ${nameOf(result)} does not exist`);
+        if (typeof current === 'number' && !/^-?\d+$/.test(String(value))) throw new Error(`cannot decode ${JSON.stringify(value)} as an integer for ${fieldPath}`);
+        parent[path.at(-1)!] = typeof current === 'number' ? Number(value) : String(value);
+      }
+    }
+  }
+  return result;
+}
 
 t.test('Kubernetes: the Ingress takes import bodies of 256 MiB', async (t) => {
   const [ingress] = byKind('Ingress');

@@ -8,7 +8,7 @@ export interface ProcessorConfig extends Config {
     host: string;
     /** PROCESSOR_PORT: /liveness, /readiness, /metrics. */
     port: number;
-    /** PROCESSOR_STAGES: comma-separated subset of extract,validate,load (default: all). */
+    /** PROCESSOR_STAGES: comma-separated subset of split,extract,validate,load (default: all). */
     stages: StageName[];
     /** LOAD_BATCH_MAX_RECORDS: most records per Postgres transaction. */
     loadBatchMaxRecords: number;

@@ -1,6 +1,6 @@
 /**
  * The processor service.
- *   processor [run] [--stages extract,validate,load]   run stages (default: PROCESSOR_STAGES or all)
+ *   processor [run] [--stages split,extract,validate,load] run stages (default: PROCESSOR_STAGES or all)
  *   processor describe                                 print the topology: stages, topics, groups, partitions
  */
 import { createS3 } from '../core/s3.js';

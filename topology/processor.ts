@@ -7,7 +7,8 @@ import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka } from '../core/kafka.js';
+import { createKafka, partitionCountsOf } from '../core/kafka.js';
+import { topics } from '../core/pipeline.js';
 import type { Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
@@ -41,8 +42,15 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-processor` });
   let postgres: Postgres | undefined;
   const getPostgres = () => (postgres ??= createPostgres(config.postgres, { applicationName: 'etl-processor' }));
-  const topology = etlTopology({ s3, postgres: getPostgres, extractRecordsPerTransaction: config.processor.extractRecordsPerTransaction });
-  const stages = topology.stages.filter((stage) => (config.processor.stages as string[]).includes(stage.name));
+  const chosen = config.processor.stages as string[];
+  const pieceCount = chosen.includes('split') ? await followPartitionCount(kafka, topics.filePiece.name, logger) : undefined;
+  const topology = etlTopology({
+    s3,
+    postgres: getPostgres,
+    extractRecordsPerTransaction: config.processor.extractRecordsPerTransaction,
+    filePiecePartitions: pieceCount?.current,
+  });
+  const stages = topology.stages.filter((stage) => chosen.includes(stage.name));
 
   // Every topic a chosen stage writes needs its schema registered (idempotent).
   const written = new Set(stages.flatMap((stage) => [...Object.values(stage.outputs), stage.errors]));
@@ -122,6 +130,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
     close() {
       closing ??= (async () => {
         await lagMonitor.stop();
+        await pieceCount?.stop();
         // Each stage finishes or aborts its open transaction, then leaves its group.
         await Promise.all(running.map((stage) => stage.stop()));
         await producer.disconnect();
@@ -131,6 +140,38 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
         logger.info('processor stopped');
       })();
       return closing;
+    },
+  };
+}
+
+/**
+ * The partition count of `topic` as the cluster reports it, read at start-up and again every
+ * minute: after the topic grows, the split stage spreads pieces over the new partitions too.
+ */
+async function followPartitionCount(
+  kafka: ReturnType<typeof createKafka>,
+  topic: string,
+  logger: Logger,
+): Promise<{ current: () => number; stop: () => Promise<void> }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  const read = async () => (await partitionCountsOf(admin, [topic]))(topic);
+  let count = await read();
+  const timer = setInterval(() => {
+    read().then(
+      (latest) => {
+        if (latest !== count) logger.info({ topic, from: count, to: latest }, 'partition count changed');
+        count = latest;
+      },
+      (error: unknown) => logger.debug({ topic, err: error }, 'reading the partition count failed; keeping the last one'),
+    );
+  }, 60_000);
+  timer.unref();
+  return {
+    current: () => count,
+    async stop() {
+      clearInterval(timer);
+      await admin.disconnect();
     },
   };
 }

@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../core/config.js';
 
 export const versions = {
   /** Apache Kafka: see README "Kafka version" for why this line. */
@@ -313,6 +314,7 @@ function writeKafkaConfig(paths: StackPaths, ports: Ports, node: number): string
   const voters = ports.kafkaController.map((p, i) => `${i + 1}@127.0.0.1:${p}`).join(',');
   const brokerPort = ports.kafka[node - 1];
   const controllerPort = ports.kafkaController[node - 1];
+  const { partitions } = loadConfig().pipeline;
   const properties = [
     'process.roles=broker,controller',
     `node.id=${node}`,
@@ -323,8 +325,9 @@ function writeKafkaConfig(paths: StackPaths, ports: Ports, node: number): string
     'inter.broker.listener.name=PLAINTEXT',
     'listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
     `log.dirs=${join(dir, 'data')}`,
-    // The design's cluster: every topic 3 partitions, 3 replicas, 2 in sync to accept a write.
-    'num.partitions=3',
+    // The design's cluster: every topic PIPELINE_PARTITIONS partitions (3 by default), 3 replicas,
+    // 2 in sync to accept a write.
+    `num.partitions=${partitions}`,
     'default.replication.factor=3',
     'min.insync.replicas=2',
     'offsets.topic.replication.factor=3',

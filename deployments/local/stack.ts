@@ -10,7 +10,7 @@
 import { CreateBucketCommand, HeadBucketCommand } from '@aws-sdk/client-s3';
 import { loadConfig } from '../../core/config.js';
 import { createKafka, ensureTopics } from '../../core/kafka.js';
-import { allTopics, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+import { allTopics, replicationFactor, topicConfig } from '../../core/pipeline.js';
 import { createS3 } from '../../core/s3.js';
 import {
   alterTopicConfigs,
@@ -37,10 +37,10 @@ async function setupKafka(paths: StackPaths, ports: Ports): Promise<void> {
   try {
     let lastRetryMessage: string | undefined;
     // Returns once all 3 brokers hold every partition in sync (replication factor 3).
-    const created = await ensureTopics(
+    const { created, grown, larger } = await ensureTopics(
       admin,
       allTopics.map((topic) => topic.name),
-      { partitions, replicationFactor, config: topicConfig },
+      { partitions: config.pipeline.partitions, replicationFactor, config: topicConfig },
       {
         onRetry: (error) => {
           if (error.message !== lastRetryMessage) log(`topics not ready yet: ${error.message}`);
@@ -49,6 +49,17 @@ async function setupKafka(paths: StackPaths, ports: Ports): Promise<void> {
       },
     );
     if (created.length > 0) log(`created topics: ${created.join(', ')}`);
+    if (grown.length > 0) {
+      log(`grew topics: ${grown.map(({ topic, from, to }) => `${topic} ${from} → ${to} partitions`).join(', ')}`);
+      log(
+        'warning: keys already written stay in their old partition, so per-key order holds only for messages written after the growth (a key\'s new messages may go to another partition while its old ones are still unconsumed in the old one)',
+      );
+    }
+    if (larger.length > 0) {
+      log(
+        `kept topics with more partitions than PIPELINE_PARTITIONS=${config.pipeline.partitions} (Kafka cannot remove partitions): ${larger.map(({ topic, partitions }) => `${topic} ${partitions}`).join(', ')}`,
+      );
+    }
     existing = allTopics.map((topic) => topic.name).filter((name) => !created.includes(name));
   } finally {
     await admin.disconnect();
@@ -98,7 +109,7 @@ async function setup(paths: StackPaths, ports: Ports): Promise<void> {
 function printEndpoints(ports: Ports): void {
   const config = loadConfig();
   const lines = [
-    `Kafka brokers     ${config.kafka.brokers.join(',')}  (replication ${replicationFactor}, min in-sync 2, ${partitions} partitions)`,
+    `Kafka brokers     ${config.kafka.brokers.join(',')}  (replication ${replicationFactor}, min in-sync 2, ${config.pipeline.partitions} partitions)`,
     `Schema Registry   ${config.registry.url}`,
     `S3 (MinIO)        ${config.s3.endpoint}  bucket ${config.s3.bucket}`,
     `PostgreSQL        postgres://${config.postgres.user}@${config.postgres.host}:${ports.postgres}/${config.postgres.database}`,

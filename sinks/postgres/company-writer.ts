@@ -17,6 +17,12 @@
  *   (helpers.insert / helpers.values / as.format) and sent without values, so nothing in the
  *   data is ever interpreted as SQL or as a pg-promise variable (`$1`, `${x}`).
  *
+ * Order: a row is written only over an older copy of its company. A copy's version is
+ * (source_accepted_at, source_request_id, source_record_index): the import the ingress accepted
+ * later wins, and within one file the later record. The upsert compares versions (ON CONFLICT …
+ * WHERE), so the final row is the newest copy whatever order the copies are loaded in, across
+ * batches, partitions and replicas. An older copy is counted in `outdated` and writes nothing.
+ *
  * Bad rows: a COPY or merge that fails with a data error (SQLSTATE class 22 or 23) is rolled
  * back to its savepoint and the batch goes the `insert` way, where a chunk that fails is rolled
  * back and retried in halves until the bad rows are alone; those are returned as `rejected`, the
@@ -43,7 +49,8 @@ export interface SinkRecord {
    * instead of serialising the object again (PostgreSQL parses it into jsonb either way).
    */
   documentJson?: string;
-  source: { requestId: string; bucket: string; key: string; recordIndex: number };
+  /** Where the record came from; `acceptedAt` (epoch ms, when the ingress accepted the file) leads its version. */
+  source: { requestId: string; bucket: string; key: string; recordIndex: number; acceptedAt: number };
   /** Kafka offset of the message that carried it. */
   offset: string;
 }
@@ -78,8 +85,10 @@ export interface BatchWriteResult {
   /** Company rows updated (superseded records are not counted here, see `collapsed`). */
   updated: number;
   rejected: RejectedRecord[];
-  /** Records superseded by a later one of the same key in this batch (not written). */
+  /** Records superseded by a newer one of the same key in this batch (not written). */
   collapsed: number;
+  /** Records older than the copy of their company already stored (not written). */
+  outdated: number;
   /** Records below the stored next offset (a partial overlap with a committed batch): ignored, counted nowhere else. */
   alreadyCommitted: number;
   perRequest: RequestLoadCounts[];
@@ -147,6 +156,7 @@ export const companyColumnNames = [
   'source_bucket',
   'source_key',
   'source_record_index',
+  'source_accepted_at',
 ] as const satisfies ReadonlyArray<keyof CompanyRow>;
 export const officeColumnNames = [
   'tenant',
@@ -210,6 +220,7 @@ interface CompanyRow {
   source_bucket: string;
   source_key: string;
   source_record_index: number;
+  source_accepted_at: number;
 }
 
 interface OfficeRow {
@@ -248,7 +259,19 @@ interface Prepared {
   rounds: FundingRoundRow[];
 }
 
-type Outcome = { kind: 'inserted' } | { kind: 'updated' } | { kind: 'rejected'; code: string; message: string };
+type Outcome = { kind: 'inserted' } | { kind: 'updated' } | { kind: 'outdated' } | { kind: 'rejected'; code: string; message: string };
+
+type Version = Pick<SinkRecord['source'], 'acceptedAt' | 'requestId' | 'recordIndex'>;
+
+/** A copy's version, in the upsert's order: acceptance time, request id (byte order), record index. */
+function compareVersions(a: Version, b: Version): number {
+  if (a.acceptedAt !== b.acceptedAt) return a.acceptedAt < b.acceptedAt ? -1 : 1;
+  if (a.requestId !== b.requestId) return Buffer.compare(Buffer.from(a.requestId), Buffer.from(b.requestId));
+  return a.recordIndex - b.recordIndex;
+}
+
+/** `alias`'s version as a row value, comparable with `<=` (request ids in byte order, as compareVersions). */
+const versionOf = (alias: string) => `(${alias}.source_accepted_at, ${alias}.source_request_id COLLATE "C", ${alias}.source_record_index)`;
 
 /** Wraps an error thrown by the caller's hook so it is rethrown as is, not classified as a database error. */
 class HookFailure {
@@ -277,9 +300,11 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     ],
     { table: 'companies' },
   );
+  // A conflicting row is updated only by a copy at least as new; an older one returns no row.
   const upsertSuffix =
     ' ON CONFLICT (tenant, permalink) DO UPDATE SET ' +
     companyColumns.assignColumns({ from: 'EXCLUDED', skip: ['tenant', 'permalink'] }) +
+    ` WHERE ${versionOf('companies')} <= ${versionOf('EXCLUDED')}` +
     ' RETURNING (xmax = 0) AS inserted, tenant, permalink';
   const keyColumns: ColumnSet = new ColumnSet(['tenant', 'permalink']);
   const officeColumns: ColumnSet = new ColumnSet([...officeColumnNames], { table: 'company_offices' });
@@ -300,17 +325,51 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     return statements.join(';\n');
   }
 
-  const list = (columns: readonly string[]) => columns.map((column) => pgp.as.name(column)).join(', ');
+  const list = (columns: readonly string[], alias?: string) =>
+    columns.map((column) => (alias === undefined ? '' : `${alias}.`) + pgp.as.name(column)).join(', ');
+  // The staged companies whose copy the upsert kept (their version is now the stored one): only
+  // their child rows are replaced.
+  const kept =
+    `${STAGE.companies} AS stage JOIN companies AS kept ON kept.tenant = stage.tenant AND kept.permalink = stage.permalink ` +
+    `AND ${versionOf('kept')} = ${versionOf('stage')}`;
   const mergeSql = [
     `INSERT INTO companies (${list(companyColumnNames)}, loaded_at) ` +
       `SELECT ${list(companyColumnNames)}, now() FROM ${STAGE.companies} ORDER BY tenant, permalink` +
       upsertSuffix,
-    `DELETE FROM company_offices AS target USING ${STAGE.companies} AS stage WHERE target.tenant = stage.tenant AND target.permalink = stage.permalink`,
-    `DELETE FROM company_funding_rounds AS target USING ${STAGE.companies} AS stage WHERE target.tenant = stage.tenant AND target.permalink = stage.permalink`,
-    `INSERT INTO company_offices (${list(officeColumnNames)}) SELECT ${list(officeColumnNames)} FROM ${STAGE.offices}`,
-    `INSERT INTO company_funding_rounds (${list(roundColumnNames)}) SELECT ${list(roundColumnNames)} FROM ${STAGE.rounds}`,
+    `DELETE FROM company_offices AS target USING ${kept} WHERE target.tenant = stage.tenant AND target.permalink = stage.permalink`,
+    `DELETE FROM company_funding_rounds AS target USING ${kept} WHERE target.tenant = stage.tenant AND target.permalink = stage.permalink`,
+    `INSERT INTO company_offices (${list(officeColumnNames)}) SELECT ${list(officeColumnNames, 'child')} FROM ${STAGE.offices} AS child ` +
+      `JOIN ${kept} ON child.tenant = stage.tenant AND child.permalink = stage.permalink`,
+    `INSERT INTO company_funding_rounds (${list(roundColumnNames)}) SELECT ${list(roundColumnNames, 'child')} FROM ${STAGE.rounds} AS child ` +
+      `JOIN ${kept} ON child.tenant = stage.tenant AND child.permalink = stage.permalink`,
     `RELEASE SAVEPOINT ${SAVEPOINT}`,
   ].join(';\n');
+
+  /**
+   * The `insert` way replaces child rows by key, so it must not be handed an outdated copy: drops
+   * from `items` (marking them outdated) those older than the stored row, which it locks.
+   */
+  async function dropOutdated(t: ITask<unknown>, items: Prepared[], outcomes: Map<string, Outcome>): Promise<Prepared[]> {
+    if (items.length === 0) return items;
+    const stored = await t.any<{ tenant: string; permalink: string; source_accepted_at: string; source_request_id: string; source_record_index: number }>(
+      'SELECT c.tenant, c.permalink, c.source_accepted_at, c.source_request_id, c.source_record_index FROM companies c ' +
+        'JOIN unnest($1::text[], $2::text[]) AS k(tenant, permalink) ON c.tenant = k.tenant AND c.permalink = k.permalink ' +
+        'ORDER BY c.tenant, c.permalink FOR UPDATE OF c',
+      [items.map((item) => item.record.tenant), items.map((item) => item.record.permalink)],
+    );
+    const versions = new Map(
+      stored.map((row) => [
+        keyOf(row.tenant, row.permalink),
+        { requestId: row.source_request_id, acceptedAt: Number(row.source_accepted_at), recordIndex: row.source_record_index },
+      ]),
+    );
+    return items.filter((item) => {
+      const version = versions.get(item.key);
+      if (version === undefined || compareVersions(version, item.record.source) <= 0) return true;
+      outcomes.set(item.key, { kind: 'outdated' });
+      return false;
+    });
+  }
 
   /**
    * The `copy` way for items of distinct keys: COPY into the staging tables, one merge. Returns
@@ -343,6 +402,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       await t.multi(`ROLLBACK TO SAVEPOINT ${SAVEPOINT};\nRELEASE SAVEPOINT ${SAVEPOINT}`);
       return false;
     }
+    for (const item of items) outcomes.set(item.key, { kind: 'outdated' });
     for (const row of (results[0] ?? []) as Array<{ inserted: boolean; tenant: string; permalink: string }>) {
       outcomes.set(keyOf(row.tenant, row.permalink), { kind: row.inserted ? 'inserted' : 'updated' });
     }
@@ -385,7 +445,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   ): Promise<BatchWriteResult> {
     const stored = await lockStoredOffset(t, batch);
     if (stored >= next) {
-      return { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
+      return { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
     }
 
     // Records already committed by an earlier, overlapping batch are left alone.
@@ -395,9 +455,9 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       if (offset >= stored) fresh.push({ record, offset, index });
     });
     const alreadyCommitted = batch.records.length - fresh.length;
-    fresh.sort((a, b) => (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : a.index - b.index));
+    fresh.sort((a, b) => compareVersions(a.record.source, b.record.source) || (a.offset < b.offset ? -1 : a.offset > b.offset ? 1 : a.index - b.index));
 
-    // Candidates per key in offset order; the last one is written, earlier ones are superseded.
+    // Candidates per key oldest version first; the newest is written, older ones are superseded.
     const candidates = new Map<string, SinkRecord[]>();
     for (const { record } of fresh) {
       const key = keyOf(record.tenant, record.permalink);
@@ -416,7 +476,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       }
       return counts;
     };
-    const result: BatchWriteResult = { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted, perRequest: [], skipped: false };
+    const result: BatchWriteResult = { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted, perRequest: [], skipped: false };
     const rejected: Array<{ offset: bigint; rejection: RejectedRecord }> = [];
     const reject = (record: SinkRecord, code: string, message: string): void => {
       rejected.push({ offset: BigInt(record.offset), rejection: { record, code, message } });
@@ -444,7 +504,8 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       const copied: boolean = method === 'copy' && pass.length > 0 && (await writeByCopy(t, client, pass, outcomes, stagingHoldsRows));
       stagingHoldsRows ||= copied;
       if (!copied) {
-        for (let i = 0; i < pass.length; i += chunkSize) await writeIsolating(t, pass.slice(i, i + chunkSize), outcomes);
+        const current = await dropOutdated(t, pass, outcomes);
+        for (let i = 0; i < current.length; i += chunkSize) await writeIsolating(t, current.slice(i, i + chunkSize), outcomes);
       }
       for (const item of pass) {
         const outcome = outcomes.get(item.key);
@@ -454,7 +515,11 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
           continue;
         }
         const counts = countsOf(item.record);
-        if (outcome.kind === 'inserted') {
+        if (outcome.kind === 'outdated') {
+          // Accounted for in its import's lineage like a superseded record: as `updated`.
+          result.outdated++;
+          counts.updated++;
+        } else if (outcome.kind === 'inserted') {
           result.inserted++;
           counts.inserted++;
         } else {
@@ -465,7 +530,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
         // valid record of an import ends up inserted, updated or rejected (per-import lineage
         // adds up), as `updated` of their own request in perRequest, but not in the batch's
         // inserted/updated, which count rows. Hence, over perRequest:
-        // inserted + updated + rejected = result.inserted + result.updated + rejected + collapsed.
+        // inserted + updated + rejected = result.inserted + result.updated + rejected + collapsed + outdated.
         for (const superseded of candidates.get(item.key) ?? []) {
           result.collapsed++;
           countsOf(superseded).updated++;
@@ -622,6 +687,7 @@ function prepare(record: SinkRecord, key: string): Prepared | string {
     source_bucket: source.bucket,
     source_key: source.key,
     source_record_index: source.recordIndex,
+    source_accepted_at: source.acceptedAt,
   };
   const offices: OfficeRow[] = [];
   objects(doc.offices, (office, position) => {

@@ -19,7 +19,14 @@ export function toSinkRecord(message: { offset: string; key: string | undefined;
     permalink: String(document.permalink),
     document,
     documentJson: record.document,
-    source: { requestId: record.request_id, bucket: record.bucket, key: record.key, recordIndex: Number(record.record_index) },
+    source: {
+      requestId: record.request_id,
+      bucket: record.bucket,
+      key: record.key,
+      recordIndex: Number(record.record_index),
+      // Events written before accepted_at existed: their load time, as the migration gave stored rows.
+      acceptedAt: record.accepted_at === null || record.accepted_at === undefined ? Date.now() : Number(record.accepted_at),
+    },
     offset: message.offset,
   };
 }

@@ -15,8 +15,7 @@ import {
   type ServerName,
   type StackPaths,
 } from '../../deployments/local/servers.js';
-import { createKafka, partitionCountsOf } from '../../core/kafka.js';
-import { javaPartitionOf } from '../../core/murmur2.js';
+import { createKafka } from '../../core/kafka.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies } from '../../examples/generate/companies.js';
 import {
@@ -197,19 +196,20 @@ async function kill(context: ScenarioContext, name: ServerName, signal: NodeJS.S
 }
 
 /**
- * The broker leading the FileExtractSuccess partition a tenant's imports go to (the key is the
- * tenant): killing it is the worst case for the ingress, whose every request then waits on a
- * leader change. Node ids are the stack's kafka-<n>.
+ * The broker leading the most FileExtractSuccess partitions (each import's key is its tenant and
+ * request id, so a tenant's imports spread over all of them): killing it makes the largest share
+ * of the ingress's requests wait on a leader change. Node ids are the stack's kafka-<n>.
  */
-async function leaderForTenant(tenant: string): Promise<ServerName> {
+async function busiestLeader(): Promise<ServerName> {
   const admin = createKafka(config.kafka, { clientId: 'chaos-leader-lookup' }).admin();
   await admin.connect();
   try {
     const topic = topics.fileExtractSuccess.name;
-    const partition = javaPartitionOf(tenant, (await partitionCountsOf(admin, [topic]))(topic));
     const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-    const leader = metadata[0]?.partitions.find((candidate) => candidate.partitionId === partition)?.leader;
-    if (leader === undefined || leader < 1 || leader > 3) throw new Error(`no leader known for ${topic}[${partition}]`);
+    const led = new Map<number, number>();
+    for (const partition of metadata[0]?.partitions ?? []) led.set(partition.leader, (led.get(partition.leader) ?? 0) + 1);
+    const [leader] = [...led].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0] ?? [];
+    if (leader === undefined || leader < 1 || leader > 3) throw new Error(`no leader known for ${topic}`);
     return `kafka-${leader}` as ServerName;
   } finally {
     await admin.disconnect();
@@ -227,14 +227,14 @@ async function waitReadiness(service: Service, status: number, timeoutMs: number
 export const scenarios: Scenario[] = [
   {
     name: 'broker-sigkill',
-    fault: 'the Kafka broker leading the partition the imports go to killed with SIGKILL mid-import, restarted 20 s later',
+    fault: 'the Kafka broker leading the most partitions the imports go to killed with SIGKILL mid-import, restarted 20 s later',
     short: true,
     async during(run, context) {
       await run.accepted(2);
-      const victim = await leaderForTenant(run.load.tenant);
+      const victim = await busiestLeader();
       await kill(context, victim, 'SIGKILL');
       const since = Date.now();
-      run.behaviour.push(`${victim} (leader of the imports' FileExtractSuccess partition) SIGKILL after ${run.load.stats.accepted.size} files accepted`);
+      run.behaviour.push(`${victim} (leader of the most FileExtractSuccess partitions) SIGKILL after ${run.load.stats.accepted.size} files accepted`);
       await sleep(20_000);
       const outage = run.answersSince(since);
       run.behaviour.push(`ingress during the 20 s with 2 brokers: ${outage.accepted} × 202${formatRefused(outage.refused)}`);

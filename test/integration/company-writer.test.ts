@@ -62,13 +62,19 @@ function rec(
   tenant: string,
   permalink: string,
   offset: number,
-  options: { doc?: Record<string, unknown>; requestId?: string; recordIndex?: number } = {},
+  options: { doc?: Record<string, unknown>; requestId?: string; recordIndex?: number; acceptedAt?: number } = {},
 ): SinkRecord {
   return {
     tenant,
     permalink,
     document: options.doc ?? doc(permalink),
-    source: { requestId: options.requestId ?? 'req-1', bucket: 'etl-imports', key: `${tenant}/import.ndjson`, recordIndex: options.recordIndex ?? offset },
+    source: {
+      requestId: options.requestId ?? 'req-1',
+      bucket: 'etl-imports',
+      key: `${tenant}/import.ndjson`,
+      recordIndex: options.recordIndex ?? offset,
+      acceptedAt: options.acceptedAt ?? 1_000,
+    },
     offset: String(offset),
   };
 }
@@ -186,6 +192,60 @@ for (const method of ['copy', 'insert'] as const) {
     );
   });
 
+  t.test(`[${method}] the final row is the newest copy (later accepted import, then later record), in whichever order copies are loaded`, async (t) => {
+    // Two imports of the same companies: "old" accepted at 1000, "new" at 2000; within "new",
+    // company x appears twice (records 0 and 5). Written in every order, over two partitions
+    // (two load replicas) and in separate batches, the rows end the same.
+    const copies = (tenant: string) => ({
+      oldX: rec(tenant, 'x', 0, { doc: doc('x', { name: 'old x', offices: [{ city: 'Old' }] }), requestId: 'req-old', recordIndex: 0, acceptedAt: 1000 }),
+      oldY: rec(tenant, 'y', 1, { doc: doc('y', { name: 'old y' }), requestId: 'req-old', recordIndex: 1, acceptedAt: 1000 }),
+      newX0: rec(tenant, 'x', 2, { doc: doc('x', { name: 'new x, first', offices: [{ city: 'Mid' }] }), requestId: 'req-new', recordIndex: 0, acceptedAt: 2000 }),
+      newX5: rec(tenant, 'x', 3, { doc: doc('x', { name: 'new x, last', offices: [{ city: 'New' }, { city: 'Newer' }] }), requestId: 'req-new', recordIndex: 5, acceptedAt: 2000 }),
+    });
+    const orders: Array<Array<Array<keyof ReturnType<typeof copies>>>> = [
+      [['oldX', 'oldY'], ['newX0'], ['newX5']],
+      [['newX5'], ['newX0'], ['oldX', 'oldY']],
+      [['newX5', 'oldX'], ['oldY', 'newX0']],
+      [['newX0', 'newX5', 'oldY', 'oldX']],
+    ];
+    const finals: unknown[] = [];
+    for (const order of orders) {
+      const tenant = newTenant();
+      const group = newGroup();
+      const all = copies(tenant);
+      let outdated = 0;
+      for (const [i, names] of order.entries()) {
+        const records = names.map((name, j) => ({ ...all[name], offset: String(10 * i + j) }));
+        const result = await writer.writeBatch(batch(group, records, 10 * i + records.length, i % 2));
+        outdated += result.outdated;
+      }
+      const rows = await companies(tenant);
+      const offices = await db.any('SELECT permalink, position, city FROM company_offices WHERE tenant = $1 ORDER BY permalink, position', [tenant]);
+      finals.push({ rows: rows.map((row) => [row.permalink, row.name, row.source_request_id, row.source_record_index]), offices });
+      t.ok(outdated <= 3, `order ${JSON.stringify(order)}: ${outdated} older copies refused`);
+    }
+    const first = finals[0] as { rows: unknown[]; offices: Array<{ permalink: string; city: string }> };
+    t.same(first.rows, [
+      ['x', 'new x, last', 'req-new', 5],
+      ['y', 'old y', 'req-old', 1],
+    ]);
+    t.same(first.offices.filter((office) => office.permalink === 'x').map((office) => office.city), ['New', 'Newer'], 'x has the offices of its newest copy');
+    for (const [i, final] of finals.entries()) t.same(final, finals[0], `order ${JSON.stringify(orders[i])} ends with the same rows and child rows`);
+  });
+
+  t.test(`[${method}] an older copy changes nothing and is counted as outdated, and as updated of its import`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    await writer.writeBatch(batch(group, [rec(tenant, 'x', 0, { doc: doc('x', { name: 'newer', offices: [{ city: 'Kept' }] }), requestId: 'b', acceptedAt: 2000 })], 1));
+    const before = await companies(tenant);
+    const result = await writer.writeBatch(batch(group, [rec(tenant, 'x', 1, { doc: doc('x', { name: 'older', offices: [] }), requestId: 'a', acceptedAt: 1000 })], 2));
+    t.match(result, { inserted: 0, updated: 0, outdated: 1, collapsed: 0, rejected: [] });
+    t.same(result.perRequest, [{ requestId: 'a', tenant, inserted: 0, updated: 1, rejected: 0 }]);
+    t.same(await companies(tenant), before, 'the row is untouched (loaded_at too)');
+    t.same(await db.any('SELECT city FROM company_offices WHERE tenant = $1', [tenant]), [{ city: 'Kept' }], 'its child rows too');
+    t.equal(await storedOffset(group), '2', 'the offset still advances');
+  });
+
   t.test(`[${method}] a replayed batch is skipped and changes nothing`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
@@ -197,7 +257,7 @@ for (const method of ['copy', 'insert'] as const) {
 
     let hookCalls = 0;
     const replay = await writer.writeBatch(batch(group, records, 103), { beforeCommit: async () => void hookCalls++ });
-    t.same(replay, { inserted: 0, updated: 0, rejected: [], collapsed: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
+    t.same(replay, { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
     t.equal(hookCalls, 0, 'no hook for a skipped batch');
     const after = await companies(tenant);
     t.equal(after.length, before.length);
@@ -466,10 +526,10 @@ for (const method of ['copy', 'insert'] as const) {
     const records = [
       rec(tenant, 'old', 1, { requestId: 'imp-1' }), // updated
       rec(tenant, 'q1', 2, { requestId: 'imp-1' }), // inserted
-      rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by offset 6 → updated for imp-2
+      rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by the newer copy at offset 6 → updated for imp-2
       rec(tenant, 'q3', 4, { requestId: 'imp-1', doc: doc('q3', { number_of_employees: 30000000000 }) }), // rejected
       rec(tenant, 'q4', 5, { requestId: 'imp-2' }), // inserted
-      rec(tenant, 'q2', 6, { requestId: 'imp-1' }), // inserted
+      rec(tenant, 'q2', 6, { requestId: 'imp-1', acceptedAt: 2_000 }), // inserted
       rec(tenant, 'q5', 7, { requestId: 'imp-2', doc: doc('q5', { founded_year: 9999999999 }) }), // rejected
     ];
     const result = await writer.writeBatch(batch(group, records, 8));
@@ -482,7 +542,7 @@ for (const method of ['copy', 'insert'] as const) {
       t.equal(counts.inserted + counts.updated + counts.rejected, sent, `${requestId}: every record accounted for`);
     }
     const totals = result.perRequest.reduce((sum, c) => sum + c.inserted + c.updated + c.rejected, 0);
-    t.equal(totals, result.inserted + result.updated + result.rejected.length + result.collapsed);
+    t.equal(totals, result.inserted + result.updated + result.rejected.length + result.collapsed + result.outdated);
     t.equal(totals, records.length);
   });
 
@@ -495,8 +555,8 @@ for (const method of ['copy', 'insert'] as const) {
     queries.stop();
     t.equal(result.inserted, 2500);
     if (method === 'insert') {
-      // BEGIN, offset lock, 3 chunks, offset update, COMMIT
-      t.equal(queries.length, 7, 'no per-row round trips');
+      // BEGIN, offset lock, the stored versions, 3 chunks, offset update, COMMIT
+      t.equal(queries.length, 8, 'no per-row round trips');
       t.equal(queries.filter((q) => q.includes('INSERT INTO "companies"')).length, 3, 'three upsert chunks of ≤ 1000 rows');
     } else {
       // BEGIN, offset lock, staging set-up, one merge, offset update, COMMIT (the three COPYs go

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createKafka, ensureTopics, type Admin, type KafkaClients } from '../../core/kafka.js';
-import { partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+import { replicationFactor, topicConfig } from '../../core/pipeline.js';
 import { TopicReader as KafkaTopicReader, type ReadMessage, type TopicReaderOptions } from '../../core/topic-reader.js';
 
 export type { ReadMessage };
@@ -19,8 +19,9 @@ export function testKafka(clientId = uniqueName('itest')): KafkaClients {
   return createKafka(config.kafka, { clientId });
 }
 
+/** A scratch topic of the pipeline's layout: `config.pipeline.partitions` partitions. */
 export async function createTestTopic(admin: Admin, topic: string): Promise<void> {
-  await ensureTopics(admin, [topic], { partitions, replicationFactor, config: topicConfig }, { timeoutMs: 60_000 });
+  await ensureTopics(admin, [topic], { partitions: config.pipeline.partitions, replicationFactor, config: topicConfig }, { timeoutMs: 60_000 });
 }
 
 export async function eventually<T>(

@@ -8,6 +8,7 @@ import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   CreateMultipartUploadCommand,
+  GetObjectCommand,
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
@@ -22,7 +23,8 @@ import { topics } from '../../core/pipeline.js';
 import { runningProfile, stackPaths, stackPorts, startServer, stopServer } from '../../deployments/local/servers.js';
 import { loadIngressConfig, startIngress, type Ingress, type IngressConfig } from '../../ingress/index.js';
 import type { FileExtractError, FileExtractSuccess } from '../../schemas/index.js';
-import { collectEvents, eventually, freePort, uniqueName } from './helpers.js';
+import { collectEvents, eventually, freePort, testKafka, uniqueName } from './helpers.js';
+import { partitionCountsOf } from '../../core/kafka.js';
 
 const registry = createRegistry(loadIngressConfig().registry);
 const decode = <T>(buffer: Buffer) => registry.decode(buffer) as Promise<T>;
@@ -104,7 +106,9 @@ t.test('accepts the three shapes, stores each file and announces it', async (t) 
   for (const response of accepted) {
     const event = events.find((candidate) => candidate.value.request_id === response.request_id);
     t.ok(event, `event for ${response.format}`);
-    t.equal(event!.key, tenant, 'keyed by tenant');
+    t.equal(event!.key, `${tenant}/${response.request_id}`, 'keyed by tenant and request id, so a tenant\'s files spread over the partitions');
+    t.same(event!.value.pieces, [], 'a small file is one piece');
+    t.ok(Number(event!.value.accepted_at) >= Number(event!.value.received_at), 'accepted after it was received');
     t.same(event!.headers, { request_id: response.request_id, event_type: 'FileExtractSuccess', 'content-type': 'application/vnd.etl.avro' });
     t.match(event!.value, {
       request_id: response.request_id,
@@ -120,6 +124,49 @@ t.test('accepts the three shapes, stores each file and announces it', async (t) 
     });
     t.ok(Math.abs(Number(event!.value.received_at) - Date.now()) < 120_000, 'received_at is a recent epoch-millis time');
   }
+});
+
+t.test('a file larger than INGRESS_PIECE_BYTES is announced with record-aligned pieces that ranged GETs read on their own', async (t) => {
+  const { url } = await withIngress(t, { INGRESS_PIECE_BYTES: '4096' });
+  const tenant = uniqueName('pieces');
+  const arrayBody = Buffer.from(JSON.stringify(sampleNdjson.toString().trim().split('\n').map((line) => JSON.parse(line) as unknown), null, 1));
+  for (const [format, body] of [['ndjson', sampleNdjson], ['array', arrayBody]] as const) {
+    const response = await post(`${url}/import/${tenant}`, body, { 'content-type': format === 'ndjson' ? 'application/x-ndjson' : 'application/json' });
+    t.equal(response.status, 202);
+    const [event] = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.request_id === response.json.request_id, { count: 1, decode });
+    const pieces = event!.value.pieces ?? [];
+    t.ok(pieces.length > 1 && pieces.length <= Math.ceil(body.length / 4096), `${format}: ${pieces.length} pieces of a ${body.length}-byte file`);
+    t.ok(pieces.slice(0, -1).every((piece) => Number(piece.byte_end) - Number(piece.byte_start) >= 4096), 'each piece but the last spans at least INGRESS_PIECE_BYTES');
+    const records: unknown[] = [];
+    for (const piece of pieces) {
+      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: response.json.key, Range: `bytes=${piece.byte_start}-${Number(piece.byte_end) - 1}` }));
+      const text = await object.Body!.transformToString();
+      t.equal(Buffer.byteLength(text), Number(piece.byte_end) - Number(piece.byte_start), 'the range is what S3 returns');
+      const values = format === 'array' ? (JSON.parse(`[${text}]`) as unknown[]) : text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+      t.equal(values.length, Number(piece.record_count));
+      t.equal(Number(piece.record_start), records.length);
+      records.push(...values);
+    }
+    t.equal(records.length, response.json.records, `${format}: the pieces hold every record once`);
+  }
+});
+
+t.test('the files of one tenant spread over every FileExtractSuccess partition', async (t) => {
+  const { url } = await withIngress(t);
+  const admin = testKafka().admin();
+  await admin.connect();
+  t.teardown(() => admin.disconnect());
+  const partitionCount = (await partitionCountsOf(admin, [topics.fileExtractSuccess.name]))(topics.fileExtractSuccess.name);
+  // Keys are tenant/request id with random ids: n partitions all get one of 16·n files but with
+  // probability about n·e^-16 (1e-7 per partition).
+  const files = 16 * partitionCount;
+  const tenant = uniqueName('busy-tenant');
+  const ids: string[] = [];
+  for (let i = 0; i < files; i++) ids.push((await post(`${url}/import/${tenant}`, JSON.stringify([{ permalink: `p${i}` }]))).json.request_id);
+  const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, { count: files, decode });
+  t.same(events.map((event) => event.value.request_id).sort(), [...ids].sort(), 'one event per file');
+  const used = new Set(events.map((event) => event.partition));
+  t.equal(used.size, partitionCount, `${files} files of one tenant on partitions ${[...used].sort().join(', ')} of ${partitionCount}`);
 });
 
 t.test('unparseable files: 400 with code and offset, nothing stored, a FileExtractError', async (t) => {

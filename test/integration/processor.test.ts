@@ -13,6 +13,7 @@ import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { generateCompanies, summarize, type GeneratedRecord } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
+import { stageNames } from '../../topology/etl/topology.js';
 import type { CompanyRecordEvent, RecordsLoaded, ValidationError } from '../../schemas/index.js';
 import { collectEvents, config, eventually, freePort, testKafka, uniqueName } from './helpers.js';
 
@@ -59,7 +60,14 @@ async function stopReplica(replica: Replica, signal: NodeJS.Signals): Promise<nu
   return replica.exited;
 }
 
-const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
+// Pieces of 1 MiB: a file of a few MB is extracted in pieces spread over every partition.
+const ingressConfig = loadIngressConfig({
+  ...process.env,
+  INGRESS_PORT: '0',
+  INGRESS_HOST: '127.0.0.1',
+  INGRESS_PIECE_BYTES: String(1024 * 1024),
+  LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn',
+});
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
 t.teardown(() => ingress.close());
 
@@ -77,6 +85,21 @@ async function importFile(tenant: string, body: Buffer): Promise<{ request_id: s
   const json = (await response.body.json()) as { request_id: string; records: number };
   if (response.statusCode !== 202) throw new Error(`import refused: ${response.statusCode} ${JSON.stringify(json)}`);
   return json;
+}
+
+/** Partitions each stage owns in this replica (processor_assigned_partitions). */
+async function assignedPartitions(replica: Replica): Promise<Record<string, number>> {
+  const text = await (await request(`http://127.0.0.1:${replica.port}/metrics`)).body.text();
+  const counts: Record<string, number> = {};
+  for (const match of text.matchAll(/processor_assigned_partitions\{stage="(\w+)"[^}]*\} (\d+)/g)) counts[match[1]!] = Number(match[2]);
+  return counts;
+}
+
+/** Records this replica's extract stage produced (processor_records_out_total to RecordExtracted). */
+async function recordsExtractedBy(replica: Replica): Promise<number> {
+  const text = await (await request(`http://127.0.0.1:${replica.port}/metrics`)).body.text();
+  const match = /processor_records_out_total\{stage="extract",topic="RecordExtracted"[^}]*\} (\d+)/.exec(text);
+  return match === null ? 0 : Number(match[1]);
 }
 
 async function rowCount(tenant: string): Promise<number> {
@@ -223,17 +246,11 @@ t.test('records of several MB (a file of big records) go through every stage', a
 t.test('two replicas share the partitions and together load each record once', async (t) => {
   for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
   const [a, b] = [await startReplica(), await startReplica()];
-  const assigned = async (replica: Replica) => {
-    const text = await (await request(`http://127.0.0.1:${replica.port}/metrics`)).body.text();
-    const counts: Record<string, number> = {};
-    for (const match of text.matchAll(/processor_assigned_partitions\{stage="(\w+)"[^}]*\} (\d+)/g)) counts[match[1]!] = Number(match[2]);
-    return counts;
-  };
   await eventually(
     'both replicas own partitions of every stage',
     async () => {
-      const [countsA, countsB] = [await assigned(a), await assigned(b)];
-      return ['extract', 'validate', 'load'].every((stage) => (countsA[stage] ?? 0) > 0 && (countsB[stage] ?? 0) > 0 && countsA[stage]! + countsB[stage]! === 3)
+      const [countsA, countsB] = [await assignedPartitions(a), await assignedPartitions(b)];
+      return stageNames.every((stage) => (countsA[stage] ?? 0) > 0 && (countsB[stage] ?? 0) > 0 && countsA[stage]! + countsB[stage]! === 3)
         ? true
         : undefined;
     },
@@ -248,6 +265,47 @@ t.test('two replicas share the partitions and together load each record once', a
   for (const { tenant, records, imported } of imports) await expectExactOutcome(t, tenant, imported.request_id, records);
 });
 
+/** Stops every replica, starts `count` new ones and waits until each owns one partition of every stage. */
+async function startReplicasOwningOnePartitionEach(count: number): Promise<Replica[]> {
+  for (const replica of replicas.splice(0)) await stopReplica(replica, 'SIGTERM');
+  const started: Replica[] = [];
+  for (let i = 0; i < count; i++) started.push(await startReplica());
+  await eventually(
+    `each of ${count} replicas owns one partition of every stage`,
+    async () => {
+      const counts = await Promise.all(started.map(assignedPartitions));
+      return counts.every((owned) => stageNames.every((stage) => owned[stage] === 1)) ? true : undefined;
+    },
+    120_000,
+  );
+  return started;
+}
+
+t.test('one 20,000-record file with 3 replicas: exact rows and ValidationErrors, and every replica extracts part of it', async (t) => {
+  const three = await startReplicasOwningOnePartitionEach(3);
+  const tenant = uniqueName('three');
+  const { body, records } = generated(tenant, 20_000, 31);
+  const imported = await importFile(tenant, body);
+  await expectExactOutcome(t, tenant, imported.request_id, records);
+  const shares = await Promise.all(three.map(recordsExtractedBy));
+  t.equal(shares.reduce((sum, share) => sum + share, 0), records.length, `the replicas extracted ${shares.join(' + ')} records: the file once`);
+  for (const [i, share] of shares.entries()) t.ok(share >= 0.15 * records.length, `replica ${i} extracted ${share} records (≥ 15%)`);
+});
+
+t.test('one 20,000-record file with 3 replicas, one SIGKILLed mid-import and restarted: exact rows and ValidationErrors', async (t) => {
+  const three = await startReplicasOwningOnePartitionEach(3);
+  const tenant = uniqueName('three-kill');
+  const { body, records } = generated(tenant, 20_000, 37);
+  const imported = await importFile(tenant, body);
+  await eventually('the first rows', async () => ((await rowCount(tenant)) > 0 ? true : undefined), 120_000);
+  const victim = three[1]!;
+  t.equal(await stopReplica(victim, 'SIGKILL'), null, 'killed');
+  replicas.splice(replicas.indexOf(victim), 1);
+  t.ok((await rowCount(tenant)) < summarize(records).distinctValidPermalinks, 'killed before the end');
+  await startReplica();
+  await expectExactOutcome(t, tenant, imported.request_id, records);
+});
+
 t.test('SIGTERM: the processor finishes its work, leaves its groups and exits 0', async (t) => {
   for (const replica of replicas.splice(0)) t.equal(await stopReplica(replica, 'SIGTERM'), 0);
   // A replica of its own, told apart from any other member of the stages' groups by its client id.
@@ -256,7 +314,7 @@ t.test('SIGTERM: the processor finishes its work, leaves its groups and exits 0'
   const admin = testKafka().admin();
   await admin.connect();
   t.teardown(() => admin.disconnect());
-  const groupIds = ['etl-extract', 'etl-validate', 'etl-load'];
+  const groupIds = stageNames.map((stage) => `etl-${stage}`);
   const groupsWithIt = async () =>
     (await admin.describeGroups(groupIds)).groups
       .filter((group) => group.members.some((member) => member.clientId.startsWith(clientId)))

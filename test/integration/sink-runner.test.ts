@@ -9,9 +9,9 @@ import { Registry } from 'prom-client';
 import t from 'tap';
 import type { LogConfig } from '../../core/config.js';
 import { createEventCodec } from '../../core/event-codec.js';
-import { createKafka, ensureTopics, readCommitted, type Admin } from '../../core/kafka.js';
+import { createKafka, readCommitted, type Admin } from '../../core/kafka.js';
 import { createLogger } from '../../core/logger.js';
-import { partitions, replicationFactor, topicConfig, topics } from '../../core/pipeline.js';
+import { topics } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { schemaOfTopic, type CompanyRecordEvent, type RecordsLoaded } from '../../schemas/index.js';
@@ -22,7 +22,7 @@ import type { StageDriver } from '../../topology/lib/driver.js';
 import { encodeEmit } from '../../topology/lib/encoding.js';
 import { createKafkaDriver } from '../../topology/lib/kafka-driver.js';
 import type { SinkStage } from '../../topology/lib/types.js';
-import { collectEvents, config, eventually, kafkaCodecs, produceWithKcat, uniqueName } from './helpers.js';
+import { collectEvents, config, createTestTopic, eventually, kafkaCodecs, produceWithKcat, uniqueName } from './helpers.js';
 
 const registry = createRegistry(config.registry);
 const codec = createEventCodec(registry, config.registry.url);
@@ -147,7 +147,7 @@ t.test('the load stage reads batches that kcat compressed with gzip, snappy, lz4
   const input = uniqueName('itest.sink-runner.codecs');
   const groupId = uniqueName('itest.sink-runner');
   const tenant = uniqueName('codecs');
-  await ensureTopics(admin, [input], { partitions, replicationFactor, config: topicConfig }, { timeoutMs: 60_000 });
+  await createTestTopic(admin, input);
   await codec.register(input, schemaOfTopic(topics.recordValidated.name));
   const producer = kafka.producer();
   await producer.connect();
@@ -176,7 +176,7 @@ t.test('the load stage reads batches that kcat compressed with gzip, snappy, lz4
         return (await encodeEmit(codec, input, { to: 'valid', key: permalink, value, requestId: value.request_id })).value;
       }),
     );
-    produceWithKcat(input, values, { codec: name, key: `${tenant}-${name}`, partition: codecIndex % partitions });
+    produceWithKcat(input, values, { codec: name, key: `${tenant}-${name}`, partition: codecIndex % config.pipeline.partitions });
   }
   const running = await startLoadStage({ input, groupId, driver: createKafkaDriver(kafka, { producer, logger }) });
   t.teardown(() => running.stop());

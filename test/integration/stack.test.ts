@@ -20,7 +20,7 @@ import { SchemaType } from '@kafkajs/confluent-schema-registry';
 import t from 'tap';
 import { javaPartitionOf } from '../../core/murmur2.js';
 import { createKafka, ensureTopics, kafkaErrorCodes, type Consumer } from '../../core/kafka.js';
-import { allTopics, maxMessageBytes, minInSyncReplicas, partitions, replicationFactor, topicConfig } from '../../core/pipeline.js';
+import { allTopics, maxMessageBytes, minInSyncReplicas, replicationFactor, topicConfig } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
 import { createS3 } from '../../core/s3.js';
@@ -29,6 +29,9 @@ import { appliedVersions, migrateUp, readMigrations, rollback } from '../../sink
 import { config, createTestTopic, eventually, kafkaCodecs, produceWithKcat, readTopic, testKafka, TopicReader, uniqueName } from './helpers.js';
 
 const execFileAsync = promisify(execFile);
+
+/** Partitions of a scratch topic: createTestTopic creates it with the configured count. */
+const partitions = config.pipeline.partitions;
 
 // ---------------------------------------------------------------------------------------
 // Kafka's own tools and the brokers' log dirs (deployments/local/servers.ts lays them out)
@@ -177,7 +180,7 @@ t.test('the cluster metadata lists 3 brokers, and every partition is replicated 
   t.same([...nodeIds].sort(), [1, 2, 3], 'the pipeline topics are led and replicated by exactly these 3 brokers');
 });
 
-t.test('every pipeline topic: 3 partitions, RF 3, ISR 3; min.insync.replicas 2, max.message.bytes 32 MiB, compression.type producer', async (t) => {
+t.test('every pipeline topic: PIPELINE_PARTITIONS partitions or more, RF 3, ISR 3; min.insync.replicas 2, max.message.bytes 32 MiB, compression.type producer', async (t) => {
   const admin = testKafka().admin();
   await admin.connect();
   t.teardown(() => admin.disconnect());
@@ -185,7 +188,8 @@ t.test('every pipeline topic: 3 partitions, RF 3, ISR 3; min.insync.replicas 2, 
   const metadata = await admin.fetchTopicMetadata({ topics: names });
   t.same(metadata.map((topic) => topic.name).sort(), [...names].sort(), 'every pipeline topic exists');
   for (const topic of metadata) {
-    t.equal(topic.partitions.length, 3, `${topic.name} partitions`);
+    // More when a topic was grown under a larger PIPELINE_PARTITIONS once: Kafka cannot shrink it.
+    t.ok(topic.partitions.length >= config.pipeline.partitions, `${topic.name}: ${topic.partitions.length} partitions >= ${config.pipeline.partitions}`);
     for (const partition of topic.partitions) {
       t.equal(new Set(partition.replicas).size, 3, `${topic.name}[${partition.partitionId}] 3 distinct replicas`);
       t.equal(partition.isr.length, 3, `${topic.name}[${partition.partitionId}] in sync`);
@@ -214,8 +218,9 @@ t.test('ensureTopics returns once every partition of a new topic is led and full
     await admin.disconnect();
   });
   const layout = { partitions, replicationFactor, config: topicConfig };
-  const created = await ensureTopics(admin, names, layout);
+  const { created, grown, larger } = await ensureTopics(admin, names, layout);
   t.same([...created].sort(), [...names].sort(), 'both topics created');
+  t.same([grown, larger], [[], []], 'none grown, none larger');
   // Asked right after it returns, with no waiting of our own: the metadata must already be complete.
   const topics = await admin.fetchTopicMetadata({ topics: names });
   t.equal(topics.length, 2);
@@ -226,7 +231,56 @@ t.test('ensureTopics returns once every partition of a new topic is led and full
       `${topic.name}: every partition led, all replicas in sync`,
     );
   }
-  t.same(await ensureTopics(admin, names, layout), [], 'a second call creates nothing and does not fail');
+  t.same(await ensureTopics(admin, names, layout), { created: [], grown: [], larger: [] }, 'a second call changes nothing and does not fail');
+});
+
+t.test('ensureTopics grows a topic with fewer partitions than asked, keeps what it holds, and leaves one with more as it is', async (t) => {
+  const kafka = testKafka();
+  const admin = kafka.admin();
+  await admin.connect();
+  const topic = uniqueName('itest.stack.grow');
+  const producer = kafka.producer();
+  t.teardown(async () => {
+    await producer.disconnect();
+    await admin.deleteTopics({ topics: [topic] });
+    await admin.disconnect();
+  });
+  const three = { partitions: 3, replicationFactor, config: topicConfig };
+  const six = { ...three, partitions: 6 };
+  t.same(await ensureTopics(admin, [topic], three), { created: [topic], grown: [], larger: [] }, 'created with 3 partitions');
+
+  await producer.connect();
+  const keys = Array.from({ length: 60 }, (_, i) => `company-${i}`);
+  // Fresh message objects per send: the client turns their values into Buffers in place.
+  const messages = (label: string) => keys.map((key, i) => ({ key, value: `${label}-${i}` }));
+  const written = ['before', 'after'].flatMap((label) => messages(label).map((message) => message.value));
+  await producer.send({ topic, messages: messages('before') });
+
+  t.same(await ensureTopics(admin, [topic], six), { created: [], grown: [{ topic, from: 3, to: 6 }], larger: [] }, 'grown from 3 to 6');
+  // Asked right after it returns: the new partitions must already be led and fully in sync.
+  const [grown] = await admin.fetchTopicMetadata({ topics: [topic] });
+  t.equal(grown?.partitions.length, 6, '6 partitions');
+  t.ok(
+    grown?.partitions.every((partition) => partition.leader >= 0 && partition.isr.length === replicationFactor),
+    'every partition led, all replicas in sync',
+  );
+
+  t.same(await ensureTopics(admin, [topic], six), { created: [], grown: [], larger: [] }, 'asked for 6 again: nothing to do');
+  t.same(await ensureTopics(admin, [topic], three), { created: [], grown: [], larger: [{ topic, partitions: 6 }] }, 'asked for 3: kept at 6 and reported, no error');
+  const [kept] = await admin.fetchTopicMetadata({ topics: [topic] });
+  t.equal(kept?.partitions.length, 6, 'still 6 partitions');
+
+  await producer.send({ topic, messages: messages('after') });
+  // A reader's first metadata may predate the growth on the broker it asks: read until it sees all.
+  const stored = await eventually('every message written before and after the growth', async () => {
+    const read = await readTopic(topic);
+    return read.length >= written.length ? read : undefined;
+  });
+  t.same(stored.map((message) => message.value!.toString()).sort(), [...written].sort(), 'nothing lost, nothing twice');
+  const moved = stored
+    .filter((message) => message.value!.toString().startsWith('before-') && message.partition !== javaPartitionOf(message.key!, 3))
+    .map((message) => message.key);
+  t.same(moved, [], 'what was written before stays in the partition it was written to');
 });
 
 t.test('an idempotent acks=all producer and a consumer group deliver every message once, in order per key', async (t) => {
@@ -409,7 +463,7 @@ t.test("the pipeline's producers compress: zstd batches take less than half the 
   t.equal((await readTopic(plainTopic)).length, lines.length, 'every uncompressed message stored');
   t.same((await readTopic(zstdTopic)).map((message) => message.value!.toString()).sort(), [...lines].sort(), 'every zstd message stored and read back intact');
 
-  // acks=all: every replica in sync has the records; each broker holds all 3 partitions (RF 3).
+  // acks=all: every replica in sync has the records; each broker holds every partition (RF 3).
   const bytesOnDisk = (node: number, topic: string) =>
     Array.from({ length: partitions }, (_, partition) => segmentFiles(node, topic, partition))
       .flat()
@@ -610,7 +664,11 @@ t.test('back-to-back transactions over all 3 partition leaders commit every mess
   t.equal(copies.size, expected, 'every message arrived');
   t.equal(stored.length, expected, 'read to the end: nothing more');
   t.same([...copies].filter(([, count]) => count > 1), [], 'no message committed twice');
-  t.same([...new Set(stored.map((message) => message.partition))].sort(), [0, 1, 2], 'every partition (every leader) took part');
+  t.same(
+    [...new Set(stored.map((message) => message.partition))].sort((a, b) => a - b),
+    Array.from({ length: partitions }, (_, partition) => partition),
+    'every partition (every leader) took part',
+  );
   t.same(stored.filter((message) => message.partition !== javaPartitionOf(message.key!, partitions)).map((message) => message.key), [], 'each key on its murmur2 partition');
 });
 

@@ -1,13 +1,14 @@
 /**
- * The ETL topology, declared as data: extract → validate → load. Each stage is its own
+ * The ETL topology, declared as data: split → extract → validate → load. Each stage is its own
  * consumer group over its input topic's partitions; `processor describe` prints it.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { topics } from '../../core/pipeline.js';
+import { defaultPartitions, topics } from '../../core/pipeline.js';
 import type { Postgres } from '../../core/postgres.js';
 import { createLoadSink } from '../../sinks/postgres/index.js';
 import { defineTopology, type Topology } from '../lib/types.js';
 import { createExtract, s3ObjectOpener } from './extract.js';
+import { createSplit } from './split.js';
 import { validate } from './validate.js';
 
 export interface EtlDeps {
@@ -16,9 +17,11 @@ export interface EtlDeps {
   postgres?: () => Postgres;
   /** Records of one file per extract transaction (default 2000). */
   extractRecordsPerTransaction?: number;
+  /** Partitions of FilePiece as the cluster reports them (the split stage spreads pieces over them); default defaultPartitions. */
+  filePiecePartitions?: () => number;
 }
 
-export const stageNames = ['extract', 'validate', 'load'] as const;
+export const stageNames = ['split', 'extract', 'validate', 'load'] as const;
 export type StageName = (typeof stageNames)[number];
 
 export function etlTopology(deps: EtlDeps): Topology {
@@ -27,12 +30,22 @@ export function etlTopology(deps: EtlDeps): Topology {
     stages: [
       {
         kind: 'transform',
-        name: 'extract',
-        doc: 'streams each accepted file from S3 and splits it into normalised records',
+        name: 'split',
+        doc: 'turns each accepted file into the pieces the ingress planned, spread over the partitions',
         input: topics.fileExtractSuccess.name,
+        outputs: { pieces: topics.filePiece.name },
+        errors: topics.processingError.name,
+        messagesPerTransaction: 100,
+        process: createSplit(deps.filePiecePartitions ?? (() => defaultPartitions)),
+      },
+      {
+        kind: 'transform',
+        name: 'extract',
+        doc: 'streams each piece of a file from S3 (a ranged GET) and splits it into normalised records',
+        input: topics.filePiece.name,
         outputs: { records: topics.recordExtracted.name, summary: topics.fileExtracted.name },
         errors: topics.processingError.name,
-        // Small files share a transaction; a big one is committed in several, so validate and
+        // Small pieces share a transaction; a big one is committed in several, so validate and
         // load start on its first records while the rest is still being extracted.
         messagesPerTransaction: 100,
         maxOutputsPerTransaction: deps.extractRecordsPerTransaction ?? 2000,

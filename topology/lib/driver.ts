@@ -15,12 +15,13 @@ export interface ConsumedRecord {
   headers: Record<string, string>;
 }
 
-/** A message to produce; the driver picks its partition from the key (Java's murmur2). */
+/** A message to produce; the driver picks its partition from the key (Java's murmur2) unless `partition` is set. */
 export interface OutgoingRecord {
   topic: string;
   key: string;
   value: Buffer;
   headers: Record<string, string>;
+  partition?: number;
 }
 
 /** An input offset to commit: the next offset to read, with optional metadata. */

@@ -16,6 +16,7 @@ export async function encodeEmit(codec: EventCodec, topic: string, emit: Emit): 
     key: emit.key,
     value: await codec.encode(topic, emit.value),
     headers: { request_id: emit.requestId, event_type: topic, 'content-type': avroContentType },
+    ...(emit.partition === undefined ? {} : { partition: emit.partition }),
   };
 }
 

@@ -55,12 +55,16 @@ async function transactionCall(call: (callback: BindingCallback) => void): Promi
 }
 
 /** Groups records by topic for the client's send. */
-function byTopic(records: readonly OutgoingRecord[]): Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>> {
-  const topics = new Map<string, Array<{ key: string; value: Buffer; headers: Record<string, string> }>>();
+type OutgoingMessage = { key: string; value: Buffer; headers: Record<string, string>; partition?: number };
+
+function byTopic(records: readonly OutgoingRecord[]): Map<string, OutgoingMessage[]> {
+  const topics = new Map<string, OutgoingMessage[]>();
   for (const record of records) {
     let list = topics.get(record.topic);
     if (list === undefined) topics.set(record.topic, (list = []));
-    list.push({ key: record.key, value: record.value, headers: record.headers });
+    const message: OutgoingMessage = { key: record.key, value: record.value, headers: record.headers };
+    if (record.partition !== undefined) message.partition = record.partition;
+    list.push(message);
   }
   return topics;
 }

@@ -21,6 +21,8 @@ export interface Emit {
   key: string;
   value: unknown;
   requestId: string;
+  /** The output partition, when the stage spreads work itself; otherwise murmur2 of the key picks it. */
+  partition?: number;
 }
 
 export interface StageContext {

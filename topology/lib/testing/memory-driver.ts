@@ -4,9 +4,11 @@
  * that poison, retries, resume after a takeover, fencing and shutdown are proven in
  * milliseconds without a broker. It mirrors what `kafka-driver.ts` gets from librdkafka:
  *
- * - Topics have `partitions` partitions (3, the pipeline's layout) and are created on first
- *   use. A record's partition is Java's murmur2 of its key (`core/murmur2.ts`, what the
- *   pipeline's producers use), so a key lands where it would on the real cluster.
+ * - Topics have `partitions` partitions (`defaultPartitions` of core/pipeline.ts unless told,
+ *   whatever PIPELINE_PARTITIONS says: a test's layout must not depend on its environment)
+ *   and are created on first use. A record's partition is Java's murmur2 of its key
+ *   (`core/murmur2.ts`, what the pipeline's producers use), so a key lands where it would on
+ *   the real cluster.
  * - Consumers read committed only. A transaction holds its sends and, at commit, appends them
  *   and commits its input offsets (with their metadata) in one step; abort and fencing discard
  *   them. Each transaction leaves a marker offset behind, as Kafka's control records do, so
@@ -41,6 +43,7 @@
  * partition (a transaction's records are appended together when it commits).
  */
 import { javaPartitionOf } from '../../../core/murmur2.js';
+import { defaultPartitions } from '../../../core/pipeline.js';
 import type {
   BatchScope,
   CommittedOffset,
@@ -743,7 +746,11 @@ function toBuffered(broker: Broker, record: OutgoingRecord): Buffered {
   for (const [name, value] of Object.entries(record.headers ?? {})) {
     if (typeof value !== 'string') throw new TypeError(`header ${name} of a record to ${record.topic} is not a string`);
   }
-  return { topic: record.topic, partition: broker.partitionOf(record.topic, record.key), key: Buffer.from(record.key, 'utf8'), value: record.value, headers: { ...record.headers } };
+  const partitions = broker.topic(record.topic).length;
+  if (record.partition !== undefined && !(Number.isSafeInteger(record.partition) && record.partition >= 0 && record.partition < partitions)) {
+    throw new RangeError(`partition ${record.partition} of ${record.topic} does not exist (it has ${partitions})`);
+  }
+  return { topic: record.topic, partition: record.partition ?? broker.partitionOf(record.topic, record.key), key: Buffer.from(record.key, 'utf8'), value: record.value, headers: { ...record.headers } };
 }
 
 function fromBuffered(record: Buffered): OutgoingRecord {
@@ -763,7 +770,7 @@ export class MemoryDriver implements StageDriver {
   readonly #broker: Broker;
 
   constructor(options: MemoryDriverOptions = {}) {
-    const { partitions = 3, stallLimit = 50, maxPausesPerBatch = 1000 } = options;
+    const { partitions = defaultPartitions, stallLimit = 50, maxPausesPerBatch = 1000 } = options;
     this.#broker = new Broker({ partitions, stallLimit, maxPausesPerBatch });
   }
 

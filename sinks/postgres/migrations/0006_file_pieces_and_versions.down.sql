@@ -1,0 +1,3 @@
+ALTER TABLE companies DROP COLUMN source_accepted_at;
+ALTER TABLE imports DROP COLUMN pieces_extracted;
+ALTER TABLE imports DROP COLUMN pieces;
