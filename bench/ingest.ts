@@ -28,7 +28,7 @@
  * (b) runs with --cpu-prof into bench/tmp/prof; summarise with bench/cpuprofile-top.ts), plus the
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -48,6 +48,8 @@ import {
 import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
 import { loadConfig, type S3Config } from '../core/config.js';
+import { freePort, runningChildren, spawnChild, stopChild, waitForHttp, type Child } from './lib/children.js';
+import { clockTicks, machineTicks, processTicks, vm } from './lib/proc.js';
 import { generateCompanies, writeCompanies } from '../examples/generate/companies.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -106,31 +108,6 @@ function latencyStats(latenciesMs: number[]): { p50: number; p99: number; max: n
   return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
-const clockTicks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((sum, value) => sum + value, 0);
-  return { busy: total - (values[3] ?? 0) - (values[4] ?? 0), total };
-}
-
 /** The stack's servers, found by their command lines (read-only look at /proc). */
 function findStackPids(): Record<'minio' | 'kafka' | 'registry', number[]> {
   const found: Record<'minio' | 'kafka' | 'registry', number[]> = { minio: [], kafka: [], registry: [] };
@@ -179,93 +156,12 @@ function cpuMeter(groups: Record<string, number[]>): () => CpuReport {
   };
 }
 
-function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match?.[1] === undefined ? Number.NaN : Number(match[1]) * 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child processes (servers under test); only the ones this run started are ever signalled
 
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  pid: number;
-  log: string[];
-}
-
-const children = new Set<Child>();
-
+/** A server under test, run from its TypeScript source; its url is '', so waitForHttp takes whole URLs. */
 function spawnNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Child {
-  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
-  const child: Child = { name, proc, pid: proc.pid, log: [] };
-  const keep = (data: Buffer) => {
-    for (const line of data.toString('utf8').split('\n')) {
-      if (line === '') continue;
-      child.log.push(line);
-      if (child.log.length > 200) child.log.shift();
-    }
-  };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
-  children.add(child);
-  proc.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function stopChild(child: Child): Promise<void> {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.proc.once('exit', () => resolve()));
-  child.proc.kill('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(40_000).then(() => true)]);
-  if (timedOut) {
-    log(`${child.name} (pid ${child.pid}) ignored SIGTERM for 40 s; killing it`);
-    child.proc.kill('SIGKILL');
-    await exited;
-  }
-}
-
-process.once('exit', () => {
-  for (const child of children) if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHttp(child: Child, url: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    if (child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.log.join('\n')}`);
-    try {
-      const response = await request(url, { headersTimeout: 5000, bodyTimeout: 5000 });
-      const text = await response.body.text();
-      if (response.statusCode === 200) return;
-      last = `${response.statusCode} ${text.slice(0, 300)}`;
-    } catch (error) {
-      last = String(error);
-    }
-    await sleep(250);
-  }
-  throw new Error(`${child.name} not ready at ${url} after ${timeoutMs} ms (last: ${last}):\n${child.log.join('\n')}`);
+  return spawnChild(name, process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], env, '');
 }
 
 async function startHello(kind: 'uws' | 'node'): Promise<{ child: Child; url: string }> {
@@ -1271,7 +1167,7 @@ function writeResults(section: string): void {
 
 process.once('SIGINT', () => {
   log('interrupted: stopping the servers this run started');
-  for (const child of children) child.proc.kill('SIGTERM');
+  for (const child of runningChildren()) child.proc.kill('SIGTERM');
   rmSync(join(tmpDir, `ingest-${settings.bigMiB}MiB.ndjson`), { force: true });
   log(`objects under ${bucket}/${tenant}/ may remain`);
   process.exit(130);
@@ -1288,6 +1184,6 @@ try {
   }
 } catch (error) {
   log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  for (const child of children) await stopChild(child);
+  for (const child of runningChildren()) await stopChild(child);
   process.exitCode = 1;
 }

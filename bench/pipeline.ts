@@ -47,10 +47,9 @@
  * (processors run with --cpu-prof into bench/tmp/prof-pipeline; results.md left alone), plus the
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL / PG*.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -82,6 +81,8 @@ import { etlTopology } from '../topology/etl/topology.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { normalizeRecord } from '../topology/etl/normalize.js';
 import { validateRecord } from '../topology/etl/validate-record.js';
+import { freePort, runningChildren, spawnNode, stopChild, waitForHttp, type Child } from './lib/children.js';
+import { clockTicks, cpuMeter, findPids, machineTicks, processTicks, vm, type CpuReport } from './lib/proc.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -132,192 +133,6 @@ type Stage = (typeof stageList)[number];
 
 function log(message: string): void {
   process.stderr.write(`[bench:pipeline] ${message}\n`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// /proc: CPU ticks, RSS, the stack's processes (read-only)
-
-const clockTicks = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function processTicks(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return 0;
-  }
-}
-
-function machineTicks(): { busy: number; total: number } {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
-  const total = values.reduce((sum, value) => sum + value, 0);
-  return { busy: total - (values[3] ?? 0) - (values[4] ?? 0), total };
-}
-
-type StackGroup = 'postgres' | 'kafka' | 'minio' | 'registry' | 'otherProcessors';
-
-/** The stack's servers and other people's processors, found by their command lines. */
-function findPids(mine: Set<number>): Record<StackGroup, number[]> {
-  const found: Record<StackGroup, number[]> = { postgres: [], kafka: [], minio: [], registry: [], otherProcessors: [] };
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (mine.has(pid)) continue;
-    let cmdline: string;
-    let comm = '';
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-      comm = readFileSync(`/proc/${entry}/comm`, 'utf8').trim();
-    } catch {
-      continue;
-    }
-    if (/\bminio[^ ]*\s+server\b/.test(cmdline)) found.minio.push(pid);
-    else if (cmdline.includes('kafka.Kafka')) found.kafka.push(pid);
-    else if (cmdline.includes('apicurio-registry')) found.registry.push(pid);
-    else if (comm === 'postgres' || /^postgres[: ]/.test(cmdline) || /\/postgres\s+-D\b/.test(cmdline)) found.postgres.push(pid);
-    else if (cmdline.includes('topology/main.ts') || cmdline.includes('topology/main.js')) found.otherProcessors.push(pid);
-  }
-  return found;
-}
-
-interface CpuReport {
-  /** % of one core per group over the window. */
-  groups: Record<string, number>;
-  /** Busy cores × 100 for the whole machine. */
-  machine: number;
-  /** machine − the groups. */
-  others: number;
-  seconds: number;
-}
-
-/**
- * CPU over a window per process group. Postgres backends come and go, so the postgres group is
- * re-discovered at the end too: a backend that exited during the window is lost (undercount).
- */
-function cpuMeter(groups: Record<string, number[]>, rediscover?: () => Record<string, number[]>): () => CpuReport {
-  const started = performance.now();
-  const before = new Map<number, number>();
-  for (const pids of Object.values(groups)) for (const pid of pids) before.set(pid, processTicks(pid));
-  const machineBefore = machineTicks();
-  return () => {
-    const seconds = (performance.now() - started) / 1000;
-    const machineAfter = machineTicks();
-    const machine = ((machineAfter.busy - machineBefore.busy) / clockTicks / seconds) * 100;
-    const report: CpuReport = { groups: {}, machine, others: machine, seconds };
-    const current = { ...groups, ...(rediscover?.() ?? {}) };
-    for (const [name, pids] of Object.entries(current)) {
-      const ticks = [...new Set(pids)].reduce((sum, pid) => sum + Math.max(0, processTicks(pid) - (before.get(pid) ?? 0)), 0);
-      const value = (ticks / clockTicks / seconds) * 100;
-      report.groups[name] = value;
-      report.others -= value;
-    }
-    report.others = Math.max(0, report.others);
-    return report;
-  };
-}
-
-function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
-  try {
-    const match = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match?.[1] === undefined ? Number.NaN : Number(match[1]) * 1024;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Child processes; only the ones this run started are ever signalled
-
-interface Child {
-  name: string;
-  proc: ChildProcess;
-  pid: number;
-  log: string[];
-  url: string;
-}
-
-const children = new Set<Child>();
-
-/** The environment the services' image gives every process (its runtime stage's allocator setting). */
-function imageEnv(): NodeJS.ProcessEnv {
-  const dockerfile = readFileSync(join(root, 'deployments', 'docker', 'Dockerfile'), 'utf8');
-  const env: NodeJS.ProcessEnv = {};
-  for (const [, name, value] of dockerfile.matchAll(/^ENV (MALLOC_[A-Z_]+)=(\S+)$/gm)) env[name!] = value;
-  return env;
-}
-
-/** Runs a service's compiled entry point (`ingress/main.ts` → `dist/ingress/main.js`), as its image does. */
-function spawnNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, url: string, nodeArgs: string[] = []): Child {
-  const compiled = join('dist', script.replace(/\.ts$/, '.js'));
-  const proc = spawn(process.execPath, [...nodeArgs, compiled, ...args], { cwd: root, env: { ...env, ...imageEnv() }, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (proc.pid === undefined) throw new Error(`could not start ${name}`);
-  const child: Child = { name, proc, pid: proc.pid, log: [], url };
-  const keep = (data: Buffer) => {
-    for (const line of data.toString('utf8').split('\n')) {
-      if (line === '') continue;
-      child.log.push(line);
-      if (child.log.length > 200) child.log.shift();
-    }
-  };
-  proc.stdout?.on('data', keep);
-  proc.stderr?.on('data', keep);
-  children.add(child);
-  proc.once('exit', () => children.delete(child));
-  return child;
-}
-
-async function stopChild(child: Child): Promise<number | null> {
-  if (child.proc.exitCode !== null || child.proc.signalCode !== null) return child.proc.exitCode;
-  const exited = new Promise<number | null>((resolve) => child.proc.once('exit', (code) => resolve(code)));
-  child.proc.kill('SIGTERM');
-  const timedOut = await Promise.race([exited.then(() => false), sleep(60_000).then(() => true)]);
-  if (timedOut) {
-    log(`${child.name} (pid ${child.pid}) ignored SIGTERM for 60 s; killing it`);
-    child.proc.kill('SIGKILL');
-  }
-  return exited;
-}
-
-process.once('exit', () => {
-  for (const child of children) if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
-});
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForHttp(child: Child, path: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    if (child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.log.join('\n')}`);
-    try {
-      const response = await request(`${child.url}${path}`, { headersTimeout: 5000, bodyTimeout: 5000 });
-      const text = await response.body.text();
-      if (response.statusCode === 200) return;
-      last = `${response.statusCode} ${text.slice(0, 300)}`;
-    } catch (error) {
-      last = String(error);
-    }
-    await sleep(250);
-  }
-  throw new Error(`${child.name} not ready at ${child.url}${path} after ${timeoutMs} ms (last: ${last}):\n${child.log.join('\n')}`);
 }
 
 async function startIngress(): Promise<Child> {
@@ -437,14 +252,14 @@ const MAX_MARKER_LAG = 10;
 
 /**
  * A candidate for "drained": every FileExtractSuccess partition at lag 0, and every
- * RecordExtracted / RecordValidated partition at a small lag. Those two topics are written by
+ * FilePiece / RecordExtracted / RecordValidated partition at a small lag. Those topics are written by
  * transactional producers, so a partition can end in control records (the commit marker of the
  * last transaction, abort markers of transactions aborted after they added the partition) that
  * a read_committed consumer never receives and so never commits past: the committed offset stays
  * a few short of the end offset for good. drain() also requires that nothing moves meanwhile.
  */
 function isDrained(view: LagView): boolean {
-  return view.complete && view.maxLag.extract === 0 && view.maxLag.validate <= MAX_MARKER_LAG && view.maxLag.load <= MAX_MARKER_LAG;
+  return view.complete && view.maxLag.split === 0 && view.maxLag.extract <= MAX_MARKER_LAG && view.maxLag.validate <= MAX_MARKER_LAG && view.maxLag.load <= MAX_MARKER_LAG;
 }
 
 const lagSignature = (view: LagView) => JSON.stringify([...view.lags].sort());
@@ -1738,7 +1553,7 @@ function diagnosis(runs: Results[]): string[] {
         (r.processorSettings === undefined
           ? `Extract: ${fmt(extractSeconds, 1)} s (${share(extractSeconds)}), a barrier — the whole file is ONE FileExtractSuccess message, and the extract stage writes all ${fmt(run.extractOutputs)} RecordExtracted events of one input message in ONE Kafka transaction ` +
             `(maxOutputsPerTransaction is only checked between input messages), so validate (read_committed) sees nothing until that commit; the ${fmt(run.stages.extract.batchMeanMs / 1000, 1)} s transaction runs on one partition, in one event loop, with the other two stages idle. `
-          : `Extract: ${fmt(extractSeconds, 1)} s after the 202 (${share(extractSeconds)}) on one partition (the file is one FileExtractSuccess message), committed in transactions of ${fmt(r.processorSettings.extractRecordsPerTransaction)} records (EXTRACT_RECORDS_PER_TRANSACTION), ` +
+          : `Extract: ${fmt(extractSeconds, 1)} s after the 202 (${share(extractSeconds)}) in ${fmt(run.pieces ?? 1)} piece${(run.pieces ?? 1) === 1 ? '' : 's'} spread over the partitions (split stage, FilePiece), committed in transactions of ${fmt(r.processorSettings.extractRecordsPerTransaction)} records (EXTRACT_RECORDS_PER_TRANSACTION), ` +
             `so validate and load start on the first of them (first row at ${fmt(run.firstRowSeconds, 1)} s) and run beside the rest of the extract, in the same event loop. `) +
         `Validate + load after the extract commit: ${fmt(afterExtract, 1)} s (${share(afterExtract)}): validate committed ${fmt(run.stages.validate.batches)} transactions of ${fmt(validatePerBatch)} records (mean ${fmt(run.stages.validate.batchMeanMs, 0)} ms each), ` +
         `and load wrote ${fmt(run.stages.load.batches)} Postgres batches of only ${fmt(loadPerBatch)} records on average (mean ${fmt(run.stages.load.batchMeanMs, 0)} ms each; the writer ceiling uses 1,000): the load consumer takes whatever validate has committed (LOAD_BATCH_LINGER_MS, 200 ms by default), so it follows validate's small transactions; ` +
@@ -1823,9 +1638,23 @@ function diagnosis(runs: Results[]): string[] {
     out.push(
       `**1 vs 2 replicas.** End to end ${fmt(one.run.recordsPerSecond)} → ${fmt(two.run.recordsPerSecond)} records/s (×${fmt(two.run.recordsPerSecond / one.run.recordsPerSecond, 2)}); ` +
         `ratio to COPY ${fmt(one.run.recordsPerSecond / mean(one.copy.map((copy) => copy.rowsPerSecond)), 3)} → ${fmt(two.run.recordsPerSecond / mean(two.copy.map((copy) => copy.rowsPerSecond)), 3)}. ` +
-        `A file's extract cannot be shared (one file = one message = one partition = one replica), so a second replica can only take validate and load partitions off the first one's event loop; ` +
+        `The file's extract is shared by its pieces (extract work per replica: ${(two.run.extractShares ?? []).map((share) => fmt((100 * share) / Math.max(1, two.run.extractOutputs))).join('% / ')}%, by the partitions each replica owns), and `+
+        `each run's ratio to the COPY ceiling measured in the same run is what compares runs made minutes apart on a machine whose speed moves (COPY itself: ${fmt(mean(one.copy.map((copy) => copy.rowsPerSecond)))} and ${fmt(mean(two.copy.map((copy) => copy.rowsPerSecond)))} rows/s); ` +
         `on ${one.machine.nproc} cores that were already at ${fmt(one.run.cpu.machine)}% (1 replica) and ${fmt(two.run.cpu.machine)}% (2) it competes for the same CPU with Kafka and PostgreSQL. Either way the ratio stays far below the target: replicas scale the stages out only where there are cores to scale onto.`,
     );
+  }
+  if (one !== undefined) {
+    const normalised = (run: Results) => run.run.recordsPerSecond / mean(run.copy.map((copy) => copy.rowsPerSecond));
+    const others = runs.filter((run) => run.settings.replicas > 1);
+    if (others.length > 0) {
+      out.push(
+        `**Replicas against 1, each normalised by its own run's COPY ceiling.** ` +
+          others
+            .map((run) => `${run.settings.replicas} replicas: ×${fmt(run.run.recordsPerSecond / one.run.recordsPerSecond, 2)} raw, ×${fmt(normalised(run) / normalised(one), 2)} normalised, machine at ${fmt(run.run.cpu.machine)}% of ${run.machine.nproc * 100}%`)
+            .join('; ') +
+          ` (1 replica: ${fmt(one.run.recordsPerSecond)} records/s with the machine at ${fmt(one.run.cpu.machine)}%). On ${one.machine.nproc} cores the CPU left idle by one replica bounds what more replicas can add.`,
+      );
+    }
   }
   out.push(
     `**Where the processor's CPU goes (CPU profile).** \`BENCH_PIPELINE_CPU_PROF=1 npm run bench:pipeline\` runs the processor with --cpu-prof into bench/tmp/prof-pipeline (summary: \`npx tsx bench/cpuprofile-top.ts <main-thread file>\`). ` +
@@ -1856,11 +1685,11 @@ function diagnosis(runs: Results[]): string[] {
       out.push(
         `**Bottleneck, in short (1 replica).** CPU per record, shared by three kinds of process on ${one.machine.nproc} cores: ${fmt(pipelineCpuPerRecord * 1000, 2)} ms of CPU per record across processor, Kafka and PostgreSQL ` +
           `(Kafka's three brokers ${fmt(kafkaShare * 100)}% of it), which caps this machine at about ${fmt(one.machine.nproc / pipelineCpuPerRecord)} records/s whatever the scheduling; the run reached ${fmt(one.run.recordsPerSecond)}. ` +
-          `Within that, the run lasts as long as the extract of its one file: ${fmt(((one.run.stages.extract.doneAt - one.run.answeredSeconds) / one.run.seconds) * 100)}% of it, on one partition in one event loop that validate and load share (a second replica cannot take part of a file). ` +
+          `Within that, the run lasts as long as the extract of its one file: ${fmt(((one.run.stages.extract.doneAt - one.run.answeredSeconds) / one.run.seconds) * 100)}% of it, in ${fmt(one.run.pieces ?? 1)} pieces that one replica extracts one after the other, in the event loop that validate and load share. ` +
           `The sink alone (company writer, ${loadWayWriters(one)[0]?.method ?? 'insert'} way) reaches ${fmt(writerRate / copyRate, 2)} of COPY${writerRate / copyRate >= targets.e2eOverCopy ? ', above the target: the gap is upstream of it' : ', itself below the target'}. ` +
           `Every record crosses Kafka twice (RecordExtracted, RecordValidated), each time written to 3 replicas, read by the followers and by the next stage, inside transactions (produce, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn with its markers), ` +
           `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). What the remaining levers can give on this machine (measured on 2026-11-28, not by each run): compressing the records between stages moved end to end by +10% (GZIP) and −1.5% (LZ4, native lz4-napi), raised the processor's peak RSS to 406 and 416 MiB (decompressed fetches) and did not lower the brokers' CPU (41% of a core with LZ4 against 43–50% without, in runs of the same hour): their cost is per request, per transaction and per replica more than per byte. ` +
-          `Splitting a big file's extract over partitions can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}%, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}×). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. The processor's own code (parse, normalise, validate, COPY text) is about a quarter of its CPU in the profile. ` +
+ `More replicas sharing a big file's pieces can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}% with one, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}× on this machine). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. The processor's own code (parse, normalise, validate, COPY text) is about a quarter of its CPU in the profile. ` +
           `None of these brings the pipeline near the CPU per record that 0.50 of COPY allows here, since the Kafka brokers and PostgreSQL alone spend nearly all of it (above): the target needs more cores than this machine has (brokers and PostgreSQL on their own hosts, as in production), where the stages scale out by partition.`,
       );
     }
@@ -1888,7 +1717,7 @@ function writeResults(section: string): void {
 
 process.once('SIGINT', () => {
   log('interrupted: stopping the servers this run started');
-  for (const child of children) child.proc.kill('SIGTERM');
+  for (const child of runningChildren()) child.proc.kill('SIGTERM');
   log(`rows of ${tenants.pipeline}, ${tenants.copy.join(', ')}, ${tenants.writer.join(', ')} and objects under ${tenants.pipeline}/ may remain; temp files in ${tmpDir}`);
   process.exit(130);
 });
@@ -1902,6 +1731,6 @@ try {
   }
 } catch (error) {
   log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  for (const child of children) await stopChild(child);
+  for (const child of runningChildren()) await stopChild(child);
   process.exitCode = 1;
 }

@@ -9,17 +9,15 @@ import { readFileSync } from 'node:fs';
 import t, { type Test } from 'tap';
 import { request } from 'undici';
 import { createLogger } from '../../core/logger.js';
-import { javaPartitionOf } from '../../core/murmur2.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies, summarize } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
-import { createLineageStore, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
+import { createLineageStore, lineageTopics, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
 import { createPostgres } from '../../core/postgres.js';
-import { measureLag } from '../../topology/lib/lag.js';
 import { createEventCodec } from '../../core/event-codec.js';
 import { createRegistry } from '../../core/registry.js';
 import { schemaOfTopic, type FileExtractError } from '../../schemas/index.js';
-import { eventually, freePort, kafkaCodecs, produceWithKcat, testKafka, uniqueName } from './helpers.js';
+import { eventually, freePort, kafkaCodecs, produceWithKcat, TopicReader, uniqueName } from './helpers.js';
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 /** What examples/data/json/companies-sample.ndjson holds. */
@@ -99,26 +97,39 @@ async function waitForStatus(url: string, requestId: string, status: string, tim
 }
 
 /**
- * A fresh tenant whose files land on the FileExtractSuccess partition the extract stage is
- * least behind on (files are keyed by tenant): the stack is shared, and a backlog of other
- * files on one partition must not decide whether this test finishes in time.
+ * Waits until the monitoring (groups `etl-monitoring-<topic>`) has applied every event its
+ * topics hold now: each group's stored offset is past the last message of each partition. The
+ * topics' end offsets cannot be the target: a transactional producer's last commit marker sits
+ * at the end of a partition, and no consumer is ever handed it.
  */
-async function quietTenant(prefix: string): Promise<string> {
-  const kafka = testKafka();
-  const admin = kafka.admin();
-  const offsets = kafka.groupOffsets('etl-extract');
-  await admin.connect();
-  try {
-    const lags = await measureLag(admin, offsets, topics.fileExtractSuccess.name);
-    const quietest = lags.reduce((best, candidate) => (candidate.lag < best.lag ? candidate : best)).partition;
-    for (let attempt = 0; attempt < 200; attempt++) {
-      const tenant = uniqueName(prefix);
-      if (javaPartitionOf(tenant, lags.length) === quietest) return tenant;
+async function waitAllApplied(): Promise<void> {
+  const targets: Array<{ topic: string; partition: number; next: bigint }> = [];
+  for (const topic of lineageTopics) {
+    const reader = new TopicReader(topic);
+    const next = new Map<number, bigint>();
+    try {
+      for (const message of await reader.readToEnd()) next.set(message.partition, BigInt(message.offset) + 1n);
+    } finally {
+      await reader.close();
     }
-    return uniqueName(prefix);
+    for (const [partition, offset] of next) targets.push({ topic, partition, next: offset });
+  }
+  const postgres = createPostgres(loadMonitoringConfig().postgres);
+  const store = createLineageStore(postgres);
+  try {
+    await eventually(
+      'the monitoring applied every event its topics hold',
+      async () => {
+        for (const { topic, partition, next } of targets) {
+          const stored = (await store.storedOffsets(`etl-monitoring-${topic}`, topic)).get(partition);
+          if (stored === undefined || BigInt(stored) < next) return undefined;
+        }
+        return true;
+      },
+      180_000,
+    );
   } finally {
-    await offsets.close();
-    await admin.disconnect();
+    await postgres.close();
   }
 }
 
@@ -254,7 +265,7 @@ t.test('monitoring follows events that kcat compressed with gzip, snappy, lz4 an
 
 t.test('lineage, listing, metrics and refusals, with the whole pipeline running', async (t) => {
   const { url } = await startInProcess(t);
-  const tenant = await quietTenant('monitor');
+  const tenant = uniqueName('monitor');
 
   // A file the ingress refuses: the monitoring shows it failed, with the FileExtractError code.
   const broken = await importFile(tenant, '{"name": oops}', { 'content-type': 'application/json', 'x-filename': 'broken.json' });
@@ -382,7 +393,7 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
 });
 
 t.test('a monitoring process killed with SIGKILL mid-stream and restarted: the same exact counts', async (t) => {
-  const tenant = await quietTenant('monkill');
+  const tenant = uniqueName('monkill');
   const records = [...generateCompanies({ count: 1500, seed: 21, tenant, invalidEvery: 20, duplicateEvery: 100, bytesPerRecord: 800 })];
   const expected = summarize(records);
   const body = Buffer.from(`${records.map((record) => record.line).join('\n')}\n`);
@@ -415,8 +426,8 @@ t.test('a monitoring process killed with SIGKILL mid-stream and restarted: the s
     rejected: 0,
     records_expected: expected.total,
   });
-  // Nothing more arrives later: the counts stay exact.
-  await new Promise((resolve) => setTimeout(resolve, 3000));
+  // Nothing more arrives later: once every event there is has been applied, the counts are still exact.
+  await waitAllApplied();
   t.match(await lineageOf(secondUrl, requestId), { status: 'complete', invalid: expected.invalid, loaded: expected.valid });
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0, 'SIGTERM: exit 0');
