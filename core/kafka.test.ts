@@ -103,3 +103,19 @@ t.test('ensureTopics: a topic someone else grew meanwhile is not an error', asyn
   t.ok(calls.length >= 1 && calls.every((call) => call === 'grow topic 6'), calls.join(', '));
   t.ok(retries.length === calls.length && retries.every((message) => /already has 6 partitions/.test(message)), 'each refusal was taken for "not yet"');
 });
+
+t.test('ensureTopics returns only once several metadata answers in a row show the topics ready (a broker may lag)', async (t) => {
+  const { admin } = fakeAdmin({ topic: 3 });
+  const answers: string[] = [];
+  const fetch = (admin as unknown as { fetchTopicMetadata: (request: { topics: string[] }) => Promise<unknown[]> }).fetchTopicMetadata;
+  // Answers from brokers in turn: the second one has not heard of the topic yet, once.
+  let call = 0;
+  (admin as unknown as { fetchTopicMetadata: typeof fetch }).fetchTopicMetadata = async (request) => {
+    call++;
+    const lagging = call === 2;
+    answers.push(lagging ? 'unknown' : 'ready');
+    return lagging ? [] : fetch(request);
+  };
+  await ensureTopics(admin, ['topic'], layout(3), { timeoutMs: 10_000 });
+  t.same(answers, ['ready', 'unknown', 'ready', 'ready', 'ready'], 'a "not known" answer starts the count again; three ready answers in a row end it');
+});

@@ -321,6 +321,9 @@ export async function partitionCountsOf(admin: Admin, topicNames: Iterable<strin
   };
 }
 
+/** Consecutive metadata answers that must show a topic ready (one per broker of a 3-broker cluster). */
+const READY_CONFIRMATIONS = 3;
+
 /** How a topic is created: the pipeline's topics all share one layout (core/pipeline.ts). */
 export interface TopicLayout {
   partitions: number;
@@ -359,6 +362,10 @@ export async function ensureTopics(
   const created = new Set<string>();
   const grown = new Map<string, { topic: string; from: number; to: number }>();
   let lastError: Error | undefined;
+  // Each metadata request goes to some broker, and a broker's metadata cache lags the controller
+  // by a moment: "ready" counts once it was seen on READY_CONFIRMATIONS requests in a row, so a
+  // client asking right after the return does not meet a broker that does not know the topic yet.
+  let confirmations = 0;
   for (;;) {
     try {
       const existing = new Set(await admin.listTopics());
@@ -394,19 +401,22 @@ export async function ensureTopics(
             )
           );
         });
-      if (ready) {
+      confirmations = ready ? confirmations + 1 : 0;
+      if (confirmations >= READY_CONFIRMATIONS) {
         return {
           created: [...created],
           grown: [...grown.values()],
           larger: names.filter((name) => countOf(name) > layout.partitions).map((name) => ({ topic: name, partitions: countOf(name) })),
         };
       }
+      if (ready) continue;
       lastError = new Error(
         short.length > 0
           ? `grew ${short.join(', ')} to ${layout.partitions} partitions; waiting for the new partitions`
           : 'some partitions have no leader, an incomplete in-sync replica set or are not known yet',
       );
     } catch (error) {
+      confirmations = 0;
       lastError = error as Error;
     }
     if (Date.now() >= deadline) {
