@@ -10,8 +10,9 @@
  * (validators generated from the Kubernetes OpenAPI, one class per kind, plus TypeScript
  * interfaces, used here to reject unknown fields, which the OpenAPI schemas allow).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
@@ -21,7 +22,7 @@ import ts from 'typescript';
 import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { loadConfig } from '../core/config.js';
 import { allTopics, defaultBucket, defaultPartitions, minInSyncReplicas, replicationFactor, topicConfig } from '../core/pipeline.js';
-import { newKafkaClusterId, stackPorts } from '../deployments/local/servers.js';
+import { findJava, javaMajor, newKafkaClusterId, stackPaths, stackPorts } from '../deployments/local/servers.js';
 import { loadIngressConfig } from '../ingress/config.js';
 import { createIngressMetrics } from '../ingress/metrics.js';
 import { loadMonitoringConfig } from '../monitoring/config.js';
@@ -812,4 +813,47 @@ t.test('make up runs PROCESSOR_REPLICAS processor replicas, replica i on PROCESS
   t.throws(() => servicesOf({ PROCESSOR_REPLICAS: 'two' }), /PROCESSOR_REPLICAS/, 'a bad count is refused by name');
   t.throws(() => servicesOf({ PROCESSOR_REPLICAS: '0' }), /PROCESSOR_REPLICAS/);
   t.throws(() => servicesOf({ PROCESSOR_REPLICAS: '2', MONITORING_PORT: '3011' }), /port 3011 is taken twice/, 'a replica port that clashes is refused');
+});
+
+t.test('the dev profile\'s registry: its own management port, and a Java 21+ found, not assumed', async (t) => {
+  t.equal(stackPorts({}).registryManagement, 8082, 'beside the registry, off MinIO\'s 9000 (Apicurio 3\'s default)');
+  t.equal(stackPorts({ SCHEMA_REGISTRY_URL: 'http://127.0.0.1:18081/apis/ccompat/v7' }).registryManagement, 18082);
+  t.equal(stackPorts({ REGISTRY_MANAGEMENT_PORT: '9999' }).registryManagement, 9999);
+  t.equal(stackPaths('dev', {}).profile, 'dev', 'the paths say whose registry to start');
+
+  t.equal(javaMajor('openjdk version "25.0.3" 2026-04-21 LTS'), 25);
+  t.equal(javaMajor('openjdk version "17.0.15" 2025-04-15'), 17);
+  t.equal(javaMajor('openjdk version "21" 2023-09-19'), 21);
+  t.equal(javaMajor('java version "1.8.0_392"'), 8, 'the old 1.x numbering');
+  t.equal(javaMajor('command not found'), undefined);
+
+  const jvm = mkdtempSync(join(tmpdir(), 'etl-jvm-'));
+  t.teardown(() => rmSync(jvm, { recursive: true, force: true }));
+  const versionOf: Record<string, string> = {};
+  const jdk = (dir: string, version: string) => {
+    mkdirSync(join(dir, 'bin'), { recursive: true });
+    writeFileSync(join(dir, 'bin', 'java'), '');
+    versionOf[join(dir, 'bin', 'java')] = `openjdk version "${version}"`;
+  };
+  jdk(join(jvm, 'java-17-openjdk-amd64'), '17.0.15');
+  jdk(join(jvm, 'temurin-25-jdk-amd64'), '25.0.3');
+  jdk(join(jvm, 'zulu-21'), '21.0.5');
+  const home21 = join(jvm, 'elsewhere', 'jdk-21');
+  jdk(home21, '21.0.1');
+  versionOf.java = 'openjdk version "17.0.15"';
+  const probe = (java: string) => versionOf[java];
+
+  t.same(findJava({ env: {}, jvmDirs: [jvm], probe }), { java: join(jvm, 'temurin-25-jdk-amd64', 'bin', 'java'), major: 25, source: join(jvm, 'temurin-25-jdk-amd64') }, 'PATH has 17: the newest installed JDK');
+  t.equal(findJava({ env: { JAVA_HOME_21_X64: home21 }, jvmDirs: [jvm], probe }).java, join(home21, 'bin', 'java'), 'a JAVA_HOME_<n> the machine names comes first');
+  t.equal(findJava({ env: {}, jvmDirs: [jvm], probe, minimumMajor: 17 }).java, 'java', 'java on PATH when it is new enough');
+  t.throws(
+    () => findJava({ env: { REGISTRY_JAVA_HOME: join(jvm, 'java-17-openjdk-amd64') }, jvmDirs: [jvm], probe }),
+    /Java 21 or newer is needed .*looked at: REGISTRY_JAVA_HOME=\S+java-17-openjdk-amd64 \(Java 17\)\. .*REGISTRY_JAVA_HOME/,
+    'REGISTRY_JAVA_HOME too old: refused by name, nothing else tried',
+  );
+  t.throws(
+    () => findJava({ env: { JAVA_HOME: '/nowhere' }, jvmDirs: [join(jvm, 'java-17-openjdk-amd64', '..', 'none')], probe }),
+    /looked at: JAVA_HOME=\/nowhere \(no runnable java\), java on PATH \(Java 17\), \S+none \(no JDK\)/,
+    'none: every place looked at is named with what it held',
+  );
 });

@@ -1,12 +1,25 @@
 /**
  * The real servers of the local stack, run natively (no Docker engine needed): a 3-node
  * KRaft Kafka cluster from Apache Kafka's own jars, Apicurio Registry (Confluent-compatible
- * API), MinIO built from source with `go install`, and a PostgreSQL cluster owned by the
- * stack. Versions are pinned here; downloads are cached outside the checkout.
+ * API: in memory for the itest profile, in PostgreSQL for dev), MinIO built from source with
+ * `go install`, and a PostgreSQL cluster owned by the stack. Versions are pinned here; downloads
+ * are cached outside the checkout.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -16,8 +29,13 @@ import { loadConfig } from '../../core/config.js';
 export const versions = {
   /** Apache Kafka: see README "Kafka version" for why this line. */
   kafka: '4.1.1',
-  /** Apicurio Registry 2.6.x runs on Java 17 and serves /apis/ccompat/v7. */
+  /** Apicurio Registry 2.6.x runs on Java 17 and serves /apis/ccompat/v7: the itest profile's, in memory. */
   apicurio: '2.6.13.Final',
+  /**
+   * Apicurio Registry 3.x: the dev profile's, schemas in PostgreSQL. Maven Central serves one
+   * build for every storage (2.6's SQL build is not there); it needs Java 21 or newer.
+   */
+  apicurioSql: '3.3.3',
   /** MinIO tags releases as RELEASE.<date>, so `go install` needs this pseudo-version. */
   minio: 'v0.0.0-20260212201848-7aac2a2c5b7c',
   /** slf4j 1.7 binding for Kafka's log4j2 (kafka_2.13's pom leaves the binding to the distribution). */
@@ -30,6 +48,8 @@ export const repoRoot = resolve(here, '..', '..');
 export type Profile = 'itest' | 'dev';
 
 export interface StackPaths {
+  /** Decides which registry runs: the dev profile's keeps its schemas (see startRegistry). */
+  profile: Profile;
   cache: string;
   data: string;
   logs: string;
@@ -38,13 +58,15 @@ export interface StackPaths {
 export function stackPaths(profile: Profile, env: NodeJS.ProcessEnv = process.env): StackPaths {
   const cache = env.ETL_STACK_CACHE ?? join(homedir(), '.cache', 'etl-stack');
   const data = join(env.ETL_STACK_DATA ?? join(repoRoot, '.stack'), profile);
-  return { cache, data, logs: join(data, 'logs') };
+  return { profile, cache, data, logs: join(data, 'logs') };
 }
 
 export interface Ports {
   kafka: [number, number, number];
   kafkaController: [number, number, number];
   registry: number;
+  /** Apicurio 3's management interface (health, metrics); its own default, 9000, is MinIO's. */
+  registryManagement: number;
   minio: number;
   minioConsole: number;
   postgres: number;
@@ -64,10 +86,12 @@ export function stackPorts(env: NodeJS.ProcessEnv = process.env): Ports {
     throw new Error(`KAFKA_BROKERS must name the 3 local brokers as 127.0.0.1:<port>, got ${env.KAFKA_BROKERS}`);
   }
   const kafka = brokers as [number, number, number];
+  const registry = Number(new URL(env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081').port || 80);
   return {
     kafka,
     kafkaController: kafka.map((p) => p + 100) as [number, number, number],
-    registry: Number(new URL(env.SCHEMA_REGISTRY_URL ?? 'http://127.0.0.1:8081').port || 80),
+    registry,
+    registryManagement: port(env, 'REGISTRY_MANAGEMENT_PORT', registry + 1),
     minio: Number(new URL(env.S3_ENDPOINT ?? 'http://127.0.0.1:9000').port || 80),
     minioConsole: port(env, 'MINIO_CONSOLE_PORT', 9001),
     postgres: port(env, 'PGPORT', 5433),
@@ -202,6 +226,91 @@ export class ManagedProcess {
 }
 
 // ---------------------------------------------------------------------------------------
+// Java: Kafka and Apicurio 2.6 run on the default `java` (17); Apicurio 3 needs 21 or newer
+
+/** The feature release `java -version` reports: 'version "25.0.3"' → 25, 'version "1.8.0_392"' → 8. */
+export function javaMajor(versionOutput: string): number | undefined {
+  const match = /version "(\d+)(?:\.(\d+))?/.exec(versionOutput);
+  if (match === null) return undefined;
+  const first = Number(match[1]);
+  return first === 1 && match[2] !== undefined ? Number(match[2]) : first;
+}
+
+function probeJava(java: string): string | undefined {
+  const result = spawnSync(java, ['-version'], { encoding: 'utf8', timeout: 30_000 });
+  return result.status === 0 ? `${result.stderr}${result.stdout}` : undefined;
+}
+
+export interface JavaRuntime {
+  java: string;
+  major: number;
+  /** Where it was found, as the error message would name it. */
+  source: string;
+}
+
+export interface FindJavaOptions {
+  minimumMajor?: number;
+  env?: NodeJS.ProcessEnv;
+  /** Folders whose every entry may be a JDK (`<entry>/bin/java`, macOS `<entry>/Contents/Home/bin/java`). */
+  jvmDirs?: readonly string[];
+  /** The output of `<java> -version`, undefined when it does not run. */
+  probe?: (java: string) => string | undefined;
+}
+
+/**
+ * A Java of at least `minimumMajor`, found rather than assumed at a fixed folder. REGISTRY_JAVA_HOME,
+ * when set, is the only one looked at. Otherwise the first that is new enough of JAVA_HOME_<n>…
+ * and JAVA_HOME (as CI images set them) and `java` on PATH; failing those, the newest JDK under
+ * `jvmDirs`. Throws naming every place looked at and what it held.
+ */
+export function findJava({
+  minimumMajor = 21,
+  env = process.env,
+  jvmDirs = ['/usr/lib/jvm', '/usr/java', '/opt/java', '/Library/Java/JavaVirtualMachines'],
+  probe = probeJava,
+}: FindJavaOptions = {}): JavaRuntime {
+  const seen: string[] = [];
+  const check = (source: string, java: string): JavaRuntime | undefined => {
+    const output = probe(java);
+    const major = output === undefined ? undefined : javaMajor(output);
+    seen.push(`${source} (${major === undefined ? 'no runnable java' : `Java ${major}`})`);
+    return major !== undefined && major >= minimumMajor ? { java, major, source } : undefined;
+  };
+  const explicit = env.REGISTRY_JAVA_HOME;
+  if (explicit !== undefined && explicit !== '') {
+    const runtime = check(`REGISTRY_JAVA_HOME=${explicit}`, join(explicit, 'bin', 'java'));
+    if (runtime !== undefined) return runtime;
+  } else {
+    const homes = Object.keys(env)
+      .filter((name) => /^JAVA_HOME_\d+/.test(name))
+      .sort((a, b) => Number(/\d+/.exec(b)![0]) - Number(/\d+/.exec(a)![0]));
+    for (const name of [...homes, 'JAVA_HOME']) {
+      const home = env[name];
+      const runtime = home === undefined || home === '' ? undefined : check(`${name}=${home}`, join(home, 'bin', 'java'));
+      if (runtime !== undefined) return runtime;
+    }
+    const onPath = check('java on PATH', 'java');
+    if (onPath !== undefined) return onPath;
+    const installed: JavaRuntime[] = [];
+    for (const dir of jvmDirs) {
+      const javas = (existsSync(dir) ? readdirSync(dir).sort() : [])
+        .flatMap((entry) => [join(dir, entry, 'bin', 'java'), join(dir, entry, 'Contents', 'Home', 'bin', 'java')])
+        .filter((java) => existsSync(java));
+      if (javas.length === 0) seen.push(`${dir} (no JDK)`);
+      for (const java of javas) {
+        const runtime = check(dirname(dirname(java)).replace(/\/Contents\/Home$/, ''), java);
+        if (runtime !== undefined) installed.push(runtime);
+      }
+    }
+    const newest = installed.sort((a, b) => b.major - a.major)[0];
+    if (newest !== undefined) return newest;
+  }
+  throw new Error(
+    `Java ${minimumMajor} or newer is needed (Apicurio Registry ${versions.apicurioSql}, the dev profile's registry) and none was found; looked at: ${seen.join(', ')}. Install a JDK ${minimumMajor}+ (e.g. Temurin) or point REGISTRY_JAVA_HOME at one.`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------
 // Installation (idempotent; cached outside the checkout)
 
 function kafkaLibs(paths: StackPaths): string {
@@ -240,6 +349,31 @@ function installApicurio(paths: StackPaths): void {
   const archive = join(home, `apicurio-registry-app-${versions.apicurio}-all.tar.gz`);
   run('tar', ['xzf', archive, '-C', home]);
   rmSync(archive);
+}
+
+function apicurioSqlHome(paths: StackPaths): string {
+  return join(paths.cache, `apicurio-registry-${versions.apicurioSql}`);
+}
+
+/**
+ * Apicurio 3's `tar.gz:all` is a Quarkus fast-jar (quarkus-run.jar beside lib/, app/, quarkus/),
+ * unpacked beside the cache and moved in whole: a half-unpacked folder never looks installed.
+ */
+export function installApicurioSql(paths: StackPaths): string {
+  const home = apicurioSqlHome(paths);
+  if (existsSync(join(home, 'quarkus-run.jar'))) return home;
+  log(`installing Apicurio Registry ${versions.apicurioSql} from Maven Central`);
+  const work = `${home}.partial`;
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const artifact = `io.apicurio:apicurio-registry-app:${versions.apicurioSql}:tar.gz:all`;
+  run('mvn', ['-q', '-B', 'dependency:copy', `-Dartifact=${artifact}`, `-DoutputDirectory=${work}`]);
+  const archive = join(work, `apicurio-registry-app-${versions.apicurioSql}-all.tar.gz`);
+  run('tar', ['xzf', archive, '-C', work]);
+  rmSync(archive);
+  if (!existsSync(join(work, 'quarkus-run.jar'))) throw new Error(`${artifact} holds no quarkus-run.jar: not the layout this stack runs`);
+  renameSync(work, home);
+  return home;
 }
 
 function minioBinary(paths: StackPaths): string {
@@ -298,6 +432,14 @@ export function install(paths: StackPaths): void {
   if (!has('go')) throw new Error('the Go toolchain is needed to build MinIO (go install)');
   installKafka(paths);
   installApicurio(paths);
+  installApicurioSql(paths);
+  try {
+    const { java, major } = findJava();
+    log(`the dev profile's registry runs on Java ${major}: ${java}`);
+  } catch (error) {
+    // The itest stack runs without it: only the dev profile's start fails, with this message.
+    log(`warning: ${error instanceof Error ? error.message : String(error)}`);
+  }
   installMinio(paths);
 }
 
@@ -416,9 +558,17 @@ function startKafka(paths: StackPaths, ports: Ports): void {
 }
 
 // ---------------------------------------------------------------------------------------
-// Apicurio Registry
+// Apicurio Registry: in memory for itest (thrown away with its data), in PostgreSQL for dev
+// (Kafka keeps events that name schema ids: a registry that forgets them makes them unreadable)
+
+/** The database of the dev profile's PostgreSQL that holds the dev registry's schemas. */
+export const registryDatabase = 'registry';
 
 function startRegistry(paths: StackPaths, ports: Ports): void {
+  if (paths.profile === 'dev') {
+    startDevRegistry(paths, ports);
+    return;
+  }
   const home = apicurioHome(paths);
   new ManagedProcess('registry', paths).start(
     'java',
@@ -434,6 +584,76 @@ function startRegistry(paths: StackPaths, ports: Ports): void {
     { HTTP_PORT: String(ports.registry) },
     home,
   );
+}
+
+function startDevRegistry(paths: StackPaths, ports: Ports): void {
+  const { postgres } = loadConfig();
+  ensurePostgresRole(paths, ports, postgres.user, postgres.password);
+  ensurePostgresDatabase(paths, ports, registryDatabase, postgres.user);
+  startSqlRegistry(paths, {
+    port: ports.registry,
+    managementPort: ports.registryManagement,
+    database: { host: '127.0.0.1', port: ports.postgres, name: registryDatabase, user: postgres.user, password: postgres.password },
+  });
+}
+
+export interface SqlRegistryOptions {
+  port: number;
+  managementPort: number;
+  /** An existing PostgreSQL database the user may create tables in; Apicurio creates its schema on first start. */
+  database: { host: string; port: number; name: string; user: string; password: string };
+  /** A Java 21+; found by findJava() when not given. */
+  java?: string;
+  /** The ManagedProcess name, so the pid file and log are `<name>.pid` / `<name>.log`. */
+  name?: string;
+}
+
+/**
+ * Apicurio Registry 3 with SQL storage: schemas, ids and each subject's compatibility survive a
+ * restart, and so does its id counter, so no id is handed out twice. The dev profile
+ * starts it on the stack's ports; the durable-registry test on free ones with a scratch database.
+ */
+export function startSqlRegistry(
+  paths: StackPaths,
+  { port, managementPort, database, java = findJava().java, name = 'registry' }: SqlRegistryOptions,
+): ManagedProcess {
+  const home = apicurioSqlHome(paths);
+  if (!existsSync(join(home, 'quarkus-run.jar'))) throw new Error(`Apicurio Registry ${versions.apicurioSql} is not installed in ${home}: run stack.ts install`);
+  const registry = new ManagedProcess(name, paths);
+  registry.start(
+    java,
+    [
+      '-Xms256m',
+      '-Xmx512m',
+      '-Dquarkus.http.host=127.0.0.1',
+      `-Dquarkus.http.port=${port}`,
+      '-Dquarkus.management.host=127.0.0.1',
+      `-Dquarkus.management.port=${managementPort}`,
+      // A log line per request would grow the log with every decode of a new id; starts, storage and errors stay.
+      '-Dquarkus.http.access-log.enabled=false',
+      '-jar',
+      join(home, 'quarkus-run.jar'),
+    ],
+    {
+      // Settings through the environment: the password stays out of `ps`.
+      APICURIO_STORAGE_KIND: 'sql',
+      APICURIO_STORAGE_SQL_KIND: 'postgresql',
+      APICURIO_DATASOURCE_URL: `jdbc:postgresql://${database.host}:${database.port}/${database.name}`,
+      APICURIO_DATASOURCE_USERNAME: database.user,
+      APICURIO_DATASOURCE_PASSWORD: database.password,
+      // Its default keeps 20 connections open; a local registry needs few.
+      APICURIO_DATASOURCE_JDBC_INITIAL_SIZE: '2',
+      APICURIO_DATASOURCE_JDBC_MIN_SIZE: '2',
+      APICURIO_DATASOURCE_JDBC_MAX_SIZE: '20',
+    },
+    home,
+  );
+  return registry;
+}
+
+/** The registry answers on its Confluent-compatible API (Apicurio 3 opens its port only once its storage is ready). */
+export function registryAnswers(port: number): Promise<boolean> {
+  return httpOk(`http://127.0.0.1:${port}/apis/ccompat/v7/subjects`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -578,6 +798,22 @@ export function psqlAdmin(paths: StackPaths, ports: Ports, sql: string, database
   return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
 }
 
+const sqlLiteral = (value: string) => `'${value.replaceAll("'", "''")}'`;
+const sqlIdent = (value: string) => `"${value.replaceAll('"', '""')}"`;
+
+export function ensurePostgresRole(paths: StackPaths, ports: Ports, user: string, password: string): void {
+  if (psqlAdmin(paths, ports, `SELECT 1 FROM pg_roles WHERE rolname = ${sqlLiteral(user)}`) === '1') return;
+  // CREATEDB: the migration tests run their up/down cycle in a scratch database of their own.
+  psqlAdmin(paths, ports, `CREATE ROLE ${sqlIdent(user)} LOGIN CREATEDB PASSWORD ${sqlLiteral(password)}`);
+  log(`created role ${user}`);
+}
+
+export function ensurePostgresDatabase(paths: StackPaths, ports: Ports, database: string, owner: string): void {
+  if (psqlAdmin(paths, ports, `SELECT 1 FROM pg_database WHERE datname = ${sqlLiteral(database)}`) === '1') return;
+  psqlAdmin(paths, ports, `CREATE DATABASE ${sqlIdent(database)} OWNER ${sqlIdent(owner)}`);
+  log(`created database ${database}`);
+}
+
 // ---------------------------------------------------------------------------------------
 // Lifecycle
 
@@ -591,7 +827,7 @@ export async function start(paths: StackPaths, ports: Ports): Promise<void> {
 export async function waitHealthy(ports: Ports): Promise<void> {
   await Promise.all([
     ...ports.kafka.map((p) => waitFor(`kafka broker on ${p}`, () => portOpen(p), 180_000)),
-    waitFor('schema registry', () => httpOk(`http://127.0.0.1:${ports.registry}/apis/ccompat/v7/subjects`), 180_000),
+    waitFor('schema registry', () => registryAnswers(ports.registry), 180_000),
     waitFor('minio', () => httpOk(`http://127.0.0.1:${ports.minio}/minio/health/ready`), 120_000),
     waitFor('postgres', () => portOpen(ports.postgres), 60_000),
   ]);
@@ -622,7 +858,7 @@ export async function status(paths: StackPaths, ports: Ports): Promise<ServerSta
   }
   result.push({
     name: 'registry',
-    up: await httpOk(`http://127.0.0.1:${ports.registry}/apis/ccompat/v7/subjects`).catch(() => false),
+    up: await registryAnswers(ports.registry).catch(() => false),
     detail: `http://127.0.0.1:${ports.registry}/apis/ccompat/v7`,
   });
   result.push({

@@ -14,11 +14,12 @@ import { allTopics, replicationFactor, topicConfig } from '../../core/pipeline.j
 import { createS3 } from '../../core/s3.js';
 import {
   alterTopicConfigs,
+  ensurePostgresDatabase,
+  ensurePostgresRole,
   install,
   log,
   type Ports,
   type Profile,
-  psqlAdmin,
   purge,
   start,
   stackPaths,
@@ -86,19 +87,8 @@ async function setupBucket(): Promise<void> {
 
 function setupDatabase(paths: StackPaths, ports: Ports): void {
   const { postgres } = loadConfig();
-  const literal = (value: string) => `'${value.replaceAll("'", "''")}'`;
-  const ident = (value: string) => `"${value.replaceAll('"', '""')}"`;
-  const hasRole = psqlAdmin(paths, ports, `SELECT 1 FROM pg_roles WHERE rolname = ${literal(postgres.user)}`);
-  if (hasRole !== '1') {
-    // CREATEDB: the migration tests run their up/down cycle in a scratch database of their own.
-    psqlAdmin(paths, ports, `CREATE ROLE ${ident(postgres.user)} LOGIN CREATEDB PASSWORD ${literal(postgres.password)}`);
-    log(`created role ${postgres.user}`);
-  }
-  const hasDb = psqlAdmin(paths, ports, `SELECT 1 FROM pg_database WHERE datname = ${literal(postgres.database)}`);
-  if (hasDb !== '1') {
-    psqlAdmin(paths, ports, `CREATE DATABASE ${ident(postgres.database)} OWNER ${ident(postgres.user)}`);
-    log(`created database ${postgres.database}`);
-  }
+  ensurePostgresRole(paths, ports, postgres.user, postgres.password);
+  ensurePostgresDatabase(paths, ports, postgres.database, postgres.user);
 }
 
 async function setup(paths: StackPaths, ports: Ports): Promise<void> {
