@@ -3,6 +3,7 @@
  *   processor [run] [--stages split,extract,validate,load] run stages (default: PROCESSOR_STAGES or all)
  *   processor describe                                 print the topology: stages, topics, groups, partitions
  */
+import { createKafka, partitionCountsOf } from '../core/kafka.js';
 import { createS3 } from '../core/s3.js';
 import { readConfigOrExit, runService } from '../core/service.js';
 import { loadProcessorConfig } from './config.js';
@@ -20,9 +21,26 @@ const config = readConfigOrExit(() => loadProcessorConfig(env));
 
 if (command === 'describe') {
   const s3 = createS3(config.s3);
-  process.stdout.write(describeTopology(etlTopology({ s3 })));
+  const topology = etlTopology({ s3 });
+  process.stdout.write(describeTopology(topology, await clusterPartitionCounts(topology.stages.map((stage) => stage.input))));
   s3.destroy();
   process.exit(0);
+}
+
+/** The partition counts the cluster reports; the configured count, said so, when it cannot answer. */
+async function clusterPartitionCounts(inputs: string[]): Promise<number | ((topic: string) => number)> {
+  const admin = createKafka(config.kafka, { clientId: `${config.kafka.clientId}-describe` }).admin();
+  try {
+    await admin.connect();
+    return await partitionCountsOf(admin, inputs);
+  } catch (error) {
+    process.stderr.write(
+      `the cluster did not give its partition counts (${(error as Error).message}): showing PIPELINE_PARTITIONS=${config.pipeline.partitions}\n`,
+    );
+    return config.pipeline.partitions;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
 }
 if (command !== 'run') {
   process.stderr.write(`unknown command ${command}: use run or describe\n`);

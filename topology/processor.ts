@@ -1,13 +1,13 @@
 /**
  * The processor's composition root: runs the chosen stages of the ETL topology in this
  * process, with /liveness, /readiness (its consumers and Postgres) and /metrics on one port.
- * More processes = more replicas: each stage's consumer group spreads its 3 partitions.
+ * More processes = more replicas: each stage's consumer group spreads its input's partitions.
  */
 import { readBuildInfo } from '../core/build-info.js';
 import { createEventCodec } from '../core/event-codec.js';
 import { createReadiness } from '../core/health.js';
 import { addOperationalRoutes, closeListener, listen, notFound } from '../core/http.js';
-import { createKafka, partitionCountsOf } from '../core/kafka.js';
+import { connectOnce, createKafka, partitionCountsOf, type Admin, type LazyClient } from '../core/kafka.js';
 import { topics } from '../core/pipeline.js';
 import type { Logger } from '../core/logger.js';
 import { createMetricsRegistry } from '../core/metrics.js';
@@ -42,8 +42,10 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   const kafka = createKafka(config.kafka, { logger, clientId: `${config.kafka.clientId}-processor` });
   let postgres: Postgres | undefined;
   const getPostgres = () => (postgres ??= createPostgres(config.postgres, { applicationName: 'etl-processor' }));
+  // One admin client for the partition count the split stage follows and for the lag monitor.
+  const admin = connectOnce(kafka.admin());
   const chosen = config.processor.stages as string[];
-  const pieceCount = chosen.includes('split') ? await followPartitionCount(kafka, topics.filePiece.name, logger) : undefined;
+  const pieceCount = chosen.includes('split') ? await followPartitionCount(admin, topics.filePiece.name, logger) : undefined;
   const topology = etlTopology({
     s3,
     postgres: getPostgres,
@@ -91,6 +93,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
     {
       intervalMs: config.processor.lagIntervalMs,
       logger,
+      admin,
       onMeasured: (target, lags) => {
         const stage = stages.find((candidate) => groupIdOf(candidate) === target.group)!;
         for (const { partition, lag } of lags) metrics.lag.set({ stage: stage.name, topic: target.topic, partition: String(partition) }, lag);
@@ -130,7 +133,8 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
     close() {
       closing ??= (async () => {
         await lagMonitor.stop();
-        await pieceCount?.stop();
+        pieceCount?.stop();
+        await admin.disconnect().catch(() => undefined);
         // Each stage finishes or aborts its open transaction, then leaves its group.
         await Promise.all(running.map((stage) => stage.stop()));
         await producer.disconnect();
@@ -149,13 +153,11 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
  * minute: after the topic grows, the split stage spreads pieces over the new partitions too.
  */
 async function followPartitionCount(
-  kafka: ReturnType<typeof createKafka>,
+  admin: LazyClient<Admin>,
   topic: string,
   logger: Logger,
-): Promise<{ current: () => number; stop: () => Promise<void> }> {
-  const admin = kafka.admin();
-  await admin.connect();
-  const read = async () => (await partitionCountsOf(admin, [topic]))(topic);
+): Promise<{ current: () => number; stop: () => void }> {
+  const read = async () => (await partitionCountsOf(await admin.connected(), [topic]))(topic);
   let count = await read();
   const timer = setInterval(() => {
     read().then(
@@ -169,9 +171,8 @@ async function followPartitionCount(
   timer.unref();
   return {
     current: () => count,
-    async stop() {
+    stop() {
       clearInterval(timer);
-      await admin.disconnect();
     },
   };
 }

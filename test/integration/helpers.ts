@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createKafka, ensureTopics, type Admin, type KafkaClients } from '../../core/kafka.js';
 import { replicationFactor, topicConfig } from '../../core/pipeline.js';
 import { TopicReader as KafkaTopicReader, type ReadMessage, type TopicReaderOptions } from '../../core/topic-reader.js';
+
+export { freePort } from '../../deployments/local/free-port.js';
 
 export type { ReadMessage };
 
@@ -92,20 +93,6 @@ export async function collectEvents<T>(
   }
 }
 
-/**
- * A port nothing listens on now, picked by the kernel (a random number could be an
- * ephemeral port some connection of the stack already uses).
- */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 /**
  * Writes one LZ4-compressed batch of 20 compressible lines to partition 0 with kcat (librdkafka),

@@ -5,7 +5,15 @@
  * (end − start). The processor measures its stages' groups, monitoring every group it follows;
  * both with these functions.
  */
-import { connectOnce, readCommitted, type Admin, type CommittedOffset, type GroupOffsetReader, type KafkaClients } from '../../core/kafka.js';
+import {
+  connectOnce,
+  readCommitted,
+  type Admin,
+  type CommittedOffset,
+  type GroupOffsetReader,
+  type KafkaClients,
+  type LazyClient,
+} from '../../core/kafka.js';
 import type { Logger } from '../../core/logger.js';
 
 export interface LagTarget {
@@ -58,9 +66,11 @@ export function startLagMonitor(
     logger: Logger;
     onMeasured: (target: LagTarget, lags: PartitionLag[]) => void;
     onRound?: (allMeasured: boolean) => void;
+    /** An admin client the caller owns and disconnects; by default the monitor opens its own. */
+    admin?: LazyClient<Admin>;
   },
 ): LagMonitor {
-  const admin = connectOnce(kafka.admin());
+  const admin = options.admin ?? connectOnce(kafka.admin());
   const readers = new Map(targets.map((target) => [target, kafka.groupOffsets(target.group)]));
   let round: Promise<void> | undefined;
   let stopped = false;
@@ -96,7 +106,7 @@ export function startLagMonitor(
       clearInterval(timer);
       await round;
       await Promise.all([...readers.values()].map((reader) => reader.close().catch(() => undefined)));
-      await admin.disconnect().catch(() => undefined);
+      if (options.admin === undefined) await admin.disconnect().catch(() => undefined);
     },
   };
 }
