@@ -36,6 +36,8 @@ export interface ResponseState {
   res: HttpResponse;
   aborted: boolean;
   done: boolean;
+  /** Called once when the client goes away (set by whoever waits on the response, e.g. a stream). */
+  onAbort?: () => void;
 }
 
 export function trackResponse(res: HttpResponse, onAborted?: () => void): ResponseState {
@@ -43,8 +45,55 @@ export function trackResponse(res: HttpResponse, onAborted?: () => void): Respon
   res.onAborted(() => {
     state.aborted = true;
     onAborted?.();
+    state.onAbort?.();
   });
   return state;
+}
+
+/** Resolves when uWS has sent what it buffered, or when the client went away. */
+function drained(state: ResponseState): Promise<void> {
+  return new Promise((resolve) => {
+    state.onAbort = resolve;
+    state.res.onWritable(() => {
+      resolve();
+      return true;
+    });
+  });
+}
+
+/**
+ * A body of unknown length (chunked), written as `chunks` yields it: when uWS has to buffer a
+ * chunk, the next one is asked for only after the socket drained, so a large download never
+ * piles up in memory. Stops reading when the client goes away; a failure of `chunks` after the
+ * status was sent closes the connection, so the client sees a cut body rather than a short one.
+ */
+export async function streamResponse(
+  state: ResponseState,
+  status: number,
+  headers: Record<string, string>,
+  chunks: AsyncIterable<string>,
+): Promise<void> {
+  if (state.aborted || state.done) return;
+  state.done = true;
+  state.res.cork(() => {
+    state.res.writeStatus(statusLine(status));
+    for (const [name, value] of Object.entries(headers)) state.res.writeHeader(name, value);
+  });
+  try {
+    for await (const chunk of chunks) {
+      if (state.aborted) return;
+      let written = true;
+      state.res.cork(() => {
+        written = state.res.write(chunk);
+      });
+      if (!written) await drained(state);
+      if (state.aborted) return;
+    }
+  } catch (error) {
+    if (!state.aborted) state.res.close();
+    throw error;
+  }
+  if (!state.aborted) state.res.cork(() => state.res.end());
 }
 
 export function sendJson(

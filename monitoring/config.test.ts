@@ -13,11 +13,13 @@ t.test('defaults', async (t) => {
     lagIntervalMs: 5000,
     readinessCacheMs: 2000,
     pageLimit: 50,
+    errorRetentionDays: 30,
   });
   t.same(config.monitoring.lagGroups, defaultLagGroups);
   t.same(
-    config.monitoring.lagGroups.map((target) => target.group),
-    ['etl-extract', 'etl-validate', 'etl-load'],
+    config.monitoring.lagGroups.map((target) => `${target.group}=${target.topic}`),
+    ['etl-split=FileExtractSuccess', 'etl-extract=FilePiece', 'etl-validate=RecordExtracted', 'etl-load=RecordValidated'],
+    "each stage's group on the topic it reads",
   );
 });
 

@@ -23,18 +23,21 @@ export interface MonitoringConfig extends Config {
     lagIntervalMs: number;
     /**
      * MONITORING_LAG_GROUPS: `group=topic,...` of the pipeline's stages whose lag is measured
-     * (the monitoring's own groups are always added). Default: etl-extract, etl-validate, etl-load.
+     * (the monitoring's own groups are always added). Default: etl-split, etl-extract, etl-validate, etl-load.
      */
     lagGroups: LagTarget[];
     /** MONITORING_READINESS_CACHE_MS */
     readinessCacheMs: number;
     /** MONITORING_PAGE_LIMIT: imports listed on the page (GET /). */
     pageLimit: number;
+    /** MONITORING_ERROR_RETENTION_DAYS: error report entries older than this are deleted (checked hourly). */
+    errorRetentionDays: number;
   };
 }
 
 export const defaultLagGroups: readonly LagTarget[] = [
-  { group: 'etl-extract', topic: topics.fileExtractSuccess.name },
+  { group: 'etl-split', topic: topics.fileExtractSuccess.name },
+  { group: 'etl-extract', topic: topics.filePiece.name },
   { group: 'etl-validate', topic: topics.recordExtracted.name },
   { group: 'etl-load', topic: topics.recordValidated.name },
 ];
@@ -70,6 +73,7 @@ export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): Moni
       lagGroups: lag.targets,
       readinessCacheMs: reader.int('MONITORING_READINESS_CACHE_MS', 2000, { min: 0 }),
       pageLimit: reader.int('MONITORING_PAGE_LIMIT', 50, { min: 1, max: 500 }),
+      errorRetentionDays: reader.int('MONITORING_ERROR_RETENTION_DAYS', 30, { min: 1, max: 3650 }),
     },
   };
   reader.done();

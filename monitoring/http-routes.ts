@@ -1,18 +1,27 @@
 /**
  * The lineage API and the page:
  *   GET /imports/:request_id?tenant   one import's lineage (404 IMPORT_NOT_FOUND; 409
- *                                     AMBIGUOUS_REQUEST_ID when tenants share the id and none is named)
+ *                                     AMBIGUOUS_REQUEST_ID when tenants share the id and none is named);
+ *                                     its page when the client asks for text/html first (a browser)
+ *   GET /imports/:request_id/errors?tenant&format&limit&after
+ *                                     the import's error report: a JSON page (`next` cursor), or every
+ *                                     entry as an NDJSON or CSV download (?format= or Accept)
  *   GET /imports?tenant&status&limit  { imports: [...] }, newest first (400 on bad parameters)
  *   GET /                             the HTML page (same filters), refreshed live by polling the API
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { sendJson, statusText, trackResponse, type ResponseState } from '../core/http.js';
+import { header, sendJson, statusText, streamResponse, trackResponse, type ResponseState } from '../core/http.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { toJson } from './lineage.js';
-import type { LineageStore, ListQuery } from './lineage-store.js';
+import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEntryJson, type Cursor } from './error-report.js';
+import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
+import { pageErrorLimit, renderImportPage, wantsHtml } from './import-page.js';
 import { contentSecurityPolicy, renderPage } from './page.js';
-import { parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
+import { parseErrorsQuery, parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
+
+/** Entries read from the database per query while a download streams. */
+const downloadPageSize = 500;
 
 export interface RouteDeps {
   store: LineageStore;
@@ -45,6 +54,7 @@ function sendHtml(state: ResponseState, status: number, html: string): void {
     state.res.writeHeader('x-content-type-options', 'nosniff');
     state.res.writeHeader('referrer-policy', 'no-referrer');
     state.res.writeHeader('cache-control', 'no-store');
+    state.res.writeHeader('vary', 'accept');
     state.res.end(html);
   });
 }
@@ -60,39 +70,111 @@ export function dropEmptyParams(queryString: string): string {
 export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
   const { store, logger } = deps;
 
+  /** The whole report from `after` on, read from the database one page at a time. */
+  async function* reportChunks(tenant: string, requestId: string, format: 'ndjson' | 'csv', after: Cursor | undefined): AsyncGenerator<string> {
+    if (format === 'csv') yield csvHeader();
+    let cursor = after;
+    for (;;) {
+      const page = await store.errorPage({ tenant, requestId, after: cursor, limit: downloadPageSize });
+      if (page.length > 0) yield page.map((item) => (format === 'csv' ? csvRows(item.entry) : ndjsonLine(item.entry))).join('');
+      const last = page.at(-1);
+      if (page.length < downloadPageSize || last === undefined) return;
+      cursor = { recordIndex: last.entry.recordIndex ?? -1, id: last.id };
+    }
+  }
+
+  /** The one import of `requestId` (of `tenant`), or the 404 / 409 answer. */
+  async function findImport(state: ResponseState, requestId: string, tenant: string | undefined): Promise<StoredImport | undefined> {
+    const found = await store.find(requestId, tenant);
+    const [only] = found;
+    if (only === undefined) {
+      const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
+      sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
+      return undefined;
+    }
+    if (found.length > 1) {
+      sendJson(
+        state,
+        409,
+        {
+          error: {
+            code: 'AMBIGUOUS_REQUEST_ID',
+            message: `${found.length} tenants sent request id ${requestId}: name one with ?tenant=`,
+            request_id: requestId,
+          },
+        },
+        noStore,
+      );
+      return undefined;
+    }
+    return only;
+  }
+
   app.get('/imports/:request_id', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
     const parsed = parseRequestId(req.getParameter(0) ?? '');
     if (!parsed.ok) return badRequest(state, parsed.problem);
-    const requestId = parsed.value;
     const query = parseImportQuery(req.getQuery() ?? '');
     if (!query.ok) return badRequest(state, query.problem);
-    const { tenant } = query.value;
-    store.find(requestId, tenant).then(
-      (found) => {
-        const [only] = found;
-        if (only === undefined) {
-          const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
-          sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
-        } else if (found.length > 1) {
-          sendJson(
-            state,
-            409,
-            {
-              error: {
-                code: 'AMBIGUOUS_REQUEST_ID',
-                message: `${found.length} tenants sent request id ${requestId}: name one with ?tenant=`,
-                request_id: requestId,
-              },
-            },
-            noStore,
-          );
-        } else {
-          sendJson(state, 200, toJson(only.lineage, only.updatedAt), noStore);
-        }
-      },
-      (error: unknown) => unavailable(state, logger, error),
-    );
+    const html = wantsHtml(header(req, 'accept'));
+    (async () => {
+      const found = await findImport(state, parsed.value, query.value.tenant);
+      if (found === undefined) return;
+      const item = toJson(found.lineage, found.updatedAt);
+      if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });
+      const { tenant, requestId } = found.lineage;
+      const [counts, first] = await Promise.all([
+        store.errorCounts(tenant, requestId),
+        store.errorPage({ tenant, requestId, limit: pageErrorLimit }),
+      ]);
+      sendHtml(state, 200, renderImportPage(item, { counts, first: first.map((entry) => toEntryJson(entry.entry)) }));
+    })().catch((error: unknown) => unavailable(state, logger, error));
+  });
+
+  app.get('/imports/:request_id/errors', (res: HttpResponse, req: HttpRequest) => {
+    const state = trackResponse(res);
+    const parsed = parseRequestId(req.getParameter(0) ?? '');
+    if (!parsed.ok) return badRequest(state, parsed.problem);
+    const query = parseErrorsQuery(req.getQuery() ?? '', header(req, 'accept'));
+    if (!query.ok) return badRequest(state, query.problem);
+    const { format, limit, after } = query.value;
+    (async () => {
+      const found = await findImport(state, parsed.value, query.value.tenant);
+      if (found === undefined) return;
+      const { tenant, requestId } = found.lineage;
+      if (format === 'json') {
+        const [counts, page] = await Promise.all([
+          store.errorCounts(tenant, requestId),
+          store.errorPage({ tenant, requestId, after, limit: limit + 1 }),
+        ]);
+        const shown = page.slice(0, limit);
+        const last = shown.at(-1);
+        const next = page.length > limit && last !== undefined ? encodeCursor({ recordIndex: last.entry.recordIndex ?? -1, id: last.id }) : null;
+        sendJson(
+          state,
+          200,
+          {
+            request_id: requestId,
+            tenant,
+            counts,
+            errors: shown.map((item) => toEntryJson(item.entry)),
+            next,
+            next_url: next === null ? null : `/imports/${requestId}/errors?tenant=${tenant}&limit=${limit}&after=${next}`,
+          },
+          noStore,
+        );
+        return;
+      }
+      const headers = {
+        ...noStore,
+        'content-type': reportContentTypes[format],
+        'content-disposition': `attachment; filename="${requestId}-errors.${format}"`,
+      };
+      await streamResponse(state, 200, headers, reportChunks(tenant, requestId, format, after));
+    })().catch((error: unknown) => {
+      if (!state.done) unavailable(state, logger, error);
+      else logger.warn({ err: error }, 'an error report download was cut off');
+    });
   });
 
   app.get('/imports', (res: HttpResponse, req: HttpRequest) => {

@@ -12,6 +12,8 @@ import type { ITask } from 'pg-promise';
 import { errorMessage, PipelineError } from '../core/errors.js';
 import type { Postgres } from '../core/postgres.js';
 import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from '../sinks/postgres/sink-offsets.js';
+import { reportEntryOf, type Cursor, type ReportKind } from './error-report.js';
+import { countReportEntries, insertReportEntries, readReportPage, sweepReport, type StoredEntry } from './error-report-store.js';
 import {
   applyEvent,
   emptyEffects,
@@ -29,6 +31,7 @@ export interface ImportRow {
   status: ImportStatus;
   filename: string | null;
   size: string | number | null;
+  raw_object: string | null;
   records_expected: string | number | null;
   extracted: string | number | null;
   pieces: number | null;
@@ -66,6 +69,7 @@ export function fromRow(row: ImportRow): StoredImport {
       status: row.status,
       filename: row.filename,
       size: num(row.size),
+      rawObject: row.raw_object,
       recordsExpected: num(row.records_expected),
       extracted: num(row.extracted),
       pieces: row.pieces,
@@ -121,6 +125,12 @@ export interface LineageStore {
   find(requestId: string, tenant?: string): Promise<StoredImport[]>;
   /** Newest first (by received time; imports not yet received last). */
   list(query: ListQuery): Promise<StoredImport[]>;
+  /** A page of an import's error report, in record order. */
+  errorPage(query: { tenant: string; requestId: string; after?: Cursor; limit: number }): Promise<StoredEntry[]>;
+  /** How many entries of each kind the import's error report has. */
+  errorCounts(tenant: string, requestId: string): Promise<Record<ReportKind, number>>;
+  /** Deletes error report entries stored more than `retentionDays` ago; returns how many. */
+  sweepErrors(retentionDays: number): Promise<number>;
   ping(): Promise<void>;
 }
 
@@ -129,6 +139,7 @@ const columns = [
   'status',
   'filename',
   'size',
+  'raw_object',
   'records_expected',
   'extracted',
   'pieces',
@@ -154,6 +165,7 @@ function toRowValues(lineage: Lineage): Record<(typeof columns)[number], unknown
     status: lineage.status,
     filename: lineage.filename,
     size: lineage.size,
+    raw_object: lineage.rawObject,
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
     pieces: lineage.pieces,
@@ -265,9 +277,14 @@ export function createLineageStore(postgres: Postgres): LineageStore {
           const effects = emptyEffects();
           if (stored >= next) return { skipped: true, applied: 0, effects };
 
+          const fresh = batch.events.filter((entry) => BigInt(entry.offset) >= stored);
+          await insertReportEntries(
+            task,
+            fresh.flatMap(({ offset, event }) => reportEntryOf(event, { topic: batch.topic, partition: batch.partition, offset: Number(offset) }) ?? []),
+          );
           const events = await dropRepeats(
             task,
-            batch.events.filter((entry) => BigInt(entry.offset) >= stored).map((entry) => entry.event),
+            fresh.map((entry) => entry.event),
           );
           if (events.length > 0) {
             const keyOf = (tenant: string, requestId: string) => JSON.stringify([tenant, requestId]);
@@ -340,10 +357,16 @@ export function createLineageStore(postgres: Postgres): LineageStore {
       return rows.map(fromRow);
     },
 
+    errorPage: (query) => readReportPage(db, query),
+    errorCounts: (tenant, requestId) => countReportEntries(db, tenant, requestId),
+    sweepErrors: (retentionDays) => sweepReport(db, retentionDays),
+
     async ping() {
-      await db.one("SELECT to_regclass('imports')::text AS name").then((row: { name: string | null }) => {
-        if (row.name === null) throw new Error('table imports does not exist: run the migrations (npm run migrate up)');
-      });
+      const row = await db.one<{ imports: string | null; report: string | null }>(
+        "SELECT to_regclass('imports')::text AS imports, to_regclass('import_error_report')::text AS report",
+      );
+      const missing = [row.imports === null ? 'imports' : '', row.report === null ? 'import_error_report' : ''].filter(Boolean);
+      if (missing.length > 0) throw new Error(`table ${missing.join(' and ')} does not exist: run the migrations (npm run migrate up)`);
     },
   };
 }

@@ -28,7 +28,16 @@ const piece = (index: number, pieces: number, records: number, at: number): Line
   piece: index,
   pieces,
 });
-const invalid = (at: number): LineageEvent => ({ kind: 'invalid', requestId: id, tenant: 'acme', at });
+const invalid = (at: number): LineageEvent => ({
+  kind: 'invalid',
+  requestId: id,
+  tenant: 'acme',
+  at,
+  recordIndex: 0,
+  recordKey: null,
+  violations: [],
+  source: { topic: 'RecordExtracted', partition: 0, offset: 0 },
+});
 const loaded = (batchId: string, inserted: number, updated: number, rejected: number, at: number): LineageEvent => ({
   kind: 'loaded',
   requestId: id,
@@ -136,6 +145,8 @@ t.test('a refused file fails with its code; a failure wins over counts', async (
     stage: 'extract',
     code: 'S3_OBJECT_MISSING',
     message: 'gone',
+    recordIndex: null,
+    recordKey: null,
     source: { topic: 'FileExtractSuccess', partition: 0, offset: 3 },
     effect: 'fail',
   };
@@ -160,6 +171,8 @@ t.test('record-level processing errors count towards completion; PG rejections d
     stage: 'validate',
     code: 'UNPROCESSABLE',
     message: 'boom',
+    recordIndex: 4,
+    recordKey: 'acme-4',
     source: { topic: 'RecordExtracted', partition: 1, offset: 8 },
     effect: 'unprocessed',
   };
@@ -184,13 +197,16 @@ t.test('toLineageEvent maps each topic and ignores events without a request id',
     toLineageEvent('FileExtractSuccess', {
       request_id: id,
       tenant: 'acme',
+      bucket: 'raw',
+      key: 'acme/2026/12/03/f.json',
       size: 10,
       record_count: 2,
       original_filename: null,
       received_at: new Date(t0),
     }),
-    { kind: 'received', requestId: id, tenant: 'acme', size: 10, recordsExpected: 2, filename: null, at: t0 },
+    { kind: 'received', requestId: id, tenant: 'acme', size: 10, recordsExpected: 2, filename: null, at: t0, rawObject: 's3://raw/acme/2026/12/03/f.json' },
   );
+  t.equal(run([{ ...received, rawObject: 's3://raw/k' } as LineageEvent]).lineage.rawObject, 's3://raw/k', 'the lineage keeps where the file is');
   t.match(
     toLineageEvent('FileExtractError', { request_id: id, tenant: 'acme', reason_code: 'TRUNCATED', message: 'm', bytes_received: 3, original_filename: 'f', received_at: t0 }),
     { kind: 'rejected', code: 'TRUNCATED', size: 3, filename: 'f' },

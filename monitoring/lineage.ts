@@ -27,6 +27,8 @@ export interface Lineage {
   status: ImportStatus;
   filename: string | null;
   size: number | null;
+  /** Where the ingress stored the file: `s3://<bucket>/<key>` (null until it is received). */
+  rawObject: string | null;
   /** Records the ingress counted (FileExtractSuccess.record_count). */
   recordsExpected: number | null;
   /** Records the extract stage produced so far (FileExtracted.record_count, added over the file's pieces). */
@@ -61,16 +63,24 @@ interface EventBase {
 }
 
 export type LineageEvent =
-  | (EventBase & { kind: 'received'; filename: string | null; size: number; recordsExpected: number })
+  | (EventBase & { kind: 'received'; filename: string | null; size: number; recordsExpected: number; rawObject?: string })
   | (EventBase & { kind: 'rejected'; filename: string | null; size: number; code: string; message: string })
   | (EventBase & { kind: 'extracted'; extracted: number; receivedAt: number; piece: number; pieces: number })
-  | (EventBase & { kind: 'invalid' })
+  | (EventBase & {
+      kind: 'invalid';
+      recordIndex: number;
+      recordKey: string | null;
+      violations: Array<{ path: string; keyword: string; message: string }>;
+      source: { topic: string; partition: number; offset: number };
+    })
   | (EventBase & { kind: 'loaded'; batchId: string; inserted: number; updated: number; rejected: number })
   | (EventBase & {
       kind: 'processing-error';
       stage: string;
       code: string;
       message: string;
+      recordIndex: number | null;
+      recordKey: string | null;
       /** Where the failed message was: counting a record-level error once needs it. */
       source: { topic: string; partition: number; offset: number };
       /** How the error counts: the whole file failed, one record is lost, or nothing (already counted). */
@@ -120,6 +130,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
         filename: event.original_filename ?? null,
         size: count(event.size),
         recordsExpected: count(event.record_count),
+        rawObject: `s3://${event.bucket}/${event.key}`,
       };
     }
     case topics.fileExtractError.name: {
@@ -150,7 +161,20 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
     }
     case topics.validationError.name: {
       const event = value as ValidationError;
-      return { kind: 'invalid', requestId, tenant, at: toMillis(event.detected_at) };
+      return {
+        kind: 'invalid',
+        requestId,
+        tenant,
+        at: toMillis(event.detected_at),
+        recordIndex: Number(event.record_index),
+        recordKey: event.record_key ?? null,
+        violations: (event.violations ?? []).map((violation) => ({
+          path: String(violation.path),
+          keyword: String(violation.keyword),
+          message: String(violation.message),
+        })),
+        source: { topic: String(event.source_topic), partition: Number(event.source_partition), offset: Number(event.source_offset) },
+      };
     }
     case topics.recordsLoaded.name: {
       const event = value as RecordsLoaded;
@@ -177,6 +201,8 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
         stage,
         code,
         message: String(event.message),
+        recordIndex: event.record_index === null || event.record_index === undefined ? null : Number(event.record_index),
+        recordKey: event.record_key ?? null,
         source: { topic: String(event.source_topic), partition: Number(event.source_partition), offset: Number(event.source_offset) },
         effect: processingErrorEffect(stage, code),
       };
@@ -193,6 +219,7 @@ export function emptyLineage(requestId: string, tenant = ''): Lineage {
     status: 'received',
     filename: null,
     size: null,
+    rawObject: null,
     recordsExpected: null,
     extracted: null,
     pieces: null,
@@ -285,6 +312,7 @@ export function applyEvent(lineage: Lineage, event: LineageEvent, effects: Linea
       lineage.recordsExpected = event.recordsExpected;
       lineage.size = event.size;
       lineage.filename ??= event.filename;
+      lineage.rawObject ??= event.rawObject ?? null;
       lineage.receivedAt = earliest(lineage.receivedAt, event.at);
       break;
     case 'rejected':
@@ -362,6 +390,7 @@ export interface ImportJson {
   status: ImportStatus;
   filename: string | null;
   size: number | null;
+  raw_object: string | null;
   records_expected: number | null;
   extracted: number | null;
   /** Pieces the file's extract was split into, and how many of them are extracted. */
@@ -391,6 +420,7 @@ export function toJson(lineage: Lineage, updatedAt: number | null = null): Impor
     status: lineage.status,
     filename: lineage.filename,
     size: lineage.size,
+    raw_object: lineage.rawObject,
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
     pieces: lineage.pieces,

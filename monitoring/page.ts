@@ -57,7 +57,8 @@ function renderRow(item: ImportJson): string {
   return `<tr data-request-id="${escapeHtml(item.request_id)}" data-status="${escapeHtml(item.status)}">${cells}</tr>`;
 }
 
-const style = `
+/** The style of every monitoring page (one style, so one hash in the Content-Security-Policy). */
+export const pageStyle = `
 body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
 h1 { font-size: 1.3rem; margin: 0 0 .8rem; }
 form { margin-bottom: 1rem; display: flex; gap: .6rem; align-items: center; flex-wrap: wrap; }
@@ -73,6 +74,17 @@ td.status { font-weight: 600; }
 .status-received, .status-extracting, .status-extracted { color: #8a5a00; }
 #poll-state { color: #666; font-size: .85rem; margin-left: auto; }
 #poll-state.error { color: #b3261e; }
+h2 { font-size: 1.05rem; margin: 1.4rem 0 .5rem; }
+nav { margin-bottom: .8rem; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
+dl.facts dt { color: #666; }
+dl.facts dd { margin: 0; }
+#timeline li { margin: .2rem 0; }
+#timeline li.pending { color: #999; }
+#timeline .elapsed { color: #666; font-size: .85rem; }
+#counts { width: auto; }
+#counts td { text-align: right; font-variant-numeric: tabular-nums; }
+.error { color: #b3261e; }
 `;
 
 const script = `
@@ -165,7 +177,7 @@ const hash = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf
 export const contentSecurityPolicy = [
   "default-src 'none'",
   `script-src ${hash(script)}`,
-  `style-src ${hash(style)}`,
+  `style-src ${hash(pageStyle)}`,
   "connect-src 'self'",
   "form-action 'self'",
   "base-uri 'none'",
@@ -187,7 +199,7 @@ export function renderPage(imports: readonly ImportJson[], query: ListQuery, opt
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Imports — ETL monitoring</title>
-<style>${style}</style>
+<style>${pageStyle}</style>
 </head>
 <body>
 <h1>Imports</h1>

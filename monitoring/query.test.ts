@@ -1,6 +1,6 @@
 import t from 'tap';
 import { dropEmptyParams } from './http-routes.js';
-import { maxListLimit, parseListQuery, parseRequestId } from './query.js';
+import { maxListLimit, parseErrorsQuery, parseListQuery, parseRequestId } from './query.js';
 
 t.test('list query: defaults and valid filters', async (t) => {
   t.same(parseListQuery(''), { ok: true, value: { limit: 50 } });
@@ -53,4 +53,25 @@ t.test('the page form sends empty fields, which mean "any"', async (t) => {
   t.equal(dropEmptyParams('tenant=&status='), '');
   t.equal(dropEmptyParams('tenant=acme&status='), 'tenant=acme');
   t.equal(dropEmptyParams('&status=failed&'), 'status=failed');
+});
+
+t.test('errors query: format from ?format= or Accept, a bounded page, a cursor from an earlier page', async (t) => {
+  t.same(parseErrorsQuery(''), { ok: true, value: { format: 'json', limit: 100 } });
+  t.same(parseErrorsQuery('', 'text/csv'), { ok: true, value: { format: 'csv', limit: 100 } });
+  t.same(parseErrorsQuery('format=ndjson&tenant=acme&limit=1000&after=-1.17', 'text/csv'), {
+    ok: true,
+    value: { format: 'ndjson', limit: 1000, tenant: 'acme', after: { recordIndex: -1, id: '17' } },
+  });
+  for (const [query, code] of [
+    ['format=xml', 'INVALID_FORMAT'],
+    ['limit=1001', 'INVALID_LIMIT'],
+    ['limit=0', 'INVALID_LIMIT'],
+    ['after=7', 'INVALID_CURSOR'],
+    ['tenant=A', 'INVALID_TENANT'],
+    ['page=2', 'UNKNOWN_PARAMETER'],
+    ['format=csv&format=json', 'REPEATED_PARAMETER'],
+  ] as const) {
+    const parsed = parseErrorsQuery(query);
+    t.equal(parsed.ok ? undefined : parsed.problem.code, code, query);
+  }
 });

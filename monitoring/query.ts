@@ -3,14 +3,26 @@
  * parameter to a typed query or a 400 answer's error.
  */
 import { isValidRequestId, isValidTenant } from '../ingress/request-id.js';
+import { chooseFormat, decodeCursor, reportFormats, type Cursor, type ReportFormat } from './error-report.js';
 import { importStatuses, type ImportStatus } from './lineage.js';
 import type { ListQuery } from './lineage-store.js';
 
 export const defaultListLimit = 50;
 export const maxListLimit = 500;
+export const defaultErrorsLimit = 100;
+export const maxErrorsLimit = 1000;
 
 export interface QueryProblem {
-  code: 'UNKNOWN_PARAMETER' | 'REPEATED_PARAMETER' | 'INVALID_TENANT' | 'INVALID_STATUS' | 'INVALID_LIMIT' | 'INVALID_QUERY' | 'INVALID_REQUEST_ID';
+  code:
+    | 'UNKNOWN_PARAMETER'
+    | 'REPEATED_PARAMETER'
+    | 'INVALID_TENANT'
+    | 'INVALID_STATUS'
+    | 'INVALID_LIMIT'
+    | 'INVALID_QUERY'
+    | 'INVALID_REQUEST_ID'
+    | 'INVALID_CURSOR'
+    | 'INVALID_FORMAT';
   message: string;
   parameter?: string;
 }
@@ -85,15 +97,51 @@ export function parseListQuery(queryString: string, defaultLimit = defaultListLi
     }
     query.status = status as ImportStatus;
   }
+  const limit = parseLimit(params, defaultLimit, maxListLimit);
+  if (!limit.ok) return limit;
+  query.limit = limit.value;
+  return { ok: true, value: query };
+}
+
+function parseLimit(params: URLSearchParams, fallback: number, max: number): Parsed<number> {
   const limit = params.get('limit');
-  if (limit !== null) {
-    if (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > maxListLimit) {
-      return {
-        ok: false,
-        problem: { code: 'INVALID_LIMIT', message: `limit must be an integer from 1 to ${maxListLimit}`, parameter: 'limit' },
-      };
+  if (limit === null) return { ok: true, value: fallback };
+  if (!/^\d{1,4}$/.test(limit) || Number(limit) < 1 || Number(limit) > max) {
+    return { ok: false, problem: { code: 'INVALID_LIMIT', message: `limit must be an integer from 1 to ${max}`, parameter: 'limit' } };
+  }
+  return { ok: true, value: Number(limit) };
+}
+
+export interface ErrorsQuery {
+  tenant?: string;
+  format: ReportFormat;
+  /** A JSON page's size; a download (ndjson, csv) has every entry. */
+  limit: number;
+  after?: Cursor;
+}
+
+/** `tenant=…&format=json|ndjson|csv&limit=…&after=<cursor>` of `GET /imports/:request_id/errors`; Accept picks the format too. */
+export function parseErrorsQuery(queryString: string, accept?: string): Parsed<ErrorsQuery> {
+  const parsed = parseParameters(queryString, ['tenant', 'format', 'limit', 'after']);
+  if (!parsed.ok) return parsed;
+  const params = parsed.value;
+  const tenant = parseTenant(params);
+  if (!tenant.ok) return tenant;
+  const format = chooseFormat(params.get('format') ?? undefined, accept);
+  if (format === undefined) {
+    return { ok: false, problem: { code: 'INVALID_FORMAT', message: `format must be one of ${reportFormats.join(', ')}`, parameter: 'format' } };
+  }
+  const limit = parseLimit(params, defaultErrorsLimit, maxErrorsLimit);
+  if (!limit.ok) return limit;
+  const query: ErrorsQuery = { format, limit: limit.value };
+  if (tenant.value !== undefined) query.tenant = tenant.value;
+  const after = params.get('after');
+  if (after !== null) {
+    const cursor = decodeCursor(after);
+    if (cursor === undefined) {
+      return { ok: false, problem: { code: 'INVALID_CURSOR', message: 'after must be the next cursor of an earlier page', parameter: 'after' } };
     }
-    query.limit = Number(limit);
+    query.after = cursor;
   }
   return { ok: true, value: query };
 }

@@ -63,8 +63,26 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const running: RunningStage[] = [];
   const { failed, fail: reportFatal } = failureSignal();
   let lagMonitor: LagMonitor | undefined;
+  let sweeping: Promise<void> | undefined;
+  const sweepErrors = () => {
+    sweeping ??= store
+      .sweepErrors(settings.errorRetentionDays)
+      .then(
+        (deleted) => {
+          if (deleted > 0) logger.info({ deleted, retentionDays: settings.errorRetentionDays }, 'deleted old error report entries');
+        },
+        (error: unknown) => logger.warn({ err: error }, 'deleting old error report entries failed; trying again in an hour'),
+      )
+      .finally(() => {
+        sweeping = undefined;
+      });
+  };
+  const sweepTimer = setInterval(sweepErrors, 3600_000);
+  sweepTimer.unref();
 
   async function shutdown(): Promise<void> {
+    clearInterval(sweepTimer);
+    await sweeping;
     await lagMonitor?.stop();
     await Promise.all(running.map((stage) => stage.stop().catch((error: unknown) => logger.warn({ err: error, stage: stage.name }, 'stopping a stage failed'))));
     await producer.disconnect().catch(() => undefined);
@@ -74,6 +92,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   try {
     // Fails fast, naming the fix, when the lineage tables are missing.
     await store.ping();
+    sweepErrors();
     // Only the runner's ProcessingErrors (for undecodable messages) are ever produced.
     await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
     await producer.connect();

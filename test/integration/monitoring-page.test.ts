@@ -185,4 +185,36 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   t.equal(navigations, 1, 'one navigation: the first load');
   t.equal(await page.evaluate('typeof window.__xss'), 'undefined', 'the hostile filename ran nothing');
   t.same(consoleErrors, [], 'no script errors (and no CSP violations)');
+
+  // From the list to the import's page: its timeline, counts, raw file and errors.
+  await row.locator('td.request-id a').click();
+  await page.waitForURL(`**/imports/${firstId}?tenant=${tenant}`);
+  t.equal(await page.title(), `Import ${firstId} — ETL monitoring`);
+  t.equal(await page.locator('#status').textContent(), 'complete');
+  t.equal(await page.locator('#filename').textContent(), `${hostileName} (${sample.length} bytes)`, 'the hostile filename is text here too');
+  t.match((await page.locator('#raw-object').textContent()) ?? '', new RegExp(`^s3://[^/]+/.*${tenant}`), 'where the raw file is');
+  t.same(
+    await page.locator('#timeline li').evaluateAll((items) => items.map((item) => [item.getAttribute('data-step'), item.className])),
+    [
+      ['received', 'done'],
+      ['extracted', 'done'],
+      ['completed', 'done'],
+    ],
+  );
+  t.equal(await page.locator('tr[data-count="invalid"] td').textContent(), '3');
+  t.equal(await page.locator('tr[data-count="loaded"] td').textContent(), '57');
+  const entries = page.locator('#errors tr.error-entry');
+  t.equal(await entries.count(), 3, 'the three invalid records');
+  t.same(await entries.evaluateAll((items) => items.map((item) => item.getAttribute('data-kind'))), ['validation', 'validation', 'validation']);
+  t.ok((await entries.first().locator('td.path').textContent()) !== null, 'each with the path it broke');
+  const csvHref = await page.locator('#errors-csv').getAttribute('href');
+  const csv = await page.request.get(new URL(csvHref!, page.url()).toString());
+  t.equal(csv.status(), 200);
+  t.match(csv.headers()['content-type'], /^text\/csv/);
+  t.equal((await csv.text()).split('\r\n').filter(Boolean)[0], 'record_index,record_key,kind,stage,code,path,keyword,message,source_topic,source_partition,source_offset,detected_at');
+  await page.locator('#back').click();
+  await page.waitForURL(`**/?tenant=${tenant}`);
+  await page.locator(`tr[data-request-id="${firstId}"]`).waitFor();
+  t.equal(await page.evaluate('typeof window.__xss'), 'undefined', 'nothing ran on either page');
+  t.same(consoleErrors, [], 'no script errors (and no CSP violations) on the import page');
 });

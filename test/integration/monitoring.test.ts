@@ -4,134 +4,24 @@
  * is SIGKILLed) must show each import's lineage with exact counts, its metrics, and refuse
  * bad requests.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { request } from 'undici';
 import { createLogger } from '../../core/logger.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies, summarize } from '../../examples/generate/companies.js';
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
-import { createLineageStore, lineageTopics, loadMonitoringConfig, startMonitoring, type ImportJson, type Monitoring } from '../../monitoring/index.js';
+import { createLineageStore, loadMonitoringConfig, type ImportJson } from '../../monitoring/index.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createEventCodec } from '../../core/event-codec.js';
 import { createRegistry } from '../../core/registry.js';
 import { schemaOfTopic, type FileExtractError } from '../../schemas/index.js';
-import { eventually, freePort, kafkaCodecs, produceWithKcat, TopicReader, uniqueName } from './helpers.js';
+import { eventually, kafkaCodecs, produceWithKcat, uniqueName } from './helpers.js';
+import { getJson, lineageOf, spawnService, startInProcess, waitAllApplied, waitForStatus } from './monitoring-helpers.js';
 
 const sample = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 /** What examples/data/json/companies-sample.ndjson holds. */
 const sampleCounts = { records: 60, invalid: 3, valid: 57 };
-
-interface Child {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-const children: Child[] = [];
-t.teardown(async () => {
-  for (const { child, exited } of children) await stopChild(child, exited);
-});
-
-/** SIGTERM, and SIGKILL if it has not exited within 20 s. */
-async function stopChild(child: ChildProcess, exited: Promise<number | null>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/**
- * A service as its own process (`node --import tsx <entry>`), once it listens (/liveness). Not
- * /readiness: on a shared stack its consumer groups may be rebalancing for a while, and the
- * test waits for the outcome it needs anyway.
- */
-async function spawnService(entry: string[], portVariable: string, hostVariable: string, env: Record<string, string> = {}): Promise<Child> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['--import', 'tsx', ...entry], {
-    env: { ...process.env, [portVariable]: String(port), [hostVariable]: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', ...env },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const handle = { child, port, exited };
-  children.push(handle);
-  await eventually(
-    `${entry.join(' ')} to listen`,
-    async () => ((await request(`http://127.0.0.1:${port}/liveness`)).statusCode === 200 ? true : undefined),
-    60_000,
-  );
-  return handle;
-}
-
-async function startInProcess(t: Test): Promise<{ monitoring: Monitoring; url: string }> {
-  const config = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', MONITORING_LAG_INTERVAL_MS: '500' });
-  const monitoring = await startMonitoring(config, createLogger(config.log, 'monitoring-itest'));
-  t.teardown(() => monitoring.close());
-  const url = `http://127.0.0.1:${monitoring.port}`;
-  await eventually('the monitoring to be ready', async () => ((await request(`${url}/readiness`)).statusCode === 200 ? true : undefined), 90_000);
-  return { monitoring, url };
-}
-
-async function getJson(url: string): Promise<{ status: number; json: any; headers: Record<string, unknown> }> {
-  const response = await request(url);
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text), headers: response.headers };
-}
-
-async function lineageOf(url: string, requestId: string, tenant?: string): Promise<ImportJson | undefined> {
-  const response = await getJson(`${url}/imports/${requestId}${tenant === undefined ? '' : `?tenant=${tenant}`}`);
-  return response.status === 200 ? (response.json as ImportJson) : undefined;
-}
-
-async function waitForStatus(url: string, requestId: string, status: string, timeoutMs = 180_000, tenant?: string): Promise<ImportJson> {
-  return eventually(
-    `import ${requestId} to be ${status}`,
-    async () => {
-      const lineage = await lineageOf(url, requestId, tenant);
-      return lineage?.status === status ? lineage : undefined;
-    },
-    timeoutMs,
-  );
-}
-
-/**
- * Waits until the monitoring (groups `etl-monitoring-<topic>`) has applied every event its
- * topics hold now: each group's stored offset is past the last message of each partition. The
- * topics' end offsets cannot be the target: a transactional producer's last commit marker sits
- * at the end of a partition, and no consumer is ever handed it.
- */
-async function waitAllApplied(): Promise<void> {
-  const targets: Array<{ topic: string; partition: number; next: bigint }> = [];
-  for (const topic of lineageTopics) {
-    const reader = new TopicReader(topic);
-    const next = new Map<number, bigint>();
-    try {
-      for (const message of await reader.readToEnd()) next.set(message.partition, BigInt(message.offset) + 1n);
-    } finally {
-      await reader.close();
-    }
-    for (const [partition, offset] of next) targets.push({ topic, partition, next: offset });
-  }
-  const postgres = createPostgres(loadMonitoringConfig().postgres);
-  const store = createLineageStore(postgres);
-  try {
-    await eventually(
-      'the monitoring applied every event its topics hold',
-      async () => {
-        for (const { topic, partition, next } of targets) {
-          const stored = (await store.storedOffsets(`etl-monitoring-${topic}`, topic)).get(partition);
-          if (stored === undefined || BigInt(stored) < next) return undefined;
-        }
-        return true;
-      },
-      180_000,
-    );
-  } finally {
-    await postgres.close();
-  }
-}
 
 const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
@@ -313,6 +203,24 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
   t.ok(times[0]! <= times[1]! && times[1]! <= times[2]!, 'in order');
   t.ok(Date.now() - times[0]! < 10 * 60_000, 'recent');
 
+  // The error report: the sample's invalid records, with what each broke.
+  const report = await getJson(`${url}/imports/${requestId}/errors`);
+  t.equal(report.status, 200);
+  t.match(report.json, { request_id: requestId, tenant, counts: { validation: sampleCounts.invalid, processing: 0, rejected: 0 }, next: null });
+  t.equal(report.json.errors.length, sampleCounts.invalid);
+  for (const entry of report.json.errors) {
+    t.match(entry, { kind: 'validation', stage: 'validate', code: 'CONTRACT_VIOLATION', record_index: Number, source: { topic: 'RecordExtracted' } });
+    t.ok(entry.violations.length >= 1 && entry.violations.every((v: any) => typeof v.keyword === 'string' && typeof v.path === 'string'), 'violations with path and keyword');
+  }
+  const indexes = report.json.errors.map((entry: any) => entry.record_index);
+  t.same(indexes, [...indexes].sort((a: number, b: number) => a - b), 'in record order');
+  const csv = await request(`${url}/imports/${requestId}/errors`, { headers: { accept: 'text/csv' } });
+  t.match(csv.headers['content-type'], /^text\/csv/);
+  t.match(csv.headers['content-disposition'], `attachment; filename="${requestId}-errors.csv"`);
+  const csvLines = (await csv.body.text()).split('\r\n').filter((line) => line !== '');
+  const violations = report.json.errors.reduce((sum: number, entry: any) => sum + entry.violations.length, 0);
+  t.equal(csvLines.length, 1 + violations, 'a header and one row per violation');
+
   // Listing: newest first, filters.
   const listed = await getJson(`${url}/imports?tenant=${tenant}`);
   t.equal(listed.status, 200);
@@ -429,6 +337,11 @@ t.test('a monitoring process killed with SIGKILL mid-stream and restarted: the s
   // Nothing more arrives later: once every event there is has been applied, the counts are still exact.
   await waitAllApplied();
   t.match(await lineageOf(secondUrl, requestId), { status: 'complete', invalid: expected.invalid, loaded: expected.valid });
+  const download = await request(`${secondUrl}/imports/${requestId}/errors?format=ndjson`);
+  t.equal(download.statusCode, 200);
+  const lines = (await download.body.text()).split('\n').filter(Boolean);
+  t.equal(lines.length, expected.invalid, 'each invalid record once in the error report, across the kill');
+  t.equal(new Set(lines.map((line) => JSON.parse(line).record_index)).size, expected.invalid, 'no record twice');
   second.child.kill('SIGTERM');
   t.equal(await second.exited, 0, 'SIGTERM: exit 0');
 });

@@ -1,0 +1,2 @@
+DROP TABLE import_error_report;
+ALTER TABLE imports DROP COLUMN raw_object;
