@@ -50,6 +50,25 @@ export function trackResponse(res: HttpResponse, onAborted?: () => void): Respon
   return state;
 }
 
+/**
+ * A small request body (a form), whole; undefined when it is larger than `maxBytes` or the
+ * client went away. uWS reuses a chunk's memory after the callback, hence the copies.
+ */
+export function readSmallBody(state: ResponseState, maxBytes: number): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    state.onAbort = () => resolve(undefined);
+    state.res.onData((chunk, isLast) => {
+      size += chunk.byteLength;
+      if (size > maxBytes) over = true;
+      else chunks.push(Buffer.from(chunk.slice(0)));
+      if (isLast) resolve(over ? undefined : Buffer.concat(chunks));
+    });
+  });
+}
+
 /** Resolves when uWS has sent what it buffered, or when the client went away. */
 function drained(state: ResponseState): Promise<void> {
   return new Promise((resolve) => {

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { readConfig, type Config } from '../core/config.js';
 import { checkUrl, EnvReader } from '../core/env.js';
-import { parseTenantTokens } from './auth.js';
+import { tenantTokensSetting } from '../core/tenant-tokens.js';
 
 export interface IngressConfig extends Config {
   ingress: {
@@ -65,15 +64,7 @@ const MiB = 1024 * 1024;
 export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): IngressConfig {
   const reader = new EnvReader(env);
   const base = readConfig(reader);
-  let tenantTokens: Record<string, string> = {};
-  const tokensText = env.INGRESS_AUTH_TOKENS ?? readOptionalFile(reader, env.INGRESS_AUTH_TOKENS_FILE);
-  if (tokensText !== undefined) {
-    try {
-      tenantTokens = parseTenantTokens(tokensText);
-    } catch (error) {
-      reader.problems.push(`INGRESS_AUTH_TOKENS: ${(error as Error).message}`);
-    }
-  }
+  const tenantTokens = tenantTokensSetting(reader, 'INGRESS_AUTH_TOKENS', reader.optional('INGRESS_AUTH_TOKENS'));
   const config: IngressConfig = {
     ...base,
     ingress: {
@@ -104,14 +95,4 @@ export function loadIngressConfig(env: NodeJS.ProcessEnv = process.env): Ingress
   };
   reader.done();
   return config;
-}
-
-function readOptionalFile(reader: EnvReader, path: string | undefined): string | undefined {
-  if (path === undefined || path === '') return undefined;
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    reader.problems.push(`INGRESS_AUTH_TOKENS_FILE: cannot read ${path}: ${(error as Error).message}`);
-    return undefined;
-  }
 }

@@ -15,7 +15,7 @@ import { header, sendJson, trackResponse, type ResponseState } from '../core/htt
 import { JsonScanError, JsonScanner, type ExpectedFormat, type ScanResult } from '../core/json-stream.js';
 import { fileKey, topics } from '../core/pipeline.js';
 import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
-import type { TenantTokens } from './auth.js';
+import type { TenantTokens } from '../core/tenant-tokens.js';
 import type { IngressConfig } from './config.js';
 import type { RequestDeduplicator } from './dedupe.js';
 import { PiecePlanner } from './file-pieces.js';

@@ -19,7 +19,7 @@ import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
-import { TenantTokens } from './auth.js';
+import { TenantTokens } from '../core/tenant-tokens.js';
 import type { IngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
 import { ImportClaims, s3ClaimObjects } from './import-claims.js';

@@ -1,6 +1,7 @@
 import { readConfig, type Config } from '../core/config.js';
 import { EnvReader } from '../core/env.js';
 import { topics } from '../core/pipeline.js';
+import { tenantTokensSetting } from '../core/tenant-tokens.js';
 import type { LagTarget } from '../topology/lib/lag.js';
 
 export type { LagTarget };
@@ -32,6 +33,13 @@ export interface MonitoringConfig extends Config {
     pageLimit: number;
     /** MONITORING_ERROR_RETENTION_DAYS: error report entries older than this are deleted (checked hourly). */
     errorRetentionDays: number;
+    /**
+     * MONITORING_TENANT_TOKENS (tenant:token,... or a JSON object; or MONITORING_TENANT_TOKENS_FILE):
+     * a tenant's token shows only that tenant's imports. Empty (default): no tokens asked for.
+     */
+    tenantTokens: Record<string, string>;
+    /** MONITORING_OPERATOR_TOKEN (or _FILE): sees every tenant. Setting it also makes tokens required. */
+    operatorToken: string | undefined;
   };
 }
 
@@ -74,6 +82,8 @@ export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): Moni
       readinessCacheMs: reader.int('MONITORING_READINESS_CACHE_MS', 2000, { min: 0 }),
       pageLimit: reader.int('MONITORING_PAGE_LIMIT', 50, { min: 1, max: 500 }),
       errorRetentionDays: reader.int('MONITORING_ERROR_RETENTION_DAYS', 30, { min: 1, max: 3650 }),
+      tenantTokens: tenantTokensSetting(reader, 'MONITORING_TENANT_TOKENS', reader.optional('MONITORING_TENANT_TOKENS')),
+      operatorToken: reader.optional('MONITORING_OPERATOR_TOKEN'),
     },
   };
   reader.done();

@@ -10,14 +10,15 @@
  *   GET /                             the HTML page (same filters), refreshed live by polling the API
  */
 import type { HttpRequest, HttpResponse, TemplatedApp } from 'uWebSockets.js';
-import { header, sendJson, statusText, streamResponse, trackResponse, type ResponseState } from '../core/http.js';
+import { header, readSmallBody, sendJson, statusText, streamResponse, trackResponse, type ResponseState } from '../core/http.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { toJson } from './lineage.js';
 import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEntryJson, type Cursor } from './error-report.js';
 import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
+import { scopeTenant, tokenCookie, type MonitoringAccess, type Viewer } from './access.js';
 import { pageErrorLimit, renderImportPage, wantsHtml } from './import-page.js';
-import { contentSecurityPolicy, renderPage } from './page.js';
+import { contentSecurityPolicy, renderLoginPage, renderPage } from './page.js';
 import { parseErrorsQuery, parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
 
 /** Entries read from the database per query while a download streams. */
@@ -25,6 +26,7 @@ const downloadPageSize = 500;
 
 export interface RouteDeps {
   store: LineageStore;
+  access: MonitoringAccess;
   logger: Logger;
   /** Imports the page lists when no limit is asked for. */
   pageLimit: number;
@@ -44,11 +46,12 @@ function unavailable(state: ResponseState, logger: Logger, error: unknown): void
   });
 }
 
-function sendHtml(state: ResponseState, status: number, html: string): void {
+function sendHtml(state: ResponseState, status: number, html: string, headers: Record<string, string> = {}): void {
   if (state.aborted || state.done) return;
   state.done = true;
   state.res.cork(() => {
     state.res.writeStatus(statusText[status] ?? String(status));
+    for (const [name, value] of Object.entries(headers)) state.res.writeHeader(name, value);
     state.res.writeHeader('content-type', 'text/html; charset=utf-8');
     state.res.writeHeader('content-security-policy', contentSecurityPolicy);
     state.res.writeHeader('x-content-type-options', 'nosniff');
@@ -67,8 +70,43 @@ export function dropEmptyParams(queryString: string): string {
     .join('&');
 }
 
+/** 303 to `location`, with cookies to set. */
+function redirect(state: ResponseState, location: string, cookie: string): void {
+  if (state.aborted || state.done) return;
+  state.done = true;
+  state.res.cork(() => {
+    state.res.writeStatus('303 See Other');
+    state.res.writeHeader('location', location);
+    state.res.writeHeader('set-cookie', cookie);
+    state.res.writeHeader('cache-control', 'no-store');
+    state.res.end();
+  });
+}
+
 export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
-  const { store, logger } = deps;
+  const { store, logger, access } = deps;
+
+  /** The request's viewer, or undefined once it was answered 401 (the sign-in page for a browser). */
+  function viewerOrRefuse(state: ResponseState, req: HttpRequest, html: boolean): Viewer | undefined {
+    const viewer = access.viewerOf(header(req, 'authorization'), header(req, 'cookie'));
+    if (viewer !== undefined) return viewer;
+    if (html) {
+      sendHtml(state, 401, renderLoginPage());
+    } else {
+      sendJson(
+        state,
+        401,
+        { error: { code: 'UNAUTHORIZED', message: 'a token is required: Authorization: Bearer <tenant or operator token>' } },
+        { ...noStore, 'www-authenticate': 'Bearer realm="etl-monitoring"' },
+      );
+    }
+    return undefined;
+  }
+
+  function notFound(state: ResponseState, requestId: string, tenant: string | undefined): void {
+    const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
+    sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
+  }
 
   /** The whole report from `after` on, read from the database one page at a time. */
   async function* reportChunks(tenant: string, requestId: string, format: 'ndjson' | 'csv', after: Cursor | undefined): AsyncGenerator<string> {
@@ -88,8 +126,7 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const found = await store.find(requestId, tenant);
     const [only] = found;
     if (only === undefined) {
-      const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
-      sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
+      notFound(state, requestId, tenant);
       return undefined;
     }
     if (found.length > 1) {
@@ -117,8 +154,12 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const query = parseImportQuery(req.getQuery() ?? '');
     if (!query.ok) return badRequest(state, query.problem);
     const html = wantsHtml(header(req, 'accept'));
+    const viewer = viewerOrRefuse(state, req, html);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, query.value.tenant);
+    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
     (async () => {
-      const found = await findImport(state, parsed.value, query.value.tenant);
+      const found = await findImport(state, parsed.value, scope.tenant);
       if (found === undefined) return;
       const item = toJson(found.lineage, found.updatedAt);
       if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });
@@ -137,9 +178,13 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     if (!parsed.ok) return badRequest(state, parsed.problem);
     const query = parseErrorsQuery(req.getQuery() ?? '', header(req, 'accept'));
     if (!query.ok) return badRequest(state, query.problem);
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, query.value.tenant);
+    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
     const { format, limit, after } = query.value;
     (async () => {
-      const found = await findImport(state, parsed.value, query.value.tenant);
+      const found = await findImport(state, parsed.value, scope.tenant);
       if (found === undefined) return;
       const { tenant, requestId } = found.lineage;
       if (format === 'json') {
@@ -181,7 +226,14 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const state = trackResponse(res);
     const parsed = parseListQuery(req.getQuery() ?? '');
     if (!parsed.ok) return badRequest(state, parsed.problem);
-    store.list(parsed.value).then(
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, parsed.value.tenant);
+    if (scope === 'other') {
+      sendJson(state, 200, { imports: [] }, noStore);
+      return;
+    }
+    store.list({ ...parsed.value, tenant: scope.tenant }).then(
       (found) => sendJson(state, 200, { imports: found.map((item) => toJson(item.lineage, item.updatedAt)) }, noStore),
       (error: unknown) => unavailable(state, logger, error),
     );
@@ -194,12 +246,43 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       const fallback: ListQuery = { limit: deps.pageLimit };
       return sendHtml(state, 400, renderPage([], fallback, { error: parsed.problem.message }));
     }
-    store.list(parsed.value).then(
-      (found) => sendHtml(state, 200, renderPage(found.map((item) => toJson(item.lineage, item.updatedAt)), parsed.value)),
+    const viewer = viewerOrRefuse(state, req, true);
+    if (viewer === undefined) return;
+    const signOut = access.required;
+    const scope = scopeTenant(viewer, parsed.value.tenant);
+    if (scope === 'other') return sendHtml(state, 200, renderPage([], parsed.value, { signOut }));
+    store.list({ ...parsed.value, tenant: scope.tenant }).then(
+      (found) => sendHtml(state, 200, renderPage(found.map((item) => toJson(item.lineage, item.updatedAt)), parsed.value, { signOut })),
       (error: unknown) => {
         logger.warn({ err: error }, 'reading the lineage for the page failed');
-        sendHtml(state, 503, renderPage([], parsed.value, { error: 'The lineage store did not answer; retrying.' }));
+        sendHtml(state, 503, renderPage([], parsed.value, { error: 'The lineage store did not answer; retrying.', signOut }));
       },
     );
+  });
+
+  app.get('/login', (res: HttpResponse) => {
+    const state = trackResponse(res);
+    sendHtml(state, 200, renderLoginPage());
+  });
+
+  // The sign-in form: a valid token becomes an HttpOnly, SameSite=Strict cookie the page and its
+  // polling send along; a wrong one gets the form again.
+  app.post('/login', (res: HttpResponse) => {
+    const state = trackResponse(res);
+    readSmallBody(state, 4096).then((body) => {
+      if (body === undefined) return sendHtml(state, 413, renderLoginPage({ error: 'The form was too large.' }));
+      const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
+      if (!access.required) return redirect(state, './', `${tokenCookie}=; Path=/; Max-Age=0`);
+      if (access.viewerOfToken(token) === undefined) {
+        logger.info('a sign-in with a token that is not ours');
+        return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.' }));
+      }
+      redirect(state, './', `${tokenCookie}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+    });
+  });
+
+  app.post('/logout', (res: HttpResponse) => {
+    const state = trackResponse(res);
+    readSmallBody(state, 4096).then(() => redirect(state, 'login', `${tokenCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`));
   });
 }

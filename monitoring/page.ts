@@ -184,7 +184,31 @@ export const contentSecurityPolicy = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-export function renderPage(imports: readonly ImportJson[], query: ListQuery, options: { error?: string } = {}): string {
+/** The sign-in form a browser gets when tokens are required and it sent none (or a wrong one). */
+export function renderLoginPage(options: { error?: string } = {}): string {
+  const error = options.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(options.error)}</p>`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in — ETL monitoring</title>
+<style>${pageStyle}</style>
+</head>
+<body>
+<h1>Sign in</h1>
+${error}
+<form method="post" action="login">
+<label>Token <input name="token" type="password" autocomplete="current-password" size="40" required></label>
+<button type="submit">Sign in</button>
+</form>
+<p>A tenant's token shows that tenant's imports; the operator's token shows every tenant's.</p>
+</body>
+</html>
+`;
+}
+
+export function renderPage(imports: readonly ImportJson[], query: ListQuery, options: { error?: string; signOut?: boolean } = {}): string {
   const rows =
     imports.length === 0
       ? `<tr><td colspan="9" class="empty">No imports yet.</td></tr>`
@@ -210,6 +234,7 @@ ${error}
 <button type="submit">Filter</button>
 <span id="poll-state" aria-live="polite">live: refreshed every ${pollIntervalMs / 1000} s</span>
 </form>
+${options.signOut === true ? '<form method="post" action="logout"><button id="sign-out" type="submit">Sign out</button></form>' : ''}
 <div class="table-scroll">
 <table id="imports" data-limit="${query.limit}">
 <thead><tr><th>Request id</th><th>Tenant</th><th>Status</th><th>File</th><th>Extracted</th><th>Invalid</th><th>Loaded</th><th>Received</th><th>Error</th></tr></thead>

@@ -23,6 +23,7 @@ import { runSinkStage } from '../topology/lib/sink-runner.js';
 import type { RunningStage, SinkStage } from '../topology/lib/types.js';
 import type { LagTarget, MonitoringConfig } from './config.js';
 import type { LagMonitor } from '../topology/lib/lag.js';
+import { MonitoringAccess } from './access.js';
 import { registerRoutes } from './http-routes.js';
 import { startMonitoringLag } from './lag.js';
 import { createLineageSink } from './lineage-sink.js';
@@ -142,7 +143,14 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const readiness = createReadiness(checks, { cacheMs: settings.readinessCacheMs });
 
   const app = uws.uws.App();
-  registerRoutes(app, { store, logger, pageLimit: settings.pageLimit });
+  const access = new MonitoringAccess(settings.tenantTokens, settings.operatorToken);
+  if (!access.required && !['127.0.0.1', '::1', 'localhost'].includes(settings.host)) {
+    logger.warn(
+      { host: settings.host },
+      'monitoring listens beyond this machine without tokens: anyone who reaches the port sees every tenant (set MONITORING_TENANT_TOKENS / MONITORING_OPERATOR_TOKEN)',
+    );
+  }
+  registerRoutes(app, { store, access, logger, pageLimit: settings.pageLimit });
   addOperationalRoutes(app, {
     service: 'monitoring',
     buildInfo: readBuildInfo(),

@@ -52,8 +52,15 @@ export async function spawnService(entry: string[], portVariable: string, hostVa
   return handle;
 }
 
-export async function startInProcess(t: Test): Promise<{ monitoring: Monitoring; url: string }> {
-  const config = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', MONITORING_LAG_INTERVAL_MS: '500' });
+export async function startInProcess(t: Test, env: Record<string, string> = {}): Promise<{ monitoring: Monitoring; url: string }> {
+  const config = loadMonitoringConfig({
+    ...process.env,
+    MONITORING_PORT: '0',
+    MONITORING_HOST: '127.0.0.1',
+    LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn',
+    MONITORING_LAG_INTERVAL_MS: '500',
+    ...env,
+  });
   const monitoring = await startMonitoring(config, createLogger(config.log, 'monitoring-itest'));
   t.teardown(() => monitoring.close());
   const url = `http://127.0.0.1:${monitoring.port}`;

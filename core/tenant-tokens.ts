@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { EnvReader } from './env.js';
 
 /**
  * Optional per-tenant bearer tokens. Tokens are compared as SHA-256 digests with
@@ -24,6 +25,37 @@ export class TenantTokens {
     const given = digest(match?.[1] ?? '');
     const equal = timingSafeEqual(given, expected ?? digest('\u0000no-such-tenant'));
     return equal && expected !== undefined && match !== null;
+  }
+
+  /** The tenant whose token `token` is, or undefined; every tenant's digest is compared, so timing says nothing. */
+  tenantOf(token: string): string | undefined {
+    const given = digest(token);
+    let found: string | undefined;
+    for (const [tenant, expected] of this.#digests) {
+      if (timingSafeEqual(given, expected) && token !== '') found = tenant;
+    }
+    return found;
+  }
+}
+
+/** The bearer token of an Authorization header, or undefined. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+}
+
+/** Whether `given` is `expected`, compared in constant time. */
+export function sameToken(given: string, expected: string): boolean {
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** The value of the tenant tokens setting `name` (`reader.optional(name)`); a bad value is a start-up problem naming it. */
+export function tenantTokensSetting(reader: EnvReader, name: string, text: string | undefined): Record<string, string> {
+  if (text === undefined) return {};
+  try {
+    return parseTenantTokens(text);
+  } catch (error) {
+    reader.problems.push(`${name}: ${(error as Error).message}`);
+    return {};
   }
 }
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { parseTenantTokens, TenantTokens } from './auth.js';
+import { bearerToken, parseTenantTokens, sameToken, TenantTokens } from './tenant-tokens.js';
 
 t.test('without tokens every request is allowed', async (t) => {
   const tokens = new TenantTokens({});
@@ -25,4 +25,15 @@ t.test('token lists parse from env text or JSON', async (t) => {
   t.same(parseTenantTokens('  '), {});
   t.throws(() => parseTenantTokens('acme'), /tenant:token/);
   t.throws(() => parseTenantTokens('{"acme":""}'), /non-empty/);
+});
+
+t.test('tenantOf: the tenant a token belongs to; bearer tokens and equal tokens', async (t) => {
+  const tokens = new TenantTokens({ acme: 'a-1', globex: 'g-2' });
+  t.equal(tokens.tenantOf('g-2'), 'globex');
+  t.equal(tokens.tenantOf('nope'), undefined);
+  t.equal(tokens.tenantOf(''), undefined);
+  t.equal(bearerToken('Bearer abc '), 'abc');
+  t.equal(bearerToken('Token abc'), undefined);
+  t.ok(sameToken('x', 'x'));
+  t.notOk(sameToken('x', 'xy'));
 });
