@@ -1,108 +1,134 @@
 /**
  * Uploads a file, or every .json/.ndjson/.jsonl file of a folder, to the ingress, streaming
- * each from disk, with a progress bar and a summary.
+ * each from disk, with per-byte progress on stderr and a summary on stdout.
  *
- *   npm run import -- <tenant> <file-or-folder> [--url http://127.0.0.1:3000] [--token T] [--concurrency 4]
+ *   npm run import -- <tenant> <file-or-folder> [--url U] [--token T] [--concurrency N]
+ *                     [--retries N] [--max-delay SECONDS] [--request-id-prefix P]
+ *
+ * Each file carries one X-Request-Id for the whole run (printed), so retries of 503, 409 and
+ * broken connections are safe: the ingress answers a repeated (tenant, request id) with its
+ * first result instead of importing again. Exit codes: see exitCodes in import-client.ts.
  */
-import { createReadStream, readdirSync, statSync } from 'node:fs';
+import { createReadStream, readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { Transform } from 'node:stream';
-import { request } from 'undici';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  describeRetry,
+  exitCodes,
+  importFile,
+  newRunPrefix,
+  parseImportArgs,
+  requestIdFor,
+  summarize,
+  usage,
+  UsageError,
+  type AttemptResult,
+  type FileOutcome,
+  type ImportOptions,
+} from './import-client.js';
+import { Progress } from './progress.js';
+import { sendFile } from './send-file.js';
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: string): string {
-  const index = args.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = args[index + 1];
-  args.splice(index, 2);
-  return value ?? fallback;
-}
-const url = option('url', process.env.INGRESS_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
-const token = option('token', process.env.TOKEN ?? '');
-const concurrency = Math.max(1, Number(option('concurrency', '4')));
-const [tenant, target] = args;
-if (tenant === undefined || target === undefined) {
-  process.stderr.write('usage: npm run import -- <tenant> <file-or-folder> [--url U] [--token T] [--concurrency N]\n');
-  process.exit(2);
-}
+const importExtensions = ['.json', '.ndjson', '.jsonl'];
 
-const files = statSync(target).isDirectory()
-  ? readdirSync(target)
-      .filter((name) => ['.json', '.ndjson', '.jsonl'].includes(extname(name)))
-      .sort()
-      .map((name) => join(target, name))
-  : [target];
-const totalBytes = files.reduce((sum, file) => sum + statSync(file).size, 0);
-let sentBytes = 0;
-const started = Date.now();
-
-function drawProgress(done: number): void {
-  if (!process.stderr.isTTY) return;
-  const width = 30;
-  const ratio = totalBytes === 0 ? 1 : sentBytes / totalBytes;
-  const filled = Math.round(ratio * width);
-  const mbps = sentBytes / 1e6 / Math.max(0.001, (Date.now() - started) / 1000);
-  process.stderr.write(
-    `\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(ratio * 100).toFixed(0).padStart(3)}%  ${done}/${files.length} files  ${mbps.toFixed(1)} MB/s`,
-  );
+function usageExit(message: string): never {
+  process.stderr.write(`error: ${message}\n\n${usage}`);
+  process.exit(exitCodes.usage);
 }
 
-interface Outcome {
-  file: string;
-  status: number;
-  body: any;
-}
-
-async function upload(file: string): Promise<Outcome> {
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      sentBytes += chunk.length;
-      callback(null, chunk);
-    },
-  });
-  const headers: Record<string, string> = {
-    'content-type': ['.ndjson', '.jsonl'].includes(extname(file)) ? 'application/x-ndjson' : 'application/json',
-    'content-length': String(statSync(file).size),
-    'x-filename': encodeURIComponent(basename(file)),
-  };
-  if (token !== '') headers.authorization = `Bearer ${token}`;
+function listFiles(target: string): Array<{ path: string; stats: Stats }> {
+  let stats: Stats;
   try {
-    const response = await request(`${url}/import/${tenant}`, {
-      method: 'POST',
-      headers,
-      body: createReadStream(file).pipe(counter),
-    });
-    const text = await response.body.text();
-    return { file, status: response.statusCode, body: text === '' ? null : JSON.parse(text) };
+    stats = statSync(target);
   } catch (error) {
-    return { file, status: 0, body: { error: { code: 'CONNECTION_FAILED', message: (error as Error).message } } };
+    throw new UsageError(`cannot read "${target}": ${(error as Error).message}`, { cause: error });
   }
+  const paths = stats.isDirectory()
+    ? readdirSync(target)
+        .filter((name) => importExtensions.includes(extname(name)))
+        .sort()
+        .map((name) => join(target, name))
+    : [target];
+  if (paths.length === 0) throw new UsageError(`no ${importExtensions.join('/')} files in folder "${target}"`);
+  return paths.map((path) => ({ path, stats: statSync(path) }));
 }
 
-const outcomes: Outcome[] = [];
-const queue = [...files];
+let options: ImportOptions;
+let files: Array<{ path: string; stats: Stats }>;
+try {
+  const parsed = parseImportArgs(process.argv.slice(2), process.env);
+  if (parsed === 'help') {
+    process.stdout.write(usage);
+    process.exit(exitCodes.ok);
+  }
+  options = parsed;
+  files = listFiles(options.target);
+} catch (error) {
+  if (error instanceof UsageError) usageExit(error.message);
+  throw error;
+}
+
+const prefix = options.requestIdPrefix ?? newRunPrefix();
+const plan = files.map((file) => ({ ...file, requestId: requestIdFor(prefix, { path: file.path, size: file.stats.size, mtimeMs: file.stats.mtimeMs }) }));
+const totalBytes = plan.reduce((sum, file) => sum + file.stats.size, 0);
+const started = Date.now();
+const progress = new Progress({
+  totalBytes,
+  files: plan.length,
+  tty: process.stderr.isTTY === true,
+  write: (text) => process.stderr.write(text),
+});
+progress.note(
+  `${plan.length} file(s) to ${options.url}/import/${options.tenant}; request ids ${prefix}-<file>-<hash> ` +
+    `(run again with --request-id-prefix ${prefix} to resend them without importing any twice)`,
+);
+
+/** One whole attempt of one file: from its first byte, with its request id. */
+function attempt(file: (typeof plan)[number]): Promise<AttemptResult> {
+  progress.restart(file.path);
+  const headers: Record<string, string> = {
+    'content-type': ['.ndjson', '.jsonl'].includes(extname(file.path)) ? 'application/x-ndjson' : 'application/json',
+    'x-filename': encodeURIComponent(basename(file.path)),
+    'x-request-id': file.requestId,
+  };
+  if (options.token !== '') headers.authorization = `Bearer ${options.token}`;
+  return sendFile({
+    url: `${options.url}/import/${options.tenant}`,
+    path: file.path,
+    size: file.stats.size,
+    headers,
+    onBytes: (bytes) => progress.sent(file.path, bytes),
+  });
+}
+
+const outcomes: FileOutcome[] = [];
+const queue = [...plan];
 await Promise.all(
-  Array.from({ length: Math.min(concurrency, files.length) }, async () => {
+  Array.from({ length: Math.min(options.concurrency, plan.length) }, async () => {
     for (let file = queue.shift(); file !== undefined; file = queue.shift()) {
-      outcomes.push(await upload(file));
-      drawProgress(outcomes.length);
+      const current = file;
+      progress.note(`${basename(current.path)}: request id ${current.requestId}`);
+      const outcome = await importFile({
+        file: current.path,
+        size: current.stats.size,
+        requestId: current.requestId,
+        attempt: () => attempt(current),
+        retries: options.retries,
+        backoff: { maxDelayMs: options.maxDelayMs },
+        sleep: (ms) => sleep(ms),
+        now: Date.now,
+        random: Math.random,
+        onRetry: (notice) => progress.note(describeRetry(notice)),
+      });
+      progress.finished(current.path, current.stats.size);
+      outcomes.push(outcome);
     }
   }),
 );
-if (process.stderr.isTTY) process.stderr.write('\n');
+progress.end();
 
-const accepted = outcomes.filter((outcome) => outcome.status === 202);
-for (const outcome of outcomes) {
-  const detail =
-    outcome.status === 202
-      ? `${outcome.body.records} records  ${outcome.body.request_id}`
-      : `${outcome.body?.error?.code ?? 'ERROR'}: ${outcome.body?.error?.message ?? ''}`;
-  process.stdout.write(`${outcome.status === 202 ? 'ok  ' : 'FAIL'}  ${outcome.status}  ${basename(outcome.file)}  ${detail}\n`);
-}
-const seconds = (Date.now() - started) / 1000;
-process.stdout.write(
-  `\n${accepted.length}/${outcomes.length} files accepted, ` +
-    `${accepted.reduce((sum, outcome) => sum + Number(outcome.body.records), 0)} records, ` +
-    `${(totalBytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(1)} s\n`,
-);
-process.exitCode = accepted.length === outcomes.length ? 0 : 1;
+// In the order of the files, not of their answers.
+const byFile = plan.map((file) => outcomes.find((outcome) => outcome.file === file.path)!);
+const summary = summarize(byFile, (Date.now() - started) / 1000);
+process.stdout.write(`${summary.lines.join('\n')}\n`);
+process.exitCode = summary.exitCode;
