@@ -93,3 +93,9 @@ export function fileKey(tenant: string, requestId: string): string {
 
 export const defaultBucket = 'imports';
 export const defaultDatabase = 'etl';
+
+/** Where the ingress stores an accepted file: `<tenant>/files/<yyyy>/<mm>/<dd>/<request id>.json` (day of receipt, UTC). */
+export function rawObjectKey(tenant: string, requestId: string, receivedAt: number): string {
+  const date = new Date(receivedAt).toISOString();
+  return `${tenant}/files/${date.slice(0, 4)}/${date.slice(5, 7)}/${date.slice(8, 10)}/${requestId}.json`;
+}

@@ -13,12 +13,12 @@ import { avroContentType, type EventCodec } from '../core/event-codec.js';
 import { errorMessage } from '../core/errors.js';
 import { header, sendJson, trackResponse, type ResponseState } from '../core/http.js';
 import { JsonScanError, JsonScanner, type ExpectedFormat, type ScanResult } from '../core/json-stream.js';
-import { fileKey, topics } from '../core/pipeline.js';
+import { fileKey, rawObjectKey, topics } from '../core/pipeline.js';
 import type { FileExtractError, FileExtractSuccess } from '../schemas/index.js';
 import type { TenantTokens } from '../core/tenant-tokens.js';
 import type { IngressConfig } from './config.js';
 import type { RequestDeduplicator } from './dedupe.js';
-import { PiecePlanner } from './file-pieces.js';
+import { PiecePlanner } from '../core/file-pieces.js';
 import type { ClaimOutcome, ImportClaims } from './import-claims.js';
 import type { IngressMetrics } from './metrics.js';
 import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
@@ -106,10 +106,6 @@ function queryParam(query: string, name: string): string | undefined {
   return undefined;
 }
 
-export function objectKey(tenant: string, requestId: string, receivedAt: number): string {
-  const date = new Date(receivedAt).toISOString();
-  return `${tenant}/files/${date.slice(0, 4)}/${date.slice(5, 7)}/${date.slice(8, 10)}/${requestId}.json`;
-}
 
 export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): void {
   const { config, metrics } = deps;
@@ -210,7 +206,7 @@ export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): v
           log.warn({ err: error }, 'releasing the request id claim failed; a retry waits for its lease to end');
         });
     };
-    const key = objectKey(tenant, requestId, info.receivedAt);
+    const key = rawObjectKey(tenant, requestId, info.receivedAt);
     const pieces = new PiecePlanner(config.ingress.pieceBytes);
     const scanner = new JsonScanner({
       expect,

@@ -40,6 +40,8 @@ export interface MonitoringConfig extends Config {
     tenantTokens: Record<string, string>;
     /** MONITORING_OPERATOR_TOKEN (or _FILE): sees every tenant. Setting it also makes tokens required. */
     operatorToken: string | undefined;
+    /** REPLAY_PIECE_BYTES: a replayed file's piece size (as the ingress's INGRESS_PIECE_BYTES). */
+    replayPieceBytes: number;
   };
 }
 
@@ -84,6 +86,7 @@ export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): Moni
       errorRetentionDays: reader.int('MONITORING_ERROR_RETENTION_DAYS', 30, { min: 1, max: 3650 }),
       tenantTokens: tenantTokensSetting(reader, 'MONITORING_TENANT_TOKENS', reader.optional('MONITORING_TENANT_TOKENS')),
       operatorToken: reader.optional('MONITORING_OPERATOR_TOKEN'),
+      replayPieceBytes: reader.int('REPLAY_PIECE_BYTES', 4 * 1024 * 1024, { min: 1024 }),
     },
   };
   reader.done();

@@ -18,6 +18,8 @@ import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEnt
 import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
 import { scopeTenant, tokenCookie, type MonitoringAccess, type Viewer } from './access.js';
 import { pageErrorLimit, renderImportPage, wantsHtml } from './import-page.js';
+import { newRunId, replayItemOf, ReplayError, runProgress, runReplay, tenantReplayItems, type ReplayDeps } from './replay.js';
+import { isValidTenant } from '../ingress/request-id.js';
 import { contentSecurityPolicy, renderLoginPage, renderPage } from './page.js';
 import { parseErrorsQuery, parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
 
@@ -27,6 +29,14 @@ const downloadPageSize = 500;
 export interface RouteDeps {
   store: LineageStore;
   access: MonitoringAccess;
+  replay: {
+    deps: ReplayDeps;
+    bucket: string;
+    /** Stops runs between two files (the monitoring is stopping). */
+    signal: AbortSignal;
+    /** Keeps a background run until it ends. */
+    track(run: Promise<unknown>): void;
+  };
   logger: Logger;
   /** Imports the page lists when no limit is asked for. */
   pageLimit: number;
@@ -70,14 +80,14 @@ export function dropEmptyParams(queryString: string): string {
     .join('&');
 }
 
-/** 303 to `location`, with cookies to set. */
-function redirect(state: ResponseState, location: string, cookie: string): void {
+/** 303 to `location`, with a cookie to set. */
+function redirect(state: ResponseState, location: string, cookie?: string): void {
   if (state.aborted || state.done) return;
   state.done = true;
   state.res.cork(() => {
     state.res.writeStatus('303 See Other');
     state.res.writeHeader('location', location);
-    state.res.writeHeader('set-cookie', cookie);
+    if (cookie !== undefined) state.res.writeHeader('set-cookie', cookie);
     state.res.writeHeader('cache-control', 'no-store');
     state.res.end();
   });
@@ -257,6 +267,138 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
         logger.warn({ err: error }, 'reading the lineage for the page failed');
         sendHtml(state, 503, renderPage([], parsed.value, { error: 'The lineage store did not answer; retrying.', signOut }));
       },
+    );
+  });
+
+  /** Replay runs going on in this process, to stop them. */
+  const running = new Map<string, AbortController>();
+
+  function replayRefused(state: ResponseState, error: unknown): void {
+    if (error instanceof ReplayError) {
+      sendJson(state, error.status, { error: { code: error.code, message: error.message } }, noStore);
+    } else {
+      unavailable(state, logger, error);
+    }
+  }
+
+  // One import again: answered once its replay is announced (202), or why it cannot be (404,
+  // 409, 410). From the page's button (a form), a 303 to the replay's page.
+  app.post('/imports/:request_id/replay', (res: HttpResponse, req: HttpRequest) => {
+    const state = trackResponse(res);
+    const parsed = parseRequestId(req.getParameter(0) ?? '');
+    if (!parsed.ok) return badRequest(state, parsed.problem);
+    const query = parseImportQuery(req.getQuery() ?? '');
+    if (!query.ok) return badRequest(state, query.problem);
+    const fromForm = (header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded');
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, query.value.tenant);
+    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
+    (async () => {
+      await readSmallBody(state, 4096);
+      const found = await findImport(state, parsed.value, scope.tenant);
+      if (found === undefined) return;
+      const item = replayItemOf(found.lineage);
+      if (item === undefined) {
+        throw new ReplayError('REPLAY_NOTHING_TO_REPLAY', `import ${parsed.value} has no stored file (it was refused or is not received yet)`, 409);
+      }
+      const runId = newRunId();
+      const [outcome] = await runReplay(deps.replay.deps, deps.replay.bucket, runId, [item]);
+      if (outcome?.state !== 'emitted') {
+        const error = outcome?.error ?? { code: 'REPLAY_FAILED', message: 'the replay did not start', status: 503 };
+        sendJson(state, error.status, { error: { code: error.code, message: error.message, run_id: runId } }, noStore);
+        return;
+      }
+      const replayId = outcome.replayRequestId;
+      const location = `../${encodeURIComponent(replayId)}?tenant=${encodeURIComponent(item.tenant)}`;
+      if (fromForm) return redirect(state, location);
+      sendJson(
+        state,
+        202,
+        { run_id: runId, replay_request_id: replayId, replay_of: item.requestId, tenant: item.tenant, records: outcome.records, status_url: `/imports/${replayId}?tenant=${item.tenant}` },
+        noStore,
+      );
+    })().catch((error: unknown) => replayRefused(state, error));
+  });
+
+  // Every import of a tenant received in [since, until): the run goes on in the background;
+  // GET /replays/<run> shows its progress; the same run id again resumes it.
+  app.post('/tenants/:tenant/replay', (res: HttpResponse, req: HttpRequest) => {
+    const state = trackResponse(res);
+    const tenant = req.getParameter(0) ?? '';
+    const params = new URLSearchParams(req.getQuery() ?? '');
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    if (!isValidTenant(tenant)) return badRequest(state, { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62}', parameter: 'tenant' });
+    if (scopeTenant(viewer, tenant) === 'other') {
+      sendJson(state, 404, { error: { code: 'TENANT_NOT_FOUND', message: `no imports of tenant ${tenant} are known` } }, noStore);
+      return;
+    }
+    const time = (name: string): number | undefined | null => {
+      const value = params.get(name);
+      if (value === null) return undefined;
+      const ms = Date.parse(value);
+      return Number.isFinite(ms) ? ms : null;
+    };
+    const [since, until] = [time('since'), time('until')];
+    if (since === null || until === null) return badRequest(state, { code: 'INVALID_QUERY', message: 'since and until are ISO dates (2026-12-01 or 2026-12-01T10:00:00Z)' });
+    const runId = params.get('run') ?? newRunId();
+    if (!/^[a-z0-9]{6,24}$/.test(runId)) return badRequest(state, { code: 'INVALID_QUERY', message: 'run is a run id an earlier answer gave (6-24 letters and digits)' });
+    (async () => {
+      await readSmallBody(state, 4096);
+      const items = await tenantReplayItems(deps.replay.deps.postgres, tenant, since, until);
+      if (items.length === 0) {
+        sendJson(state, 404, { error: { code: 'TENANT_NOT_FOUND', message: `no imports of tenant ${tenant} in that time` } }, noStore);
+        return;
+      }
+      if (running.has(runId)) {
+        sendJson(state, 409, { error: { code: 'REPLAY_RUNNING', message: `replay run ${runId} is running already` } }, noStore);
+        return;
+      }
+      const stop = new AbortController();
+      running.set(runId, stop);
+      deps.replay.track(
+        runReplay(deps.replay.deps, deps.replay.bucket, runId, items, undefined, AbortSignal.any([stop.signal, deps.replay.signal]))
+          .catch((error: unknown) => logger.error({ err: error, runId }, 'a replay run stopped'))
+          .finally(() => running.delete(runId)),
+      );
+      sendJson(state, 202, { run_id: runId, tenant, files: items.length, progress_url: `/replays/${runId}?tenant=${tenant}` }, noStore);
+    })().catch((error: unknown) => replayRefused(state, error));
+  });
+
+  // Stops a run between two files; POST /tenants/<t>/replay?run=<id> resumes it.
+  app.post('/replays/:run_id/stop', (res: HttpResponse, req: HttpRequest) => {
+    const state = trackResponse(res);
+    const runId = req.getParameter(0) ?? '';
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, undefined);
+    (async () => {
+      await readSmallBody(state, 4096);
+      const progress = /^[a-z0-9]{6,24}$/.test(runId) ? await runProgress(deps.replay.deps.postgres, runId, scope === 'other' ? undefined : scope.tenant) : undefined;
+      if (progress === undefined) {
+        sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
+        return;
+      }
+      running.get(runId)?.abort();
+      sendJson(state, 202, { run_id: runId, stopping: running.has(runId) }, noStore);
+    })().catch((error: unknown) => unavailable(state, logger, error));
+  });
+
+  app.get('/replays/:run_id', (res: HttpResponse, req: HttpRequest) => {
+    const state = trackResponse(res);
+    const runId = req.getParameter(0) ?? '';
+    const asked = new URLSearchParams(req.getQuery() ?? '').get('tenant') ?? undefined;
+    const viewer = viewerOrRefuse(state, req, false);
+    if (viewer === undefined) return;
+    const scope = scopeTenant(viewer, asked);
+    const unknown = () => {
+      sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
+    };
+    if (scope === 'other' || !/^[a-z0-9]{6,24}$/.test(runId)) return unknown();
+    runProgress(deps.replay.deps.postgres, runId, scope.tenant).then(
+      (progress) => (progress === undefined ? unknown() : sendJson(state, 200, { ...progress, running: running.has(runId) }, noStore)),
+      (error: unknown) => unavailable(state, logger, error),
     );
   });
 

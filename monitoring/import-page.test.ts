@@ -10,6 +10,8 @@ const item: ImportJson = {
   filename: '<script>alert(1)</script>.json',
   size: 1234,
   raw_object: 's3://raw/acme/req-0001-abcd.json',
+  replay_of: null,
+  accepted_at: '2026-12-03T10:00:00.100Z',
   records_expected: 60,
   extracted: 60,
   pieces: 2,
@@ -77,4 +79,14 @@ t.test('the page: counts, where the file is, the first errors and links to all o
   const clean = renderImportPage({ ...item, invalid: 0 }, { counts: { validation: 0, processing: 0, rejected: 0 }, first: [] });
   t.match(clean, 'class="no-errors"');
   t.notMatch(clean, 'id="errors"');
+});
+
+t.test('a stored file has a replay button; a replay links to its original', async (t) => {
+  const counts = { validation: 0, processing: 0, rejected: 0 };
+  t.match(renderImportPage(item, { counts, first: [] }), '<form method="post" action="req-0001-abcd/replay?tenant=acme"><button id="replay"');
+  t.notMatch(renderImportPage({ ...item, raw_object: null }, { counts, first: [] }), 'id="replay"', 'nothing to replay without a file');
+  t.match(
+    renderImportPage({ ...item, replay_of: 'req-0000-zzzz' }, { counts, first: [] }),
+    '<a id="replay-of" href="req-0000-zzzz?tenant=acme">req-0000-zzzz</a>',
+  );
 });

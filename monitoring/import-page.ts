@@ -119,8 +119,14 @@ ${failure}
 <dt>Tenant</dt><dd id="tenant">${escapeHtml(item.tenant)}</dd>
 <dt>File</dt><dd id="filename">${escapeHtml(item.filename ?? '—')} (${escapeHtml(dash(item.size))} bytes)</dd>
 <dt>Raw file</dt><dd id="raw-object"><code>${escapeHtml(item.raw_object ?? '—')}</code></dd>
+${item.replay_of === null ? '' : `<dt>Replay of</dt><dd><a id="replay-of" href="${encodeURIComponent(item.replay_of)}?tenant=${tenant}">${escapeHtml(item.replay_of)}</a></dd>`}
 <dt>Updated</dt><dd>${escapeHtml(formatTime(item.updated_at))} · <a href="${id}?tenant=${tenant}">refresh</a></dd>
 </dl>
+${
+  item.raw_object === null
+    ? ''
+    : `<form method="post" action="${id}/replay?tenant=${tenant}"><button id="replay" type="submit">Replay this file</button> runs the processor again on the archived file, as a new import</form>`
+}
 <h2>Timeline</h2>
 <ol id="timeline">
 ${steps}

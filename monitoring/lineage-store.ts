@@ -32,6 +32,8 @@ export interface ImportRow {
   filename: string | null;
   size: string | number | null;
   raw_object: string | null;
+  accepted_at: Date | null;
+  replay_of: string | null;
   records_expected: string | number | null;
   extracted: string | number | null;
   pieces: number | null;
@@ -70,6 +72,8 @@ export function fromRow(row: ImportRow): StoredImport {
       filename: row.filename,
       size: num(row.size),
       rawObject: row.raw_object,
+      acceptedAt: ms(row.accepted_at),
+      replayOf: row.replay_of,
       recordsExpected: num(row.records_expected),
       extracted: num(row.extracted),
       pieces: row.pieces,
@@ -140,6 +144,8 @@ const columns = [
   'filename',
   'size',
   'raw_object',
+  'accepted_at',
+  'replay_of',
   'records_expected',
   'extracted',
   'pieces',
@@ -166,6 +172,8 @@ function toRowValues(lineage: Lineage): Record<(typeof columns)[number], unknown
     filename: lineage.filename,
     size: lineage.size,
     raw_object: lineage.rawObject,
+    accepted_at: date(lineage.acceptedAt),
+    replay_of: lineage.replayOf,
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
     pieces: lineage.pieces,

@@ -29,6 +29,10 @@ export interface Lineage {
   size: number | null;
   /** Where the ingress stored the file: `s3://<bucket>/<key>` (null until it is received). */
   rawObject: string | null;
+  /** When the ingress accepted the file (orders copies of a company); a replay carries its original's. */
+  acceptedAt: number | null;
+  /** The import this one replays (null for a file a client sent). */
+  replayOf: string | null;
   /** Records the ingress counted (FileExtractSuccess.record_count). */
   recordsExpected: number | null;
   /** Records the extract stage produced so far (FileExtracted.record_count, added over the file's pieces). */
@@ -63,7 +67,15 @@ interface EventBase {
 }
 
 export type LineageEvent =
-  | (EventBase & { kind: 'received'; filename: string | null; size: number; recordsExpected: number; rawObject?: string })
+  | (EventBase & {
+      kind: 'received';
+      filename: string | null;
+      size: number;
+      recordsExpected: number;
+      rawObject?: string;
+      acceptedAt?: number | null;
+      replayOf?: string | null;
+    })
   | (EventBase & { kind: 'rejected'; filename: string | null; size: number; code: string; message: string })
   | (EventBase & { kind: 'extracted'; extracted: number; receivedAt: number; piece: number; pieces: number })
   | (EventBase & {
@@ -131,6 +143,8 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
         size: count(event.size),
         recordsExpected: count(event.record_count),
         rawObject: `s3://${event.bucket}/${event.key}`,
+        acceptedAt: event.accepted_at === null || event.accepted_at === undefined ? null : toMillis(event.accepted_at),
+        replayOf: event.replay_of ?? null,
       };
     }
     case topics.fileExtractError.name: {
@@ -220,6 +234,8 @@ export function emptyLineage(requestId: string, tenant = ''): Lineage {
     filename: null,
     size: null,
     rawObject: null,
+    acceptedAt: null,
+    replayOf: null,
     recordsExpected: null,
     extracted: null,
     pieces: null,
@@ -313,6 +329,8 @@ export function applyEvent(lineage: Lineage, event: LineageEvent, effects: Linea
       lineage.size = event.size;
       lineage.filename ??= event.filename;
       lineage.rawObject ??= event.rawObject ?? null;
+      lineage.acceptedAt ??= event.acceptedAt ?? null;
+      lineage.replayOf ??= event.replayOf ?? null;
       lineage.receivedAt = earliest(lineage.receivedAt, event.at);
       break;
     case 'rejected':
@@ -391,6 +409,8 @@ export interface ImportJson {
   filename: string | null;
   size: number | null;
   raw_object: string | null;
+  replay_of: string | null;
+  accepted_at: string | null;
   records_expected: number | null;
   extracted: number | null;
   /** Pieces the file's extract was split into, and how many of them are extracted. */
@@ -421,6 +441,8 @@ export function toJson(lineage: Lineage, updatedAt: number | null = null): Impor
     filename: lineage.filename,
     size: lineage.size,
     raw_object: lineage.rawObject,
+    replay_of: lineage.replayOf,
+    accepted_at: iso(lineage.acceptedAt),
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
     pieces: lineage.pieces,

@@ -14,6 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { topics } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
 import { createRegistry } from '../core/registry.js';
+import { createS3 } from '../core/s3.js';
 import { failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
@@ -25,6 +26,7 @@ import type { LagTarget, MonitoringConfig } from './config.js';
 import type { LagMonitor } from '../topology/lib/lag.js';
 import { MonitoringAccess } from './access.js';
 import { registerRoutes } from './http-routes.js';
+import type { ReplayDeps } from './replay.js';
 import { startMonitoringLag } from './lag.js';
 import { createLineageSink } from './lineage-sink.js';
 import { createLineageStore } from './lineage-store.js';
@@ -94,8 +96,8 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     // Fails fast, naming the fix, when the lineage tables are missing.
     await store.ping();
     sweepErrors();
-    // Only the runner's ProcessingErrors (for undecodable messages) are ever produced.
-    await codec.register(topics.processingError.name, schemaOfTopic(topics.processingError.name));
+    // The runner's ProcessingErrors (for undecodable messages) and the replays' FileExtractSuccess.
+    for (const topic of [topics.processingError.name, topics.fileExtractSuccess.name]) await codec.register(topic, schemaOfTopic(topic));
     await producer.connect();
     const driver = createKafkaDriver(kafka, { producer, logger, onFatal: reportFatal });
 
@@ -150,7 +152,31 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
       'monitoring listens beyond this machine without tokens: anyone who reaches the port sees every tenant (set MONITORING_TENANT_TOKENS / MONITORING_OPERATOR_TOKEN)',
     );
   }
-  registerRoutes(app, { store, access, logger, pageLimit: settings.pageLimit });
+  const s3 = createS3(config.s3);
+  /** Replay runs started through the API: stopped between two files when the monitoring stops (a run resumes with its id). */
+  const replays = new Set<Promise<unknown>>();
+  const stopping = new AbortController();
+  const replay: ReplayDeps = {
+    s3,
+    postgres,
+    codec,
+    send: async (topic, message) => {
+      await producer.send({ topic, messages: [message] });
+    },
+    pieceBytes: settings.replayPieceBytes,
+    maxDepth: 256,
+    maxLineBytes: 16 * 1024 * 1024,
+  };
+  registerRoutes(app, { store, access, logger, pageLimit: settings.pageLimit, replay: {
+      deps: replay,
+      bucket: config.s3.bucket,
+      signal: stopping.signal,
+      track: (run) => {
+        replays.add(run);
+        void run.finally(() => replays.delete(run));
+      },
+    },
+  });
   addOperationalRoutes(app, {
     service: 'monitoring',
     buildInfo: readBuildInfo(),
@@ -177,7 +203,10 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
       closing ??= (async () => {
         closeListener(uws, socket);
         // Each stage finishes (or abandons) its running batch, then leaves its group.
+        stopping.abort();
+        await Promise.all(replays);
         await shutdown();
+        s3.destroy();
         logger.info('monitoring stopped');
       })();
       return closing;

@@ -41,6 +41,8 @@ export interface FileExtractSuccess {
   accepted_at?: EpochMillis | null;
   /** Empty (or absent): the file is one piece. */
   pieces?: FilePieceRange[];
+  /** A replay's original import (same tenant); null (or absent) for a file a client sent. */
+  replay_of?: string | null;
 }
 
 /** A record-aligned byte range of a file: [byte_start, byte_end) holds records record_start … + record_count. */

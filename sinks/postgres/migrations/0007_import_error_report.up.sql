@@ -34,3 +34,22 @@ CREATE INDEX import_error_report_stored_at ON import_error_report (stored_at);
 
 -- Where the ingress stored the file (s3://bucket/key), for the import's page.
 ALTER TABLE imports ADD COLUMN raw_object text;
+-- When the ingress accepted the file (a replay carries its original's, so it orders the same way)
+-- and, for a replay, the import it replays.
+ALTER TABLE imports ADD COLUMN accepted_at timestamptz;
+ALTER TABLE imports ADD COLUMN replay_of text;
+
+-- Replay runs (npm run replay, POST /imports/<id>/replay, POST /tenants/<t>/replay): one row per
+-- file of a run. A run resumed skips the files it already emitted.
+CREATE TABLE replay_files (
+  run_id            text        NOT NULL,
+  tenant            text        NOT NULL,
+  request_id        text        NOT NULL,
+  replay_request_id text        NOT NULL,
+  -- pending → emitting → emitted, or failed (with its code and message)
+  state             text        NOT NULL CHECK (state IN ('pending', 'emitting', 'emitted', 'failed')),
+  error_code        text,
+  error_message     text,
+  updated_at        timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (run_id, tenant, request_id)
+);

@@ -5,7 +5,7 @@
  * with a ranged GET and parse on its own. A file that fits in one piece gets no plan (the
  * extract reads it whole, as before pieces existed); so does an object body (one record).
  */
-import type { BodyFormat } from '../core/json-stream.js';
+import type { BodyFormat } from './json-stream.js';
 import type { FilePieceRange } from '../schemas/index.js';
 
 export class PiecePlanner {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { JsonScanner } from '../core/json-stream.js';
+import { JsonScanner } from './json-stream.js';
 import { PiecePlanner } from './file-pieces.js';
 
 function plan(body: string, targetBytes: number) {

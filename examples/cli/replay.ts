@@ -1,0 +1,96 @@
+/**
+ * Runs the processor again on archived files, through the monitoring's API.
+ *
+ *   npm run replay -- --request-id <id> [--tenant <t>]
+ *   npm run replay -- --tenant <t> [--since 2026-12-01] [--until 2026-12-03] [--run <id>]
+ *
+ * Options: --url (MONITORING_URL, default http://127.0.0.1:3002), --token (MONITORING_TOKEN).
+ * A tenant's run shows files and records done as a progress bar until every replay is
+ * accounted for; Ctrl-C stops the run between two files and prints the --run that resumes it.
+ * Exit codes: 0 done, 1 some file could not be replayed, 2 bad usage or a refused request.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+
+const args = process.argv.slice(2);
+function option(name: string): string | undefined {
+  const index = args.indexOf(`--${name}`);
+  if (index < 0) return undefined;
+  const value = args[index + 1];
+  if (value === undefined || value.startsWith('--')) usage(`--${name} needs a value`);
+  return value;
+}
+function usage(problem: string): never {
+  process.stderr.write(
+    `${problem}\nusage: npm run replay -- --request-id <id> [--tenant <t>]\n` +
+      '       npm run replay -- --tenant <t> [--since <date>] [--until <date>] [--run <id>]\n' +
+      '       [--url http://127.0.0.1:3002] [--token <token>]\n',
+  );
+  process.exit(2);
+}
+
+const url = (option('url') ?? process.env.MONITORING_URL ?? 'http://127.0.0.1:3002').replace(/\/+$/, '');
+const token = option('token') ?? process.env.MONITORING_TOKEN ?? '';
+const requestId = option('request-id');
+const tenant = option('tenant');
+const [since, until, run] = [option('since'), option('until'), option('run')];
+if (requestId === undefined && tenant === undefined) usage('name an import (--request-id) or a tenant (--tenant)');
+if (requestId !== undefined && (since !== undefined || until !== undefined || run !== undefined)) usage('--since, --until and --run go with a tenant run, not --request-id');
+
+const headers: Record<string, string> = token === '' ? {} : { authorization: `Bearer ${token}` };
+
+async function call(method: 'GET' | 'POST', path: string): Promise<{ status: number; json: any }> {
+  const response = await request(`${url}${path}`, { method, headers });
+  const text = await response.body.text();
+  return { status: response.statusCode, json: text === '' ? null : JSON.parse(text) };
+}
+
+function refused(answer: { status: number; json: any }): never {
+  const error = answer.json?.error ?? {};
+  process.stderr.write(`refused (${answer.status}) ${error.code ?? ''}: ${error.message ?? JSON.stringify(answer.json)}\n`);
+  process.exit(2);
+}
+
+function bar(done: number, total: number, width = 30): string {
+  const ratio = total === 0 ? 1 : Math.min(1, done / total);
+  const filled = Math.round(ratio * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(ratio * 100).toFixed(0).padStart(3)}%`;
+}
+
+if (requestId !== undefined) {
+  const answer = await call('POST', `/imports/${encodeURIComponent(requestId)}/replay${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`);
+  if (answer.status !== 202) refused(answer);
+  process.stdout.write(`replaying ${requestId} as ${answer.json.replay_request_id} (${answer.json.records} records): ${url}${answer.json.status_url}\n`);
+} else {
+  const query = new URLSearchParams();
+  if (since !== undefined) query.set('since', since);
+  if (until !== undefined) query.set('until', until);
+  if (run !== undefined) query.set('run', run);
+  const started = await call('POST', `/tenants/${encodeURIComponent(tenant!)}/replay?${query}`);
+  if (started.status !== 202) refused(started);
+  const runId = started.json.run_id as string;
+  process.stdout.write(`run ${runId}: ${started.json.files} files of ${tenant}${run === undefined ? '' : ' (resumed)'}\n`);
+  let stopping = false;
+  process.once('SIGINT', () => {
+    stopping = true;
+    void call('POST', `/replays/${runId}/stop`);
+  });
+  let progress: any;
+  for (;;) {
+    const answer = await call('GET', `/replays/${runId}?tenant=${encodeURIComponent(tenant!)}`);
+    if (answer.status !== 200) refused(answer);
+    progress = answer.json;
+    const line = `${bar(progress.emitted + progress.failed, progress.files)} files ${progress.emitted + progress.failed}/${progress.files}  records ${progress.records_done}/${progress.records_expected}`;
+    process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
+    const settled = progress.replays.every((replay: any) => replay.state === 'failed' || (replay.state === 'emitted' && replay.status === 'complete'));
+    if (settled || (stopping && progress.replays.every((replay: any) => replay.state !== 'emitting'))) break;
+    await sleep(1000);
+  }
+  if (process.stderr.isTTY) process.stderr.write('\n');
+  for (const replay of progress.replays) {
+    if (replay.state === 'failed') process.stdout.write(`FAIL  ${replay.request_id}  ${replay.error_code}\n`);
+  }
+  if (stopping) process.stdout.write(`stopped: resume with --tenant ${tenant} --run ${runId}\n`);
+  process.stdout.write(`${progress.emitted} of ${progress.files} files replayed, ${progress.records_done} records accounted for, ${progress.failed} failed\n`);
+  process.exitCode = progress.failed > 0 ? 1 : 0;
+}
