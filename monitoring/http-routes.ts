@@ -17,7 +17,7 @@ import { toJson } from './lineage.js';
 import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEntryJson, type Cursor } from './error-report.js';
 import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
 import { scopeTenant, tokenCookie, type MonitoringAccess, type Viewer } from './access.js';
-import { pageErrorLimit, renderImportPage, wantsHtml } from './import-page.js';
+import { pageErrorLimit, renderImportPage, renderNotKnownPage, wantsHtml } from './import-page.js';
 import { newRunId, replayItemOf, ReplayError, runProgress, runReplay, tenantReplayItems, type ReplayDeps } from './replay.js';
 import { isValidTenant } from '../ingress/request-id.js';
 import { contentSecurityPolicy, renderLoginPage, renderPage } from './page.js';
@@ -113,7 +113,8 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     return undefined;
   }
 
-  function notFound(state: ResponseState, requestId: string, tenant: string | undefined): void {
+  function notFound(state: ResponseState, requestId: string, tenant: string | undefined, html = false): void {
+    if (html) return sendHtml(state, 404, renderNotKnownPage(requestId, tenant));
     const of = tenant === undefined ? '' : ` of tenant ${tenant}`;
     sendJson(state, 404, { error: { code: 'IMPORT_NOT_FOUND', message: `no import ${requestId}${of} is known`, request_id: requestId } }, noStore);
   }
@@ -132,11 +133,11 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
   }
 
   /** The one import of `requestId` (of `tenant`), or the 404 / 409 answer. */
-  async function findImport(state: ResponseState, requestId: string, tenant: string | undefined): Promise<StoredImport | undefined> {
+  async function findImport(state: ResponseState, requestId: string, tenant: string | undefined, html = false): Promise<StoredImport | undefined> {
     const found = await store.find(requestId, tenant);
     const [only] = found;
     if (only === undefined) {
-      notFound(state, requestId, tenant);
+      notFound(state, requestId, tenant, html);
       return undefined;
     }
     if (found.length > 1) {
@@ -167,9 +168,9 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const viewer = viewerOrRefuse(state, req, html);
     if (viewer === undefined) return;
     const scope = scopeTenant(viewer, query.value.tenant);
-    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
+    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant, html);
     (async () => {
-      const found = await findImport(state, parsed.value, scope.tenant);
+      const found = await findImport(state, parsed.value, scope.tenant, html);
       if (found === undefined) return;
       const item = toJson(found.lineage, found.updatedAt);
       if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });

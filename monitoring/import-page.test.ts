@@ -1,6 +1,6 @@
 import t from 'tap';
 import type { ReportEntryJson } from './error-report.js';
-import { elapsed, renderImportPage, timeline, wantsHtml } from './import-page.js';
+import { elapsed, renderImportPage, renderNotKnownPage, timeline, wantsHtml } from './import-page.js';
 import type { ImportJson } from './lineage.js';
 
 const item: ImportJson = {
@@ -89,4 +89,11 @@ t.test('a stored file has a replay button; a replay links to its original', asyn
     renderImportPage({ ...item, replay_of: 'req-0000-zzzz' }, { counts, first: [] }),
     '<a id="replay-of" href="req-0000-zzzz?tenant=acme">req-0000-zzzz</a>',
   );
+});
+
+t.test('an import not known yet: a page that looks again by itself', async (t) => {
+  const html = renderNotKnownPage('req-<x>', 'acme');
+  t.match(html, '<meta http-equiv="refresh" content="2">');
+  t.match(html, 'req-&lt;x&gt;');
+  t.match(html, 'href="../?tenant=acme"');
 });

@@ -143,3 +143,26 @@ ${errors}
 </html>
 `;
 }
+
+/**
+ * A browser asking for an import the monitoring does not know (yet): an import just sent or a
+ * replay just started shows up within seconds, so the page looks again every 2 s by itself.
+ */
+export function renderNotKnownPage(requestId: string, tenant: string | undefined): string {
+  const back = tenant === undefined ? '../' : `../?tenant=${encodeURIComponent(tenant)}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="2">
+<title>Import ${escapeHtml(requestId)} — ETL monitoring</title>
+<style>${pageStyle}</style>
+</head>
+<body>
+<nav><a id="back" href="${back}">← Imports</a></nav>
+<h1>Import <code>${escapeHtml(requestId)}</code></h1>
+<p id="not-known">No import ${escapeHtml(requestId)}${tenant === undefined ? '' : ` of tenant ${escapeHtml(tenant)}`} is known yet. One just sent or replayed shows up within seconds: this page looks again every 2 s.</p>
+</body>
+</html>
+`;
+}
