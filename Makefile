@@ -17,7 +17,7 @@ INFRA := kafka-1 kafka-2 kafka-3 registry minio postgres
 COMPOSE_TEST := docker compose --env-file $(or $(wildcard deployments/test/.env),deployments/test/.env.example) -f deployments/test/docker-compose.yml
 COMPOSE_DEV := docker compose --env-file $(or $(wildcard deployments/development/.env),deployments/development/.env.example) -f deployments/development/docker-compose.yml
 
-.PHONY: help install build typecheck test check itest chaos \
+.PHONY: help install build typecheck lint test check itest chaos \
         up down status \
         itest-up itest-migrate itest-rollback itest-down \
         dev-up dev-migrate dev-rollback dev-down \
@@ -39,6 +39,9 @@ build: node_modules/.package-lock.json ## compile TypeScript to dist/
 
 typecheck: node_modules/.package-lock.json ## type-check everything, tests included
 	npm run typecheck
+
+lint: node_modules/.package-lock.json ## the dependency rule (.dependency-cruiser.cjs, docs/architecture.md)
+	npm run lint
 
 test: node_modules/.package-lock.json ## unit tests (no servers)
 	npm test

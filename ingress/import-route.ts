@@ -21,7 +21,7 @@ import type { RequestDeduplicator } from './dedupe.js';
 import { PiecePlanner } from '../core/file-pieces.js';
 import type { ClaimOutcome, ImportClaims } from './import-claims.js';
 import type { IngressMetrics } from './metrics.js';
-import { isValidRequestId, isValidTenant, uuidv7 } from './request-id.js';
+import { isValidRequestId, isValidTenant, uuidv7 } from '../core/request-id.js';
 import type { LeanS3Put } from './s3-put.js';
 import { StreamingUpload } from './s3-upload.js';
 import type { S3Client } from '@aws-sdk/client-s3';

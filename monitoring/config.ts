@@ -2,7 +2,7 @@ import { readConfig, type Config } from '../core/config.js';
 import { EnvReader } from '../core/env.js';
 import { topics } from '../core/pipeline.js';
 import { tenantTokensSetting } from '../core/tenant-tokens.js';
-import type { LagTarget } from '../topology/lib/lag.js';
+import type { LagTarget } from '../topology/lib/index.js';
 
 export type { LagTarget };
 

@@ -19,7 +19,7 @@ import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
 import { scopeTenant, tokenCookie, type MonitoringAccess, type Viewer } from './access.js';
 import { pageErrorLimit, renderImportPage, renderNotKnownPage, wantsHtml } from './import-page.js';
 import { newRunId, replayItemOf, ReplayError, runProgress, runReplay, tenantReplayItems, type ReplayDeps } from './replay.js';
-import { isValidTenant } from '../ingress/request-id.js';
+import { isValidTenant } from '../core/request-id.js';
 import { contentSecurityPolicy, renderLoginPage, renderPage } from './page.js';
 import { parseErrorsQuery, parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
 

@@ -5,7 +5,7 @@
  */
 import type { KafkaClients } from '../core/kafka.js';
 import type { Logger } from '../core/logger.js';
-import { startLagMonitor, type LagMonitor, type LagTarget } from '../topology/lib/lag.js';
+import { startLagMonitor, type LagMonitor, type LagTarget } from '../topology/lib/index.js';
 import type { MonitoringMetrics } from './metrics.js';
 
 export function startMonitoringLag(

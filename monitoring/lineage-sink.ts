@@ -4,7 +4,7 @@
  * (runSinkStage then never applies a message twice, also after a crash or a rebalance).
  * Metrics are counted only after that transaction committed.
  */
-import type { Emit, Sink, SinkBatch } from '../topology/lib/types.js';
+import type { Emit, Sink, SinkBatch } from '../topology/lib/index.js';
 import { toLineageEvent, type LineageEffects, type LineageEvent } from './lineage.js';
 import type { LineageStore } from './lineage-store.js';
 

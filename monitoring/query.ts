@@ -2,7 +2,7 @@
  * Validation of the lineage API's inputs: pure functions from the raw query string or path
  * parameter to a typed query or a 400 answer's error.
  */
-import { isValidRequestId, isValidTenant } from '../ingress/request-id.js';
+import { isValidRequestId, isValidTenant } from '../core/request-id.js';
 import { chooseFormat, decodeCursor, reportFormats, type Cursor, type ReportFormat } from './error-report.js';
 import { importStatuses, type ImportStatus } from './lineage.js';
 import type { ListQuery } from './lineage-store.js';

@@ -9,6 +9,7 @@ import { eventSchemas, schemaOfTopic } from './index.js';
 
 t.test('every pipeline topic declares an Avro schema', async (t) => {
   for (const topic of allTopics) t.ok((eventSchemas as Record<string, string>)[topic.name], topic.name);
+  t.same(Object.keys(eventSchemas).sort(), allTopics.map((topic) => topic.name).sort(), 'a schema for each topic of the pipeline, and no other');
 });
 
 t.test('every schema parses, has a namespace, a doc, and a doc on every field', async (t) => {

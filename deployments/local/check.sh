@@ -7,6 +7,8 @@ source deployments/local/use-stack.sh
 
 echo "[check] typecheck"
 npm run --silent typecheck
+echo "[check] lint: the dependency rule (.dependency-cruiser.cjs)"
+npm run --silent lint
 echo "[check] unit tests"
 npm test
 

@@ -8,7 +8,7 @@
  */
 import type { Postgres } from '../../core/postgres.js';
 import type { CompanyRecordEvent, ProcessingError, RecordsLoaded } from '../../schemas/index.js';
-import type { Emit, Sink, SinkBatch } from '../../topology/lib/types.js';
+import type { Emit, Sink, SinkBatch } from '../../topology/lib/index.js';
 import { createCompanyWriter, type SinkRecord } from './company-writer.js';
 
 export function toSinkRecord(message: { offset: string; key: string | undefined; value: CompanyRecordEvent }): SinkRecord {
