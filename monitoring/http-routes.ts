@@ -158,19 +158,40 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     return only;
   }
 
+  /**
+   * The import a request names, as its viewer may see it: the request id and the tenant to look
+   * it up under; undefined once the request was answered (400, 401, or 404 for another tenant's).
+   */
+  function askedImport(
+    state: ResponseState,
+    req: HttpRequest,
+    askedTenant: string | undefined,
+    html: boolean,
+  ): { requestId: string; tenant: string | undefined } | undefined {
+    const parsed = parseRequestId(req.getParameter(0) ?? '');
+    if (!parsed.ok) {
+      badRequest(state, parsed.problem);
+      return undefined;
+    }
+    const viewer = viewerOrRefuse(state, req, html);
+    if (viewer === undefined) return undefined;
+    const scope = scopeTenant(viewer, askedTenant);
+    if (scope === 'other') {
+      notFound(state, parsed.value, askedTenant, html);
+      return undefined;
+    }
+    return { requestId: parsed.value, tenant: scope.tenant };
+  }
+
   app.get('/imports/:request_id', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
-    const parsed = parseRequestId(req.getParameter(0) ?? '');
-    if (!parsed.ok) return badRequest(state, parsed.problem);
     const query = parseImportQuery(req.getQuery() ?? '');
     if (!query.ok) return badRequest(state, query.problem);
     const html = wantsHtml(header(req, 'accept'));
-    const viewer = viewerOrRefuse(state, req, html);
-    if (viewer === undefined) return;
-    const scope = scopeTenant(viewer, query.value.tenant);
-    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant, html);
+    const asked = askedImport(state, req, query.value.tenant, html);
+    if (asked === undefined) return;
     (async () => {
-      const found = await findImport(state, parsed.value, scope.tenant, html);
+      const found = await findImport(state, asked.requestId, asked.tenant, html);
       if (found === undefined) return;
       const item = toJson(found.lineage, found.updatedAt);
       if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });
@@ -185,17 +206,13 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
 
   app.get('/imports/:request_id/errors', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
-    const parsed = parseRequestId(req.getParameter(0) ?? '');
-    if (!parsed.ok) return badRequest(state, parsed.problem);
     const query = parseErrorsQuery(req.getQuery() ?? '', header(req, 'accept'));
     if (!query.ok) return badRequest(state, query.problem);
-    const viewer = viewerOrRefuse(state, req, false);
-    if (viewer === undefined) return;
-    const scope = scopeTenant(viewer, query.value.tenant);
-    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
+    const asked = askedImport(state, req, query.value.tenant, false);
+    if (asked === undefined) return;
     const { format, limit, after } = query.value;
     (async () => {
-      const found = await findImport(state, parsed.value, scope.tenant);
+      const found = await findImport(state, asked.requestId, asked.tenant);
       if (found === undefined) return;
       const { tenant, requestId } = found.lineage;
       if (format === 'json') {
@@ -286,22 +303,18 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
   // 409, 410). From the page's button (a form), a 303 to the replay's page.
   app.post('/imports/:request_id/replay', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
-    const parsed = parseRequestId(req.getParameter(0) ?? '');
-    if (!parsed.ok) return badRequest(state, parsed.problem);
     const query = parseImportQuery(req.getQuery() ?? '');
     if (!query.ok) return badRequest(state, query.problem);
     const fromForm = (header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded');
-    const viewer = viewerOrRefuse(state, req, false);
-    if (viewer === undefined) return;
-    const scope = scopeTenant(viewer, query.value.tenant);
-    if (scope === 'other') return notFound(state, parsed.value, query.value.tenant);
+    const asked = askedImport(state, req, query.value.tenant, false);
+    if (asked === undefined) return;
     (async () => {
       await readSmallBody(state, 4096);
-      const found = await findImport(state, parsed.value, scope.tenant);
+      const found = await findImport(state, asked.requestId, asked.tenant);
       if (found === undefined) return;
       const item = replayItemOf(found.lineage);
       if (item === undefined) {
-        throw new ReplayError('REPLAY_NOTHING_TO_REPLAY', `import ${parsed.value} has no stored file (it was refused or is not received yet)`, 409);
+        throw new ReplayError('REPLAY_NOTHING_TO_REPLAY', `import ${asked.requestId} has no stored file (it was refused or is not received yet)`, 409);
       }
       const runId = newRunId();
       const [outcome] = await runReplay(deps.replay.deps, deps.replay.bucket, runId, [item]);

@@ -6,7 +6,7 @@
  */
 import type { ReportEntryJson } from './error-report.js';
 import type { ImportJson } from './lineage.js';
-import { escapeHtml, formatTime, pageStyle } from './page.js';
+import { escapeHtml, formatTime, pageHead } from './page.js';
 
 /** Entries of the error report the page shows; the links give the rest. */
 export const pageErrorLimit = 20;
@@ -103,15 +103,7 @@ ${errorRows}
 </div>`;
   const failure =
     item.error_code === null ? '' : `<p class="error" role="alert">${escapeHtml(item.error_code)}: ${escapeHtml(item.error_message ?? '')}</p>`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Import ${escapeHtml(item.request_id)} — ETL monitoring</title>
-<style>${pageStyle}</style>
-</head>
-<body>
+  return `${pageHead(`Import ${item.request_id}`)}
 <nav><a id="back" href="../?tenant=${tenant}">← Imports of ${escapeHtml(item.tenant)}</a></nav>
 <h1>Import <code>${escapeHtml(item.request_id)}</code> <span id="status" class="status-${escapeHtml(item.status)}">${escapeHtml(item.status)}</span></h1>
 ${failure}
@@ -150,15 +142,7 @@ ${errors}
  */
 export function renderNotKnownPage(requestId: string, tenant: string | undefined): string {
   const back = tenant === undefined ? '../' : `../?tenant=${encodeURIComponent(tenant)}`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="refresh" content="2">
-<title>Import ${escapeHtml(requestId)} — ETL monitoring</title>
-<style>${pageStyle}</style>
-</head>
-<body>
+  return `${pageHead(`Import ${requestId}`, '\n<meta http-equiv="refresh" content="2">')}
 <nav><a id="back" href="${back}">← Imports</a></nav>
 <h1>Import <code>${escapeHtml(requestId)}</code></h1>
 <p id="not-known">No import ${escapeHtml(requestId)}${tenant === undefined ? '' : ` of tenant ${escapeHtml(tenant)}`} is known yet. One just sent or replayed shows up within seconds: this page looks again every 2 s.</p>

@@ -184,18 +184,23 @@ export const contentSecurityPolicy = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-/** The sign-in form a browser gets when tokens are required and it sent none (or a wrong one). */
-export function renderLoginPage(options: { error?: string } = {}): string {
-  const error = options.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(options.error)}</p>`;
+/** Every page's start, up to <body>: `<title>` is "<title> — ETL monitoring". */
+export function pageHead(title: string, extra = ''): string {
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Sign in — ETL monitoring</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">${extra}
+<title>${escapeHtml(title)} — ETL monitoring</title>
 <style>${pageStyle}</style>
 </head>
-<body>
+<body>`;
+}
+
+/** The sign-in form a browser gets when tokens are required and it sent none (or a wrong one). */
+export function renderLoginPage(options: { error?: string } = {}): string {
+  const error = options.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(options.error)}</p>`;
+  return `${pageHead('Sign in')}
 <h1>Sign in</h1>
 ${error}
 <form method="post" action="login">
@@ -217,15 +222,7 @@ export function renderPage(imports: readonly ImportJson[], query: ListQuery, opt
     .map((status) => `<option value="${status}"${query.status === status ? ' selected' : ''}>${status === '' ? 'any status' : status}</option>`)
     .join('');
   const error = options.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(options.error)}</p>`;
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Imports — ETL monitoring</title>
-<style>${pageStyle}</style>
-</head>
-<body>
+  return `${pageHead('Imports')}
 <h1>Imports</h1>
 ${error}
 <form method="get" action="">
