@@ -75,12 +75,7 @@ export async function committedOffsets(
   partitions: readonly number[],
 ): Promise<Map<number, CommittedOffset>> {
   // Without a timeout the call waits for ever in one of libuv's four pool threads.
-  const committed = consumer.committed as (
-    partitions: Array<{ topic: string; partition: number }>,
-    timeoutMs: number,
-  ) => ReturnType<Consumer['committed']>;
-  const entries = await committed.call(
-    consumer,
+  const entries = await consumer.committed(
     partitions.map((partition) => ({ topic, partition })),
     committedTimeoutMs,
   );
@@ -262,7 +257,7 @@ export function createKafka(
         },
         'js.consumer.max.batch.size': consumerOptions.maxBatchMessages ?? 1000,
         // A rebalance hands partitions over only after the callback settles (see onAssigned).
-        rebalance_cb: rebalance as never,
+        rebalance_cb: rebalance,
       });
     },
     groupOffsets(groupId) {

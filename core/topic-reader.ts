@@ -70,6 +70,7 @@ export class TopicReader {
   #connect(): Promise<number> {
     this.#connected ??= new Promise<number>((resolve, reject) => {
       this.#consumer.connect({ topic: this.#topic, timeout: 30_000 }, (error, metadata) => {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a LibrdKafkaError is an Error at run time; its typings leave that out
         if (error) return reject(error);
         const topic = metadata.topics.find((candidate) => candidate.name === this.#topic);
         if (topic === undefined || topic.partitions.length === 0) return reject(new Error(`no topic ${this.#topic}`));
@@ -93,6 +94,7 @@ export class TopicReader {
   #consume(): Promise<ReadMessage[]> {
     return new Promise((resolve, reject) =>
       this.#consumer.consume(1000, (error, batch) => {
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- a LibrdKafkaError is an Error at run time; its typings leave that out
         if (error) return reject(error);
         resolve(
           (batch as unknown as RawMessage[]).map((message) => {

@@ -125,7 +125,7 @@ t.test('any order of the same events gives the same lineage, completed once', as
 });
 
 t.test('an empty file completes as soon as it is extracted', async (t) => {
-  const { lineage, effects } = run([received, { ...extracted, extracted: 0 } as LineageEvent]);
+  const { lineage, effects } = run([received, { ...extracted, extracted: 0 }]);
   t.equal(lineage.status, 'complete');
   t.equal(effects.completed.length, 1);
 });
@@ -206,7 +206,7 @@ t.test('toLineageEvent maps each topic and ignores events without a request id',
     }),
     { kind: 'received', requestId: id, tenant: 'acme', size: 10, recordsExpected: 2, filename: null, at: t0, rawObject: 's3://raw/acme/2026/12/03/f.json' },
   );
-  t.equal(run([{ ...received, rawObject: 's3://raw/k' } as LineageEvent]).lineage.rawObject, 's3://raw/k', 'the lineage keeps where the file is');
+  t.equal(run([{ ...received, rawObject: 's3://raw/k' }]).lineage.rawObject, 's3://raw/k', 'the lineage keeps where the file is');
   t.match(
     toLineageEvent('FileExtractError', { request_id: id, tenant: 'acme', reason_code: 'TRUNCATED', message: 'm', bytes_received: 3, original_filename: 'f', received_at: t0 }),
     { kind: 'rejected', code: 'TRUNCATED', size: 3, filename: 'f' },

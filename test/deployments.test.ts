@@ -48,7 +48,7 @@ function walk(dir: string, accept: (path: string) => boolean): string[] {
 
 const composeFiles = ['docker-compose.yml', ...walk('deployments', (path) => /(^|\/)(docker-)?compose[^/]*\.ya?ml$/.test(path))];
 const k8sFiles = walk('deployments/k8s', (path) => /\.ya?ml$/.test(path));
-const compose = new Map(composeFiles.map((file) => [file, parseYaml(read(file), { merge: true }) as Json]));
+const compose = new Map(composeFiles.map((file) => [file, parseYaml(read(file), { merge: true })]));
 
 // ---------------------------------------------------------------------------------------
 // What the services read: collected from their config modules' source.
@@ -193,7 +193,7 @@ function ourKind(name: string, service: Json): ServiceKind | undefined {
 
 t.test('every Compose file validates against the Compose specification schema', async (t) => {
   const schemaPath = join(dirname(require.resolve('dclint/package.json')), 'schemas', 'compose.schema.json');
-  const { $schema: _draft, ...schema } = JSON.parse(readFileSync(schemaPath, 'utf8')) as Json;
+  const { $schema: _draft, ...schema } = JSON.parse(readFileSync(schemaPath, 'utf8'));
   t.match(_draft, /draft-07/, 'the schema is draft-07, what ajv compiles by default');
   const ajv = new Ajv({ allErrors: true, strict: false });
   const validate = ajv.compile(schema);
@@ -426,7 +426,7 @@ const manifests: Manifest[] = k8sFiles
   .filter((file) => !file.endsWith('kustomization.yaml'))
   .flatMap((file) =>
     parseAllDocuments(read(file))
-      .map((document) => document.toJS() as Json)
+      .map((document) => document.toJS())
       .filter((doc) => doc !== null && doc !== undefined)
       .map((doc) => ({ file, doc })),
   );
@@ -612,7 +612,7 @@ t.test('Kubernetes: probes, resources, non-root, scraping, services, budgets', a
  * that integer, and one that is not an integer fails the build.
  */
 function rendered(target: Json, common: Record<string, string> = {}): Json {
-  const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml')) as Json;
+  const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml'));
   const result = structuredClone(target);
   const pathOf = (fieldPath: string) => fieldPath.split('.');
   const get = (doc: Json, path: string[]) => path.reduce((node, key) => node?.[key], doc);
@@ -656,7 +656,7 @@ t.test('Kubernetes: the Ingress takes import bodies of 256 MiB', async (t) => {
 });
 
 t.test('Kubernetes: kustomization.yaml lists every manifest but the Secret example', async (t) => {
-  const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml')) as Json;
+  const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml'));
   t.equal(kustomization.kind, 'Kustomization');
   const expected = k8sFiles
     .map((file) => relative('deployments/k8s', file))
@@ -681,9 +681,9 @@ function promqlMetrics(expr: string): string[] {
     .replace(/\$\{?\w+\}?/g, ' ');
   const names: string[] = [];
   for (const match of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    const before = stripped[match.index! - 1] ?? ' ';
+    const before = stripped[match.index - 1] ?? ' ';
     if (/[0-9.]/.test(before)) continue; // 1e3
-    if (/^\s*\(/.test(stripped.slice(match.index! + match[0].length))) continue; // a function
+    if (/^\s*\(/.test(stripped.slice(match.index + match[0].length))) continue; // a function
     if (keywords.has(match[0])) continue;
     names.push(match[0]);
   }
@@ -731,7 +731,7 @@ t.test('PromQL metric names are found', async (t) => {
 });
 
 t.test('the Grafana dashboard only queries metrics the services declare', async (t) => {
-  const dashboard = JSON.parse(read('deployments/grafana/dashboards/pipeline.json')) as Json;
+  const dashboard = JSON.parse(read('deployments/grafana/dashboards/pipeline.json'));
   const declared = await declaredMetrics();
   const queries = dashboardQueries(dashboard);
   t.ok(queries.length >= 20, `${queries.length} queries`);
@@ -753,7 +753,7 @@ t.test('the Grafana dashboard only queries metrics the services declare', async 
   ]) {
     t.ok(used.has(needed), `the dashboard shows ${needed}`);
   }
-  const datasource = parseYaml(read('deployments/grafana/provisioning/datasources/prometheus.yml')) as Json;
+  const datasource = parseYaml(read('deployments/grafana/provisioning/datasources/prometheus.yml'));
   const uid = datasource.datasources[0].uid;
   const ids = new Set<number>();
   const visit = (panels: Json[]) => {
@@ -765,13 +765,13 @@ t.test('the Grafana dashboard only queries metrics the services declare', async 
     }
   };
   visit(dashboard.panels);
-  const provider = parseYaml(read('deployments/grafana/provisioning/dashboards/pipeline.yml')) as Json;
+  const provider = parseYaml(read('deployments/grafana/provisioning/dashboards/pipeline.yml'));
   const mount = (compose.get('docker-compose.yml')!.services.grafana.volumes as string[]).find((volume) => volume.startsWith('./deployments/grafana/dashboards:'));
   t.equal(mount?.split(':')[1], provider.providers[0].options.path, 'Grafana loads the dashboards from where Compose mounts them');
 });
 
 t.test('Prometheus scrapes every service on its port', async (t) => {
-  const config = parseYaml(read('deployments/prometheus/prometheus.yml')) as Json;
+  const config = parseYaml(read('deployments/prometheus/prometheus.yml'));
   const services = compose.get('docker-compose.yml')!.services as Record<string, Json>;
   const ports: Record<string, string> = { ingress: 'INGRESS_PORT', processor: 'PROCESSOR_PORT', monitoring: 'MONITORING_PORT' };
   for (const [service, variable] of Object.entries(ports)) {

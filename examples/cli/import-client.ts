@@ -136,9 +136,23 @@ export function requestIdFor(prefix: string, file: { path: string; size: number;
   return id;
 }
 
+/** The ingress's answer as parsed: JSON when it sent JSON, else the text (null when empty). */
+export type AnswerBody = unknown;
+
+/** The fields of an answer this client reads; anything else it prints as it came. */
+interface AnswerFields {
+  records?: number;
+  duplicate?: boolean;
+  error?: { code?: string; message?: string };
+}
+
+function fieldsOf(body: AnswerBody): AnswerFields {
+  return typeof body === 'object' && body !== null ? body : {};
+}
+
 /** What one attempt of one file came to. */
 export type AttemptResult =
-  | { kind: 'answer'; status: number; retryAfter: string | undefined; body: any }
+  | { kind: 'answer'; status: number; retryAfter: string | undefined; body: AnswerBody }
   /** No answer: not connected, or the connection broke. The same request id makes resending safe. */
   | { kind: 'connection-failed'; code: string; message: string }
   /** The file could not be read here: the ingress is not to blame, retrying will not help. */
@@ -251,8 +265,9 @@ export async function importFile(options: ImportFileOptions): Promise<FileOutcom
 export function describeResult(result: AttemptResult): string {
   if (result.kind === 'connection-failed') return `connection failed (${result.code}): ${result.message}`;
   if (result.kind === 'file-unreadable') return `file unreadable (${result.code}): ${result.message}`;
-  const error = result.body?.error;
-  if (result.status === 202) return `${result.status} ${result.body?.records ?? '?'} records${result.body?.duplicate === true ? ' (a retry: the first result)' : ''}`;
+  const answer = fieldsOf(result.body);
+  const error = answer.error;
+  if (result.status === 202) return `${result.status} ${answer.records ?? '?'} records${answer.duplicate === true ? ' (a retry: the first result)' : ''}`;
   if (error !== undefined) return `${result.status} ${error.code ?? 'ERROR'}: ${error.message ?? ''}`;
   return `${result.status} ${typeof result.body === 'string' ? result.body.slice(0, 200) : ''}`.trimEnd();
 }
@@ -276,7 +291,7 @@ export function summarize(outcomes: readonly FileOutcome[], seconds: number): Su
   });
   const accepted = outcomes.filter((outcome) => outcome.verdict === 'accepted');
   const acceptedBytes = accepted.reduce((sum, outcome) => sum + outcome.size, 0);
-  const records = accepted.reduce((sum, outcome) => sum + (outcome.result.kind === 'answer' ? Number(outcome.result.body?.records ?? 0) : 0), 0);
+  const records = accepted.reduce((sum, outcome) => sum + (outcome.result.kind === 'answer' ? Number(fieldsOf(outcome.result.body).records ?? 0) : 0), 0);
   const refused = count('refused');
   const gaveUp = count('gave-up');
   const exitCode = refused > 0 ? exitCodes.refused : gaveUp > 0 ? exitCodes.gaveUp : exitCodes.ok;

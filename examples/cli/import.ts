@@ -9,7 +9,7 @@
  * broken connections are safe: the ingress answers a repeated (tenant, request id) with its
  * first result instead of importing again. Exit codes: see exitCodes in import-client.ts.
  */
-import { createReadStream, readdirSync, statSync, type Stats } from 'node:fs';
+import { readdirSync, statSync, type Stats } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {

@@ -52,7 +52,7 @@ export function sendFile({ url, path, size, headers, onBytes, continueTimeoutMs 
       const text = Buffer.concat(chunks).toString('utf8');
       let body: unknown = text;
       try {
-        body = text === '' ? null : JSON.parse(text);
+        body = text === '' ? null : (JSON.parse(text) as unknown);
       } catch {
         // Not the ingress's JSON (a proxy's page): kept as text for the summary.
       }
@@ -78,8 +78,7 @@ export function sendFile({ url, path, size, headers, onBytes, continueTimeoutMs 
     req.on('response', (response: IncomingMessage) => {
       answered = true;
       status = response.statusCode ?? 0;
-      const header = response.headers['retry-after'];
-      retryAfter = Array.isArray(header) ? header[0] : header;
+      retryAfter = response.headers['retry-after'];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => finish(answer()));
       response.on('error', () => finish(answer()));

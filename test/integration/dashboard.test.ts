@@ -15,7 +15,7 @@ import { loadProcessorConfig } from '../../topology/config.js';
 import { startProcessor } from '../../topology/processor.js';
 
 type Json = any;
-const dashboard = JSON.parse(readFileSync(new URL('../../deployments/grafana/dashboards/pipeline.json', import.meta.url), 'utf8')) as Json;
+const dashboard = JSON.parse(readFileSync(new URL('../../deployments/grafana/dashboards/pipeline.json', import.meta.url), 'utf8'));
 
 const keywords = new Set(['and', 'or', 'unless', 'bool', 'offset', 'inf', 'nan', 'Inf', 'NaN', 'atan2']);
 
@@ -29,8 +29,8 @@ function promqlMetrics(expr: string): string[] {
     .replace(/\$\{?\w+\}?/g, ' ');
   const names: string[] = [];
   for (const match of stripped.matchAll(/[a-zA-Z_:][a-zA-Z0-9_:]*/g)) {
-    if (/[0-9.]/.test(stripped[match.index! - 1] ?? ' ')) continue;
-    if (/^\s*\(/.test(stripped.slice(match.index! + match[0].length))) continue;
+    if (/[0-9.]/.test(stripped[match.index - 1] ?? ' ')) continue;
+    if (/^\s*\(/.test(stripped.slice(match.index + match[0].length))) continue;
     if (keywords.has(match[0])) continue;
     names.push(match[0]);
   }

@@ -137,7 +137,7 @@ function holdUpload(url: string, tenant: string, body: Buffer, headers: Record<s
         yield body.subarray(sent);
       })(),
     ),
-  }).then(async (answer) => ({ status: answer.statusCode, json: JSON.parse(await answer.body.text()) as any }));
+  }).then(async (answer) => ({ status: answer.statusCode, json: JSON.parse(await answer.body.text()) }));
   // Awaited by the test after release(); a failure before that is reported there, not as unhandled.
   response.catch(() => undefined);
   return { release, response };

@@ -37,7 +37,7 @@ async function startReplica(t: Test): Promise<{ ingress: Ingress; url: string }>
 async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
   const response = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
   const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text) as any) };
+  return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text)) };
 }
 
 async function filesOf(tenant: string): Promise<string[]> {

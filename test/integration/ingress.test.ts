@@ -48,7 +48,7 @@ async function withIngress(
 async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
   const response = await request(url, { method: 'POST', body, headers });
   const text = await response.body.text();
-  return { status: response.statusCode, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text) as any) };
+  return { status: response.statusCode, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text)) };
 }
 
 /** True once nothing listens on the port any more (undefined while something accepts). */

@@ -43,7 +43,7 @@ async function startLoadStage(options: { input: string; groupId: string; driver:
     errors: topics.processingError.name,
     sink: () => createLoadSink(postgres),
   };
-  return runSinkStage(stage as SinkStage, {
+  return runSinkStage(stage, {
     driver: options.driver,
     codec,
     logger,

@@ -66,7 +66,7 @@ const OPEN_ARRAY = Buffer.from('[');
 const CLOSE_ARRAY = Buffer.from(']');
 
 export function createExtract(openObject: OpenObject, options: { maxDepth?: number; maxLineBytes?: number } = {}) {
-  return async function* extract(input: InputMessage<FilePiece>, context: StageContext): AsyncIterable<Emit> {
+  return async function* extract(input: InputMessage<FilePiece>, _context: StageContext): AsyncIterable<Emit> {
     const piece = input.value;
     const range = piece.byte_start === null || piece.byte_end === null ? undefined : { start: Number(piece.byte_start), end: Number(piece.byte_end) };
     const where = `s3://${piece.bucket}/${piece.key}${range === undefined ? '' : ` bytes [${range.start}, ${range.end})`}`;

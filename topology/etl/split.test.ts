@@ -41,7 +41,7 @@ t.test('an event without pieces (or written before they existed) is one whole-fi
   const [only, ...rest] = [...createSplit(() => 3)(fileEvent())];
   t.same(rest, []);
   t.match(only, { to: 'pieces', key: 'acme/req-1/0', requestId: 'req-1' });
-  t.match(only!.value as FilePiece, {
+  t.match(only!.value, {
     piece_index: 0,
     piece_count: 1,
     byte_start: null,
@@ -68,7 +68,7 @@ t.test('the pieces of a file go to consecutive partitions, so they spread evenly
     }
   }
   const [second] = [...createSplit(() => 3)(fileEvent({ pieces: ranges(2) }))].slice(1);
-  t.match(second!.value as FilePiece, { byte_start: 500, byte_end: 999, record_start: 5, record_count: 5, piece_count: 2 });
+  t.match(second!.value, { byte_start: 500, byte_end: 999, record_start: 5, record_count: 5, piece_count: 2 });
 });
 
 t.test('a piece plan that does not cover the records in order is poison', async (t) => {

@@ -26,7 +26,7 @@ export type ValidationResult = { valid: true } | { valid: false; violations: Vio
 export const companySchemaUrl = new URL('../../schemas/company.schema.json', import.meta.url);
 
 /** The parsed schema (the contract's single source of truth). */
-export const companySchema: Record<string, unknown> = JSON.parse(readFileSync(companySchemaUrl, 'utf8'));
+export const companySchema: Record<string, unknown> = JSON.parse(readFileSync(companySchemaUrl, 'utf8')) as Record<string, unknown>;
 
 // ajv-formats is CommonJS: under NodeNext its default import is `module.exports`, whose
 // `.default` is the plugin itself (the same function at run time).

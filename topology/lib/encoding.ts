@@ -50,14 +50,19 @@ export function reasonOf(error: unknown): string {
   return error instanceof PipelineError ? error.code : 'UNPROCESSABLE';
 }
 
+/** A scalar field of an undecodable or foreign value as text; anything else is not an id. */
+function textOf(value: unknown): string {
+  return typeof value === 'string' || typeof value === 'number' || typeof value === 'bigint' ? String(value) : '';
+}
+
 /** The ProcessingError that replaces a message's outputs when it cannot be processed. */
 export function processingErrorOf(stage: string, input: RecordOrigin & { value?: unknown }, error: unknown): Emit {
   const value = (input.value ?? {}) as Record<string, unknown>;
-  const requestId = String(value.request_id ?? input.headers.request_id ?? '');
+  const requestId = textOf(value.request_id ?? input.headers.request_id);
   const event: ProcessingError = {
     stage,
     request_id: requestId,
-    tenant: String(value.tenant ?? ''),
+    tenant: textOf(value.tenant),
     reason_code: reasonOf(error),
     message: errorMessage(error),
     record_key: typeof value.record_key === 'string' ? value.record_key : null,

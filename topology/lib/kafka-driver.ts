@@ -75,11 +75,18 @@ async function sendAll(producer: Producer, records: readonly OutgoingRecord[]): 
   await Promise.all([...byTopic(records)].map(([topic, messages]) => producer.send({ topic, messages })));
 }
 
+/** A header's value as the client gives it (a Buffer, or a string when the producer was given one). */
+function headerText(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return JSON.stringify(value) ?? '';
+}
+
 function headersOf(headers: Record<string, unknown> | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers ?? {})) {
     if (value === undefined || value === null) continue;
-    out[name] = Array.isArray(value) ? String(value[0]) : String(value);
+    out[name] = headerText(Array.isArray(value) ? (value[0] as unknown) : value);
   }
   return out;
 }

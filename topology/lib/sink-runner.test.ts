@@ -114,7 +114,7 @@ function setup(t: Test, options: { sink?: StoreSink; maxAttempts?: number; drive
     metrics,
     sink,
     async start(): Promise<RunningStage> {
-      const running = await runSinkStage(stage as SinkStage<any>, {
+      const running = await runSinkStage(stage, {
         driver,
         codec,
         logger,

@@ -302,7 +302,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     async onRevoked(revoked) {
       logger.info({ partitions: revoked }, 'partitions revoked');
       // Their running batches see the scope end and abort; wait for that before handing them over.
-      await Promise.all(revoked.map((partition) => partitions.get(partition)?.running));
+      await Promise.all(revoked.map((partition) => partitions.get(partition)?.running ?? Promise.resolve()));
       for (const partition of revoked) {
         const state = partitions.get(partition);
         partitions.delete(partition);

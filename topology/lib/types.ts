@@ -99,6 +99,8 @@ export interface SinkStage<T = unknown> extends StageBase {
   maxBatchRecords?: number;
 }
 
+// A topology holds stages of different value types; each stage's own type is checked where it is declared.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Stage = TransformStage<any> | SinkStage<any>;
 
 /** A stage running in this process. */

@@ -183,7 +183,7 @@ class Group {
 
   commit(topic: string, offsets: readonly OffsetCommit[], withMetadata: boolean): void {
     let partitions = this.offsets.get(topic);
-    if (partitions === undefined) this.offsets.set(topic, (partitions = new Map()));
+    if (partitions === undefined) this.offsets.set(topic, (partitions = new Map<number, { offset: string; metadata: string }>()));
     for (const { partition, offset, metadata } of offsets) partitions.set(partition, { offset, metadata: withMetadata ? (metadata ?? '') : '' });
   }
 }
@@ -903,8 +903,8 @@ export class MemoryDriver implements StageDriver {
     };
   }
 
-  /** The next `times` calls of `operation` (that `when` accepts) fail with `error`. */
-  failNext(operation: DriverOperation, times: number, error: unknown | ((call: OperationCall) => unknown), when: (call: OperationCall) => boolean = () => true): void {
+  /** The next `times` calls of `operation` (that `when` accepts) fail with `error`, or with what `error(call)` returns when it is a function. */
+  failNext(operation: DriverOperation, times: number, error: unknown, when: (call: OperationCall) => boolean = () => true): void {
     let left = times;
     const remove = this.intercept(operation, (call) => {
       if (left <= 0 || !when(call)) return;
