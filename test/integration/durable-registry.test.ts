@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import avro from 'avsc';
 import t from 'tap';
-import { request } from 'undici';
 import { createEventCodec, subjectOf, type EventCodec } from '../../core/event-codec.js';
 import { allTopics } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
@@ -25,7 +24,7 @@ import {
   waitFor,
 } from '../../deployments/local/servers.js';
 import { schemaOfTopic, type AvroSchema } from '../../schemas/index.js';
-import { config, createTestTopic, freePort, readTopic, testKafka, uniqueName } from './helpers.js';
+import { config, createTestTopic, freePort, registryCall, readTopic, testKafka, uniqueName } from './helpers.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'etl-durable-registry-'));
 // The shared download cache, a data folder (pid file, log) of its own.
@@ -64,15 +63,9 @@ function freshCodec(): EventCodec {
   return createEventCodec(createRegistry({ url: registryUrl }), registryUrl);
 }
 
-async function registryCall(path: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE' = 'GET', body?: unknown): Promise<{ status: number; json: any }> {
-  const contentType = 'application/vnd.schemaregistry.v1+json';
-  const response = await request(`${registryUrl}${path}`, {
-    method,
-    headers: { accept: contentType, 'content-type': contentType },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text) };
+/** The registry this test starts, not the stack's. */
+function registryOfTest(path: string, method: 'GET' | 'POST' | 'PUT' | 'DELETE' = 'GET', body?: unknown) {
+  return registryCall(method, path, body, registryUrl);
 }
 
 function probeSchema(name: string): AvroSchema {
@@ -120,9 +113,9 @@ t.test('schemas, ids and rules outlive a restart of the dev registry; new ids ar
   // Each subject's rule as it stands, one of them made stricter than the codec's.
   const [first] = allTopics;
   const firstSubject = encodeURIComponent(subjectOf(first!.name));
-  t.equal((await registryCall(`/config/${firstSubject}`, 'PUT', { compatibility: 'FULL_TRANSITIVE' })).status, 200, `${first!.name}: held to FULL_TRANSITIVE`);
+  t.equal((await registryOfTest(`/config/${firstSubject}`, 'PUT', { compatibility: 'FULL_TRANSITIVE' })).status, 200, `${first!.name}: held to FULL_TRANSITIVE`);
   const rulesBefore = new Map<string, unknown>();
-  for (const { name } of allTopics) rulesBefore.set(name, (await registryCall(`/config/${encodeURIComponent(subjectOf(name))}`)).json?.compatibilityLevel);
+  for (const { name } of allTopics) rulesBefore.set(name, (await registryOfTest(`/config/${encodeURIComponent(subjectOf(name))}`)).json?.compatibilityLevel);
 
   // The newest id before the restart belongs to a subject deleted for good: a registry that
   // counted from the ids it still holds would hand it out again.
@@ -130,8 +123,8 @@ t.test('schemas, ids and rules outlive a restart of the dev registry; new ids ar
   const droppedId = await before.register(dropped, probeSchema('DurableDropped'));
   const droppedSubject = encodeURIComponent(subjectOf(dropped));
   // The Confluent API deletes permanently only what is soft-deleted first.
-  t.equal((await registryCall(`/subjects/${droppedSubject}`, 'DELETE')).status, 200, 'a subject soft-deleted');
-  t.equal((await registryCall(`/subjects/${droppedSubject}?permanent=true`, 'DELETE')).status, 200, 'and deleted for good');
+  t.equal((await registryOfTest(`/subjects/${droppedSubject}`, 'DELETE')).status, 200, 'a subject soft-deleted');
+  t.equal((await registryOfTest(`/subjects/${droppedSubject}?permanent=true`, 'DELETE')).status, 200, 'and deleted for good');
   const maxIdBefore = Math.max(...idsBefore, droppedId);
   t.equal(maxIdBefore, droppedId, `the deleted subject's schema had the newest id (${droppedId})`);
 
@@ -147,14 +140,14 @@ t.test('schemas, ids and rules outlive a restart of the dev registry; new ids ar
     t.same(await after.decode(message.value!), expected.get(name), `${name}: decodes after the restart`);
   }
   for (const id of new Set(idsBefore)) {
-    const { status, json } = await registryCall(`/schemas/ids/${id}`);
+    const { status, json } = await registryOfTest(`/schemas/ids/${id}`);
     t.equal(status, 200, `schema ${id} is served by id`);
     t.ok(typeof json?.schema === 'string' && json.schema.length > 0, `schema ${id} has its text`);
   }
-  const subjects = (await registryCall('/subjects')).json as string[];
+  const subjects = (await registryOfTest('/subjects')).json as string[];
   t.same([...subjects].sort(), allTopics.map(({ name }) => subjectOf(name)).sort(), 'every subject is listed, the deleted one not');
   for (const { name } of allTopics) {
-    const rule = (await registryCall(`/config/${encodeURIComponent(subjectOf(name))}`)).json?.compatibilityLevel;
+    const rule = (await registryOfTest(`/config/${encodeURIComponent(subjectOf(name))}`)).json?.compatibilityLevel;
     t.equal(rule, rulesBefore.get(name), `${name}: still held to ${String(rulesBefore.get(name))}`);
     t.equal(await after.register(name, schemaOfTopic(name)), ids.get(name), `${name}: registering again gives the same id`);
   }
@@ -163,7 +156,7 @@ t.test('schemas, ids and rules outlive a restart of the dev registry; new ids ar
     ...schema,
     fields: (schema.fields as { name: string; type: unknown }[]).map((field) => (field.type === 'string' ? { ...field, type: 'long' } : field)),
   };
-  const refused = await registryCall(`/subjects/${firstSubject}/versions`, 'POST', { schemaType: 'AVRO', schema: JSON.stringify(retyped) });
+  const refused = await registryOfTest(`/subjects/${firstSubject}/versions`, 'POST', { schemaType: 'AVRO', schema: JSON.stringify(retyped) });
   t.equal(refused.status, 409, `${first!.name}: an incompatible version is still refused after the restart`);
 
   // A next version of a subject and a subject of its own: new ids, above every earlier one.

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { request } from 'undici';
 import { loadConfig, type Config } from '../../core/config.js';
 import { createKafka, ensureTopics, type Admin, type KafkaClients } from '../../core/kafka.js';
 import { replicationFactor, topicConfig } from '../../core/pipeline.js';
@@ -11,6 +12,24 @@ export type { ReadMessage };
 
 /** Integration tests run against the stack that `make itest-up` started, configured like the services. */
 export const config: Config = loadConfig();
+
+/** The registry's Confluent-compatible REST API (config.registry.url, or `baseUrl`), answered as parsed JSON. */
+export const registryContentType = 'application/vnd.schemaregistry.v1+json';
+
+export async function registryCall(
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+  path: string,
+  body?: unknown,
+  baseUrl: string = config.registry.url,
+): Promise<{ status: number; json: any }> {
+  const response = await request(`${baseUrl.replace(/\/+$/, '')}${path}`, {
+    method,
+    headers: { accept: registryContentType, 'content-type': registryContentType },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.body.text();
+  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text) };
+}
 
 export function uniqueName(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;

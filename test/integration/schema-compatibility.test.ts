@@ -7,24 +7,12 @@
  * test/integration/schema-evolution.test.ts.
  */
 import t, { type Test } from 'tap';
-import { request } from 'undici';
 import { compatibilityRule } from '../../core/event-codec.js';
 import { allTopics } from '../../core/pipeline.js';
 import { eventSchemas, schemaOfTopic, type AvroSchema } from '../../schemas/index.js';
-import { config, uniqueName } from './helpers.js';
+import { registryCall, uniqueName } from './helpers.js';
 
-const registryUrl = config.registry.url.replace(/\/+$/, '');
-const contentType = 'application/vnd.schemaregistry.v1+json';
-
-async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await request(`${registryUrl}${path}`, {
-    method,
-    headers: { accept: contentType, 'content-type': contentType },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text) };
-}
+const call = registryCall;
 
 const subjectPath = (subject: string) => encodeURIComponent(subject);
 

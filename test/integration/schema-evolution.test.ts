@@ -17,20 +17,11 @@ import { compatibilityRule, createEventCodec, IncompatibleSchemaError, subjectOf
 import { topics } from '../../core/pipeline.js';
 import { createRegistry } from '../../core/registry.js';
 import { schemaOfTopic, type AvroSchema, type FileExtractSuccess } from '../../schemas/index.js';
-import { config, createTestTopic, produceWithKcat, readTopic, testKafka, uniqueName } from './helpers.js';
+import { config, createTestTopic, registryCall, registryContentType, produceWithKcat, readTopic, testKafka, uniqueName } from './helpers.js';
 
 const registryUrl = config.registry.url.replace(/\/+$/, '');
-const contentType = 'application/vnd.schemaregistry.v1+json';
-
-async function call(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const response = await request(`${registryUrl}${path}`, {
-    method,
-    headers: { accept: contentType, 'content-type': contentType },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text) };
-}
+const contentType = registryContentType;
+const call = registryCall;
 
 const subjectPath = (subject: string) => encodeURIComponent(subject);
 
