@@ -11,30 +11,27 @@
  * Tests, benchmarks, examples and deployment scripts sit beside the product and may use any of
  * it; product code never imports them.
  */
-const service = '^(ingress|monitoring)/|^topology/(?!lib/)';
+const services = { ingress: '^ingress/', monitoring: '^monitoring/', processor: '^topology/(?!lib/)' };
+const service = Object.values(services).join('|');
 const library = '^(core|sinks)/|^topology/lib/';
+
+/** One rule per service: it may import no other service. */
+const noServiceToService = Object.entries(services).map(([name, path]) => ({
+  name: 'no-service-to-service',
+  comment: `${name} uses libraries and contracts, never another service: move what both need into core/ or a library.`,
+  severity: 'error',
+  from: { path },
+  to: {
+    path: Object.entries(services)
+      .filter(([other]) => other !== name)
+      .map(([, otherPath]) => otherPath)
+      .join('|'),
+  },
+}));
 
 module.exports = {
   forbidden: [
-    {
-      name: 'no-service-to-service',
-      comment: 'A service uses libraries and contracts, never another service: move what both need into core/ or a library.',
-      severity: 'error',
-      from: { path: '^ingress/' },
-      to: { path: '^(monitoring|topology)/' },
-    },
-    {
-      name: 'no-service-to-service',
-      severity: 'error',
-      from: { path: '^monitoring/' },
-      to: { path: '^(ingress/|topology/(?!lib/))' },
-    },
-    {
-      name: 'no-service-to-service',
-      severity: 'error',
-      from: { path: '^topology/(?!lib/)' },
-      to: { path: '^(ingress|monitoring)/' },
-    },
+    ...noServiceToService,
     {
       name: 'no-library-to-service',
       comment: 'Libraries serve the services; they never import one (a library that needs a service’s code needs that code moved down).',
