@@ -307,11 +307,7 @@ export class JsonScanner {
   /** The line reached its limit on a CR: only the LF of a CRLF may follow. */
   private lineLimitCr = false;
   private recordLimit = NO_LIMIT;
-  /** The sooner of the two: min(lineLimit, recordLimit). */
   private limit: number;
-  /** Index in the chunk where scanning pauses: its end, or the byte at `limit` if that comes first. */
-  private stop = 0;
-  private chunkLength = 0;
 
   // Current record
   private recordStart = -1;
@@ -405,455 +401,435 @@ export class JsonScanner {
 
   // -------------------------------------------------------------------------------------------
 
-  /**
-   * Each token kind is scanned by one method that takes the bytes [i, stop) it may consume,
-   * leaves `this.state` where the token stands, and returns the index of the next unconsumed
-   * byte. A method that moves the limit (a record starts or ends, a line feed) returns at once,
-   * so that its caller goes on to the new `this.stop`. Inside a value, structural dispatches the
-   * tokens itself; this loop starts it, the top level, and an escape or a character split by the
-   * chunk's start.
-   */
   private scan(buf: Uint8Array, base: number, n: number): void {
-    this.chunkLength = n;
-    this.setLimit();
+    let state = this.state;
     let i = 0;
+    let stop = Math.min(n, this.limit - base);
+
     for (;;) {
-      for (let stop = this.stop; i < stop; stop = this.stop) {
-        const state = this.state;
-        if (state <= T_NEXTLINE) i = this.topLevel(buf, base, i, stop);
-        else if (state >= S_STRING_ESCAPE && state <= S_UTF8) i = this.string(buf, base, i, stop);
-        else if (state >= T_BOM_1) i = this.byteOrderMark(buf, i);
-        else i = this.structural(buf, base, i, stop);
-      }
-      if (i >= n) break;
-      // i === stop < n: the byte at i is the first one past the line or record limit.
-      this.crossLimit(buf[i]!, base + i, this.state);
-    }
-    this.endChunk(buf, n);
-  }
-
-  // ---- tokens -------------------------------------------------------------------------------
-
-  /** Spaces, tabs and CRs between tokens, up to the next other byte or up to and including a line feed. */
-  private whitespace(buf: Uint8Array, base: number, i: number, stop: number): number {
-    for (; i < stop; i++) {
-      const c = buf[i]!;
-      if (c === LF) {
-        // A line feed can end an NDJSON value or line, which moves the line limit.
-        this.state = this.lineFeed(this.state, base + i);
-        return i + 1;
-      }
-      if (c !== SPACE && c !== TAB && c !== CR) return i;
-    }
-    return i;
-  }
-
-  /** Before the first value (T_START) and after a top-level value (T_AFTER, T_NEXTLINE). */
-  private topLevel(buf: Uint8Array, base: number, i: number, stop: number): number {
-    const c = buf[i]!;
-    if (c === SPACE || c === LF || c === TAB || c === CR) return this.whitespace(buf, base, i, stop);
-    const state = this.state;
-    if (state === T_START) {
-      if (c === 0xef && base + i === 0) {
-        this.state = T_BOM_1;
-        return i + 1;
-      }
-      this.firstValue(c, base + i);
-      this.state = S_VALUE; // re-dispatch this byte
-      return i;
-    }
-    if (state === T_AFTER) {
-      this.state = this.unexpected(buf, base, i, 'TRAILING_DATA', this.trailingExpectation());
-      return i + 1;
-    }
-    // T_NEXTLINE
-    if (VALUE_START[c] === 1) {
-      this.nextLineValue(base + i);
-      this.state = S_VALUE; // re-dispatch this byte
-      return i;
-    }
-    this.state =
-      this.format === F_UNDECIDED
-        ? this.unexpected(
-            buf,
-            base,
-            i,
-            'TRAILING_DATA',
-            'expected only whitespace after the top-level value, or another JSON value on its own line (NDJSON)',
-          )
-        : this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a JSON value at the start of the line');
-    return i + 1;
-  }
-
-  /** A UTF-8 BOM at offset 0 (T_BOM_1, T_BOM_2): skipped if complete, otherwise the start of a stray character. */
-  private byteOrderMark(buf: Uint8Array, i: number): number {
-    const c = buf[i]!;
-    if (this.state === T_BOM_1) {
-      if (c === 0xbb) {
-        this.state = T_BOM_2;
-        return i + 1;
-      }
-      // Not a BOM: EF is then the lead of some other character, which is not JSON.
-      this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
-      this.state = S_UTF8; // re-dispatch this byte as its continuation
-      return i;
-    }
-    if (c === 0xbf) {
-      this.state = T_START;
-      return i + 1;
-    }
-    this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
-    this.utf8Need = 1;
-    this.utf8Lo = 0x80;
-    this.utf8Hi = 0xbf;
-    this.utf8CodePoint = (0x0f << 6) | (0xbb & 0x3f);
-    this.state = S_UTF8;
-    return i;
-  }
-
-  /**
-   * Inside a value: brackets, commas, colons and whitespace (S_VALUE … S_AFTER_VALUE), and the
-   * strings, numbers and literals between them. Returns when the value leaves these states (the
-   * top-level value ended, or an error is being validated) or at `this.stop`. Kept to the common
-   * paths, and those short, so that V8 inlines string, value and close into this loop: a call
-   * per token costs more than the token.
-   */
-  private structural(buf: Uint8Array, base: number, i: number, stop: number): number {
-    for (; i < stop; stop = this.stop) {
-      const state = this.state;
-      if (state === S_STRING) {
-        i = this.string(buf, base, i, stop);
-        continue;
-      }
-      if (state > S_AFTER_VALUE) {
-        if (state >= N_MINUS && state <= N_EXPONENT_DIGITS) i = this.number(buf, base, i, stop);
-        else if (state === S_LITERAL) i = this.literal(buf, base, i, stop);
-        else return i;
-        continue;
-      }
-      if (state < S_VALUE) return i;
-      const c = buf[i]!;
-      if (c <= SPACE && (c === SPACE || c === LF || c === TAB || c === CR)) {
-        i = this.whitespace(buf, base, i, stop);
-        continue;
-      }
-      if (state === S_AFTER_VALUE) {
-        const top = this.stack[this.depth - 1];
-        if (c === COMMA) {
-          if (top === IN_ARRAY) {
-            this.state = S_VALUE;
-          } else if (i + 1 < stop && buf[i + 1] === QUOTE) {
-            // Usually the next key follows at once.
-            this.stringIsKey = true;
-            this.state = S_STRING;
+      while (i < stop) {
+        if (state === S_STRING) {
+          // Fast path: plain ASCII up to something interesting.
+          while (i < stop && STRING_PLAIN[buf[i]!] === 1) i++;
+          if (i >= stop) continue;
+          const b = buf[i]!;
+          if (b === QUOTE) {
             i++;
-          } else {
-            this.state = S_OBJECT_KEY;
-          }
-          i++;
-        } else if ((c === RBRACKET && top === IN_ARRAY) || (c === RBRACE && top === IN_OBJECT)) {
-          i = this.close(buf, i);
-        } else {
-          i = this.unexpectedStructure(buf, base, i);
-        }
-      } else if (state === S_VALUE) {
-        i = this.value(buf, base, i, c);
-      } else if (state === S_OBJECT_FIRST || state === S_OBJECT_KEY) {
-        if (c === QUOTE) {
-          this.stringIsKey = true;
-          this.state = S_STRING;
-          i++;
-        } else if (c === RBRACE && state === S_OBJECT_FIRST) {
-          i = this.close(buf, i);
-        } else {
-          i = this.unexpectedStructure(buf, base, i);
-        }
-      } else if (state === S_ARRAY_FIRST) {
-        i = c === RBRACKET ? this.close(buf, i) : this.value(buf, base, i, c);
-      } else if (c === COLON) {
-        // S_COLON
-        this.state = S_VALUE;
-        i++;
-      } else {
-        i = this.unexpectedStructure(buf, base, i);
-      }
-    }
-    return i;
-  }
-
-  /** The byte at `i` cannot follow what came before it in a container (see unexpected). */
-  private unexpectedStructure(buf: Uint8Array, base: number, i: number): number {
-    const state = this.state;
-    let expected: string;
-    if (state === S_AFTER_VALUE) {
-      expected =
-        this.stack[this.depth - 1] === IN_ARRAY
-          ? "expected ',' or ']' after an array element"
-          : "expected ',' or '}' after an object member";
-    } else if (state === S_OBJECT_FIRST) {
-      expected = "expected a string key or '}'";
-    } else if (state === S_OBJECT_KEY) {
-      expected = "expected a string key after ','";
-    } else {
-      expected = "expected ':' after the object key";
-    }
-    this.state = this.unexpected(buf, base, i, 'INVALID_JSON', expected);
-    return i + 1;
-  }
-
-  /** The closing bracket at `i` ends the innermost container. */
-  private close(buf: Uint8Array, i: number): number {
-    this.depth--;
-    this.state = this.valueEnd(buf, i + 1);
-    return i + 1;
-  }
-
-  /** A value starts with the byte `c` at `i`: opens a container or enters the first state of its token. */
-  private value(buf: Uint8Array, base: number, i: number, c: number): number {
-    if (VALUE_START[c] !== 1) {
-      this.state = this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a value');
-      return i + 1;
-    }
-    if (this.depth === this.recordDepth) this.startRecord(base, i);
-    if (c === QUOTE) {
-      this.stringIsKey = false;
-      this.state = S_STRING;
-    } else if (c === LBRACE) {
-      this.push(IN_OBJECT, base + i);
-      this.state = S_OBJECT_FIRST;
-    } else if (c === LBRACKET) {
-      this.push(IN_ARRAY, base + i);
-      this.state = S_ARRAY_FIRST;
-    } else if (c === LOWER_T || c === LOWER_F || c === LOWER_N) {
-      this.literalStart = c === LOWER_T ? 0 : c === LOWER_F ? 4 : 9;
-      this.literalPos = this.literalStart + 1;
-      this.literalEnd = c === LOWER_F ? 9 : this.literalStart + 4;
-      this.state = S_LITERAL;
-    } else {
-      this.state = c === MINUS ? N_MINUS : c === DIGIT_0 ? N_ZERO : N_INT;
-    }
-    return i + 1;
-  }
-
-  /**
-   * Inside a string after its opening quote, up to and including the closing quote. Kept short
-   * (plain ASCII and the end) so that V8 inlines it where values start; the rest is stringSpecial.
-   */
-  private string(buf: Uint8Array, base: number, i: number, stop: number): number {
-    while (i < stop) {
-      if (this.state === S_STRING) {
-        while (i < stop && STRING_PLAIN[buf[i]!] === 1) i++;
-        if (i >= stop) return i;
-        if (buf[i] === QUOTE) {
-          i++;
-          if (!this.stringIsKey) {
-            this.state = this.valueEnd(buf, i);
-            return i;
-          }
-          // Usually the ':' follows at once.
-          if (i < stop && buf[i] === COLON) {
-            this.state = S_VALUE;
-            return i + 1;
-          }
-          this.state = S_COLON;
-          return i;
-        }
-      }
-      i = this.stringSpecial(buf, base, i, stop);
-    }
-    return i;
-  }
-
-  /**
-   * In a string, from a byte that is neither plain ASCII nor the closing quote (or from inside an
-   * escape or a split character) until the string is back to plain bytes (S_STRING). S_UTF8 also
-   * validates the rest of a stray character outside strings (see unexpected), which then fails
-   * once it is complete.
-   */
-  private stringSpecial(buf: Uint8Array, base: number, i: number, stop: number): number {
-    let state = this.state;
-    do {
-      const c = buf[i]!;
-      if (state === S_STRING) {
-        if (c === BACKSLASH) {
-          state = S_STRING_ESCAPE;
-          i++;
-          continue;
-        }
-        if (c < 0x20) {
-          throw this.error(
-            'INVALID_JSON',
-            base + i,
-            `unexpected ${describeByte(c)} at byte ${base + i} inside a string: control characters must be escaped (e.g. \\n, \\u0000)`,
-          );
-        }
-        // c >= 0x80: a multi-byte UTF-8 character.
-        const need = UTF8_NEED[c]!;
-        if (need === 0) throw this.error('INVALID_UTF8', base + i, invalidLeadMessage(c, base + i));
-        if (i + need < stop) {
-          // The whole character is in this chunk: validate it in place.
-          const lo = UTF8_LO[c]!;
-          const hi = UTF8_HI[c]!;
-          const b1 = buf[i + 1]!;
-          if (b1 < lo || b1 > hi) {
-            throw this.error('INVALID_UTF8', base + i + 1, badContinuationMessage(c, b1, lo, hi, base + i + 1));
-          }
-          for (let k = 2; k <= need; k++) {
-            const bk = buf[i + k]!;
-            if ((bk & 0xc0) !== 0x80) {
-              throw this.error('INVALID_UTF8', base + i + k, badContinuationMessage(c, bk, 0x80, 0xbf, base + i + k));
+            if (this.stringIsKey) {
+              // Usually the ':' follows at once.
+              if (i < stop && buf[i] === COLON) {
+                i++;
+                state = S_VALUE;
+              } else {
+                state = S_COLON;
+              }
+            } else {
+              state = this.valueEnd(buf, i);
+              stop = Math.min(n, this.limit - base);
             }
-          }
-          i += need + 1;
-          break;
-        }
-        this.beginUtf8(c, need, false);
-        state = S_UTF8;
-      } else if (state === S_STRING_ESCAPE) {
-        const kind = ESCAPE[c];
-        if (kind === 1) {
-          state = S_STRING;
-        } else if (kind === 2) {
-          this.hexLeft = 4;
-          state = S_STRING_HEX;
-        } else {
-          throw this.error(
-            'INVALID_JSON',
-            base + i,
-            `invalid escape: unexpected ${describeByte(c)} after '\\' at byte ${base + i}: expected one of " \\ / b f n r t u`,
-          );
-        }
-      } else if (state === S_STRING_HEX) {
-        if (HEX_DIGIT[c] !== 1) {
-          throw this.error(
-            'INVALID_JSON',
-            base + i,
-            `unexpected ${describeByte(c)} at byte ${base + i}: expected a hexadecimal digit in a \\u escape (4 are required)`,
-          );
-        }
-        if (--this.hexLeft === 0) state = S_STRING;
-      } else {
-        // S_UTF8: a character split across chunks.
-        if (c < this.utf8Lo || c > this.utf8Hi) {
-          throw this.error('INVALID_UTF8', base + i, badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, base + i));
-        }
-        this.utf8CodePoint = (this.utf8CodePoint << 6) | (c & 0x3f);
-        this.utf8Lo = 0x80;
-        this.utf8Hi = 0xbf;
-        if (--this.utf8Need === 0) {
-          if (this.utf8Stray) throw this.strayError();
-          state = S_STRING;
-        }
-      }
-      i++;
-    } while (i < stop && state !== S_STRING);
-    this.state = state;
-    return i;
-  }
-
-  /** Inside a number (N_MINUS … N_EXPONENT_DIGITS), up to the first byte that cannot continue it. */
-  private number(buf: Uint8Array, base: number, i: number, stop: number): number {
-    let state = this.state;
-    while (i < stop) {
-      const c = buf[i]!;
-      switch (state) {
-        case N_INT:
-        case N_FRACTION:
-        case N_EXPONENT_DIGITS: {
-          if (isDigit(c)) {
-            i++;
-            while (i < stop && isDigit(buf[i]!)) i++;
             continue;
           }
-          if (c === DOT && state === N_INT) {
-            state = N_DOT;
+          if (b === BACKSLASH) {
+            state = S_STRING_ESCAPE;
             i++;
             continue;
           }
-          if ((c === LOWER_E || c === UPPER_E) && state !== N_EXPONENT_DIGITS) {
-            state = N_EXPONENT;
-            i++;
-            continue;
-          }
-          // The number ended before this byte, which the next state handles.
-          this.state = this.valueEnd(buf, i);
-          return i;
-        }
-        case N_ZERO: {
-          if (c === DOT) {
-            state = N_DOT;
-            i++;
-            continue;
-          }
-          if (c === LOWER_E || c === UPPER_E) {
-            state = N_EXPONENT;
-            i++;
-            continue;
-          }
-          if (isDigit(c)) {
+          if (b < 0x20) {
             throw this.error(
               'INVALID_JSON',
               base + i,
-              `unexpected ${describeByte(c)} at byte ${base + i}: a number cannot have a leading zero (expected '.', 'e' or the end of the number)`,
+              `unexpected ${describeByte(b)} at byte ${base + i} inside a string: control characters must be escaped (e.g. \\n, \\u0000)`,
             );
           }
-          this.state = this.valueEnd(buf, i);
-          return i;
-        }
-        case N_EXPONENT: {
-          if (isDigit(c)) {
-            state = N_EXPONENT_DIGITS;
-            i++;
+          // b >= 0x80: a multi-byte UTF-8 character.
+          const need = UTF8_NEED[b]!;
+          if (need === 0) throw this.error('INVALID_UTF8', base + i, invalidLeadMessage(b, base + i));
+          if (i + need < stop) {
+            // The whole character is in this chunk: validate it in place.
+            const lo = UTF8_LO[b]!;
+            const hi = UTF8_HI[b]!;
+            const b1 = buf[i + 1]!;
+            if (b1 < lo || b1 > hi) {
+              throw this.error('INVALID_UTF8', base + i + 1, badContinuationMessage(b, b1, lo, hi, base + i + 1));
+            }
+            for (let k = 2; k <= need; k++) {
+              const bk = buf[i + k]!;
+              if ((bk & 0xc0) !== 0x80) {
+                throw this.error('INVALID_UTF8', base + i + k, badContinuationMessage(b, bk, 0x80, 0xbf, base + i + k));
+              }
+            }
+            i += need + 1;
             continue;
           }
-          if (c === PLUS || c === MINUS) {
-            state = N_EXPONENT_SIGN;
-            i++;
-            continue;
-          }
-          this.state = this.unexpected(buf, base, i, 'INVALID_JSON', "expected a digit, '+' or '-' in the exponent");
-          return i + 1;
+          this.beginUtf8(b, need, false);
+          state = S_UTF8;
+          i++;
+          continue;
         }
-        default: {
-          // N_MINUS, N_DOT, N_EXPONENT_SIGN: a digit must follow.
-          if (isDigit(c)) {
-            state = state === N_MINUS ? (c === DIGIT_0 ? N_ZERO : N_INT) : state === N_DOT ? N_FRACTION : N_EXPONENT_DIGITS;
-            i++;
-            continue;
-          }
-          this.state = this.unexpected(
-            buf,
-            base,
-            i,
-            'INVALID_JSON',
-            state === N_MINUS
-              ? "expected a digit after '-'"
-              : state === N_DOT
-                ? 'expected a digit after the decimal point'
-                : 'expected a digit in the exponent',
-          );
-          return i + 1;
-        }
-      }
-    }
-    this.state = state;
-    return i;
-  }
 
-  /** Inside `true`, `false` or `null` after its first byte. */
-  private literal(buf: Uint8Array, base: number, i: number, stop: number): number {
-    while (i < stop) {
-      if (buf[i] !== LITERALS[this.literalPos]) {
-        this.state = this.unexpected(buf, base, i, 'INVALID_JSON', `expected '${literalName(this.literalStart)}'`);
-        return i + 1;
+        const c = buf[i]!;
+
+        // Whitespace between tokens, in every structural state.
+        if (state <= S_AFTER_VALUE && c <= SPACE) {
+          if (c === SPACE || c === TAB || c === CR) {
+            i++;
+            continue;
+          }
+          if (c === LF) {
+            state = this.lineFeed(state, base + i);
+            stop = Math.min(n, this.limit - base);
+            i++;
+            continue;
+          }
+        }
+
+        switch (state) {
+          case S_AFTER_VALUE: {
+            const top = this.stack[this.depth - 1];
+            if (c === COMMA) {
+              i++;
+              if (top === IN_ARRAY) {
+                state = S_VALUE;
+              } else if (i < stop && buf[i] === QUOTE) {
+                // Usually the next key follows at once.
+                i++;
+                this.stringIsKey = true;
+                state = S_STRING;
+              } else {
+                state = S_OBJECT_KEY;
+              }
+              continue;
+            }
+            if ((c === RBRACKET && top === IN_ARRAY) || (c === RBRACE && top === IN_OBJECT)) {
+              this.depth--;
+              i++;
+              state = this.valueEnd(buf, i);
+              stop = Math.min(n, this.limit - base);
+              continue;
+            }
+            state = this.unexpected(
+              buf,
+              base,
+              i,
+              'INVALID_JSON',
+              top === IN_ARRAY ? "expected ',' or ']' after an array element" : "expected ',' or '}' after an object member",
+            );
+            i++;
+            continue;
+          }
+
+          case S_VALUE: {
+            if (VALUE_START[c] !== 1) {
+              state = this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a value');
+              i++;
+              continue;
+            }
+            if (this.depth === this.recordDepth) {
+              this.startRecord(base, i);
+              stop = Math.min(n, this.limit - base);
+            }
+            if (c === QUOTE) {
+              this.stringIsKey = false;
+              state = S_STRING;
+            } else if (c > DIGIT_0 && c <= DIGIT_9) {
+              state = N_INT;
+            } else if (c === DIGIT_0) {
+              state = N_ZERO;
+            } else if (c === LBRACE) {
+              this.push(IN_OBJECT, base + i);
+              state = S_OBJECT_FIRST;
+            } else if (c === LBRACKET) {
+              this.push(IN_ARRAY, base + i);
+              state = S_ARRAY_FIRST;
+            } else if (c === MINUS) {
+              state = N_MINUS;
+            } else {
+              const start = c === LOWER_T ? 0 : c === LOWER_F ? 4 : 9;
+              this.literalStart = start;
+              this.literalPos = start + 1;
+              this.literalEnd = start === 4 ? 9 : start + 4;
+              state = S_LITERAL;
+            }
+            i++;
+            continue;
+          }
+
+          case S_OBJECT_KEY:
+          case S_OBJECT_FIRST: {
+            if (c === QUOTE) {
+              this.stringIsKey = true;
+              state = S_STRING;
+              i++;
+              continue;
+            }
+            if (c === RBRACE && state === S_OBJECT_FIRST) {
+              this.depth--;
+              i++;
+              state = this.valueEnd(buf, i);
+              stop = Math.min(n, this.limit - base);
+              continue;
+            }
+            state = this.unexpected(
+              buf,
+              base,
+              i,
+              'INVALID_JSON',
+              state === S_OBJECT_FIRST ? "expected a string key or '}'" : "expected a string key after ','",
+            );
+            i++;
+            continue;
+          }
+
+          case S_COLON: {
+            if (c === COLON) {
+              state = S_VALUE;
+              i++;
+              continue;
+            }
+            state = this.unexpected(buf, base, i, 'INVALID_JSON', "expected ':' after the object key");
+            i++;
+            continue;
+          }
+
+          case S_ARRAY_FIRST: {
+            if (c === RBRACKET) {
+              this.depth--;
+              i++;
+              state = this.valueEnd(buf, i);
+              stop = Math.min(n, this.limit - base);
+              continue;
+            }
+            state = S_VALUE; // re-dispatch this byte
+            continue;
+          }
+
+          case N_INT:
+          case N_FRACTION:
+          case N_EXPONENT_DIGITS: {
+            while (i < stop && isDigit(buf[i]!)) i++;
+            if (i >= stop) continue;
+            const b = buf[i]!;
+            if (b === DOT && state === N_INT) {
+              state = N_DOT;
+              i++;
+              continue;
+            }
+            if ((b === LOWER_E || b === UPPER_E) && state !== N_EXPONENT_DIGITS) {
+              state = N_EXPONENT;
+              i++;
+              continue;
+            }
+            // The number ended before this byte, which the next state handles.
+            state = this.valueEnd(buf, i);
+            stop = Math.min(n, this.limit - base);
+            continue;
+          }
+
+          case N_ZERO: {
+            if (c === DOT) {
+              state = N_DOT;
+              i++;
+              continue;
+            }
+            if (c === LOWER_E || c === UPPER_E) {
+              state = N_EXPONENT;
+              i++;
+              continue;
+            }
+            if (isDigit(c)) {
+              throw this.error(
+                'INVALID_JSON',
+                base + i,
+                `unexpected ${describeByte(c)} at byte ${base + i}: a number cannot have a leading zero (expected '.', 'e' or the end of the number)`,
+              );
+            }
+            state = this.valueEnd(buf, i);
+            stop = Math.min(n, this.limit - base);
+            continue;
+          }
+
+          case N_MINUS:
+          case N_DOT:
+          case N_EXPONENT_SIGN: {
+            if (isDigit(c)) {
+              state = state === N_MINUS ? (c === DIGIT_0 ? N_ZERO : N_INT) : state === N_DOT ? N_FRACTION : N_EXPONENT_DIGITS;
+              i++;
+              continue;
+            }
+            state = this.unexpected(
+              buf,
+              base,
+              i,
+              'INVALID_JSON',
+              state === N_MINUS
+                ? "expected a digit after '-'"
+                : state === N_DOT
+                  ? 'expected a digit after the decimal point'
+                  : 'expected a digit in the exponent',
+            );
+            i++;
+            continue;
+          }
+
+          case N_EXPONENT: {
+            if (isDigit(c)) {
+              state = N_EXPONENT_DIGITS;
+              i++;
+              continue;
+            }
+            if (c === PLUS || c === MINUS) {
+              state = N_EXPONENT_SIGN;
+              i++;
+              continue;
+            }
+            state = this.unexpected(buf, base, i, 'INVALID_JSON', "expected a digit, '+' or '-' in the exponent");
+            i++;
+            continue;
+          }
+
+          case S_LITERAL: {
+            if (c === LITERALS[this.literalPos]) {
+              i++;
+              if (++this.literalPos === this.literalEnd) {
+                state = this.valueEnd(buf, i);
+                stop = Math.min(n, this.limit - base);
+              }
+              continue;
+            }
+            state = this.unexpected(buf, base, i, 'INVALID_JSON', `expected '${literalName(this.literalStart)}'`);
+            i++;
+            continue;
+          }
+
+          case S_STRING_ESCAPE: {
+            const kind = ESCAPE[c];
+            if (kind === 1) {
+              state = S_STRING;
+            } else if (kind === 2) {
+              this.hexLeft = 4;
+              state = S_STRING_HEX;
+            } else {
+              throw this.error(
+                'INVALID_JSON',
+                base + i,
+                `invalid escape: unexpected ${describeByte(c)} after '\\' at byte ${base + i}: expected one of " \\ / b f n r t u`,
+              );
+            }
+            i++;
+            continue;
+          }
+
+          case S_STRING_HEX: {
+            if (HEX_DIGIT[c] !== 1) {
+              throw this.error(
+                'INVALID_JSON',
+                base + i,
+                `unexpected ${describeByte(c)} at byte ${base + i}: expected a hexadecimal digit in a \\u escape (4 are required)`,
+              );
+            }
+            if (--this.hexLeft === 0) state = S_STRING;
+            i++;
+            continue;
+          }
+
+          case S_UTF8: {
+            if (c < this.utf8Lo || c > this.utf8Hi) {
+              throw this.error(
+                'INVALID_UTF8',
+                base + i,
+                badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, base + i),
+              );
+            }
+            this.utf8CodePoint = (this.utf8CodePoint << 6) | (c & 0x3f);
+            this.utf8Lo = 0x80;
+            this.utf8Hi = 0xbf;
+            i++;
+            if (--this.utf8Need === 0) {
+              if (this.utf8Stray) throw this.strayError();
+              state = S_STRING;
+            }
+            continue;
+          }
+
+          case T_AFTER: {
+            state = this.unexpected(buf, base, i, 'TRAILING_DATA', this.trailingExpectation());
+            i++;
+            continue;
+          }
+
+          case T_NEXTLINE: {
+            if (VALUE_START[c] === 1) {
+              this.nextLineValue(base + i);
+              state = S_VALUE; // re-dispatch this byte
+              continue;
+            }
+            if (this.format === F_UNDECIDED) {
+              state = this.unexpected(
+                buf,
+                base,
+                i,
+                'TRAILING_DATA',
+                'expected only whitespace after the top-level value, or another JSON value on its own line (NDJSON)',
+              );
+            } else {
+              state = this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a JSON value at the start of the line');
+            }
+            i++;
+            continue;
+          }
+
+          case T_START: {
+            if (c === 0xef && base + i === 0) {
+              state = T_BOM_1;
+              i++;
+              continue;
+            }
+            this.firstValue(c, base + i);
+            stop = Math.min(n, this.limit - base);
+            state = S_VALUE; // re-dispatch this byte
+            continue;
+          }
+
+          case T_BOM_1: {
+            if (c === 0xbb) {
+              state = T_BOM_2;
+              i++;
+              continue;
+            }
+            // Not a BOM: EF is then the lead of some other character, which is not JSON.
+            this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
+            state = S_UTF8; // re-dispatch this byte as its continuation
+            continue;
+          }
+
+          case T_BOM_2: {
+            if (c === 0xbf) {
+              state = T_START;
+              i++;
+              continue;
+            }
+            this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
+            this.utf8Need = 1;
+            this.utf8Lo = 0x80;
+            this.utf8Hi = 0xbf;
+            this.utf8CodePoint = (0x0f << 6) | (0xbb & 0x3f);
+            state = S_UTF8;
+            continue;
+          }
+
+          default:
+            throw new Error(`JsonScanner: internal error, unknown state ${state}`);
+        }
       }
-      i++;
-      if (++this.literalPos === this.literalEnd) {
-        this.state = this.valueEnd(buf, i);
-        return i;
-      }
+
+      if (i >= n) break;
+      // i === stop < n: the byte at i is the first one past the line or record limit.
+      this.crossLimit(buf[i]!, base + i, state);
+      stop = Math.min(n, this.limit - base);
     }
-    return i;
+
+    this.state = state;
+    this.endChunk(buf, n);
   }
 
   /** If the current record continues in the next chunk and onRecord wants it, keep a copy of its bytes in this one. */
@@ -917,7 +893,7 @@ export class JsonScanner {
         this.recordDepth = 1;
         this.lineMode = false;
         this.lineLimit = NO_LIMIT;
-        this.setLimit();
+        this.limit = this.recordLimit;
       }
     } else if (c === LBRACE) {
       if (this.expect === 'json') this.format = F_OBJECT;
@@ -1015,7 +991,7 @@ export class JsonScanner {
     this.recordStart = base + i;
     this.recordStartLocal = i;
     this.recordLimit = base + i + this.maxLineBytes;
-    this.setLimit();
+    this.limit = Math.min(this.lineLimit, this.recordLimit);
   }
 
   /** A value ended just before local offset `end`; returns the state that follows it. */
@@ -1030,12 +1006,9 @@ export class JsonScanner {
     this.onRecordBounds?.(index, this.recordStart, buf === null ? this.total : this.chunkBase + end);
     this.recordStart = -1;
     this.recordLimit = NO_LIMIT;
-    this.setLimit();
-    if (this.onRecord !== undefined) this.emitRecord(this.onRecord, buf, end, index);
-  }
-
-  /** Apart from recordDone so that recordDone stays small enough for V8 to inline at every value's end. */
-  private emitRecord(onRecord: (raw: Buffer, index: number) => void, buf: Uint8Array | null, end: number, index: number): void {
+    this.limit = this.lineLimit;
+    const onRecord = this.onRecord;
+    if (onRecord === undefined) return;
     const tail = buf === null ? 0 : end - this.recordStartLocal;
     const raw = Buffer.allocUnsafe(this.piecesLength + tail);
     let at = 0;
@@ -1052,14 +1025,7 @@ export class JsonScanner {
   private newLine(lineFeedOffset: number): void {
     this.lineLimit = lineFeedOffset + 1 + this.maxLineBytes;
     this.lineLimitCr = false;
-    this.setLimit();
-  }
-
-  /** After lineLimit or recordLimit moved. */
-  private setLimit(): void {
     this.limit = Math.min(this.lineLimit, this.recordLimit);
-    const room = this.limit - this.chunkBase;
-    this.stop = room < this.chunkLength ? room : this.chunkLength;
   }
 
   /** The byte `c` at `offset` is the first one past the line limit or the record limit. */
@@ -1091,7 +1057,7 @@ export class JsonScanner {
       }
       this.recordLimit = NO_LIMIT;
     }
-    this.setLimit();
+    this.limit = Math.min(this.lineLimit, this.recordLimit);
   }
 
   // ---- errors -------------------------------------------------------------------------------
