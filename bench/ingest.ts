@@ -31,7 +31,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -228,7 +227,7 @@ function cannonRunner(options: autocannon.Options): Runner {
       const latencies: number[] = [];
       const statuses = new Map<number, number>();
       const instance = autocannon({ ...options, duration: seconds }, (error: unknown, result: autocannon.Result) => {
-        if (error) reject(error instanceof Error ? error : new Error(String(error)));
+        if (error) reject(error instanceof Error ? error : new Error('autocannon failed', { cause: error }));
         else resolve({ latencies, statuses, errors: result.errors + result.timeouts, seconds: result.duration });
       });
       instance.on('response', (_client, statusCode, _bytes, responseTime) => {

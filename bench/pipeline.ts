@@ -931,7 +931,7 @@ async function main(): Promise<void> {
   try {
     // 1. The file.
     log(`generating ${fmt(settings.count)} companies (seed ${settings.seed}) into ${file}`);
-    let t = performance.now();
+    const t = performance.now();
     const summary = await writeCompanies(file, {
       count: settings.count,
       seed: settings.seed,
@@ -1382,7 +1382,7 @@ function renderSection(): string {
     `What: one ${fmt(first.file.bytes / 1e6, 1)} MB NDJSON file of ${fmt(first.file.records)} generated companies (\`examples/generate/companies.ts\`, seed ${first.settings.seed}, every ${first.settings.invalidEvery}th invalid, every ${first.settings.duplicateEvery}th a duplicate: ` +
       `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (split → extract → validate → load) into PostgreSQL, ` +
       `against the database's own ceiling in the same run: COPY FROM STDIN of the same rows into the same three tables (one connection, one transaction), and the sink's company writer alone (batches of ${first.settings.writerBatch}, no Kafka). ` +
-      `Every service in a child process (${first.servicesRun === 'compiled' ? '\`node dist/…\`, compiled by \`npm run build\`, with the image\'s \`MALLOC_MMAP_THRESHOLD_\` (deployments/docker/Dockerfile): as the images run them' : '\`node --import tsx\`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
+      `Every service in a child process (${first.servicesRun === 'compiled' ? '`node dist/…`, compiled by `npm run build`, with the image\'s `MALLOC_MMAP_THRESHOLD_` (deployments/docker/Dockerfile): as the images run them' : '`node --import tsx`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
     '',
   );
   lines.push(

@@ -434,11 +434,13 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
         return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.' }));
       }
       redirect(state, './', `${tokenCookie}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
-    });
+    }).catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-in failed'));
   });
 
   app.post('/logout', (res: HttpResponse) => {
     const state = trackResponse(res);
-    readSmallBody(state, 4096).then(() => redirect(state, 'login', `${tokenCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`));
+    readSmallBody(state, 4096)
+      .then(() => redirect(state, 'login', `${tokenCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`))
+      .catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-out failed'));
   });
 }

@@ -39,14 +39,41 @@ if (requestId !== undefined && (since !== undefined || until !== undefined || ru
 
 const headers: Record<string, string> = token === '' ? {} : { authorization: `Bearer ${token}` };
 
-async function call(method: 'GET' | 'POST', path: string): Promise<{ status: number; json: any }> {
-  const response = await request(`${url}${path}`, { method, headers });
-  const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? null : JSON.parse(text) };
+/** The fields of monitoring's answers this command reads (README, "Replay from the archive"). */
+interface ErrorAnswer {
+  error?: { code?: string; message?: string };
+}
+interface ReplayStarted {
+  replay_request_id: string;
+  records: number;
+  status_url: string;
+}
+interface RunStarted {
+  run_id: string;
+  files: number;
+}
+interface RunProgress {
+  files: number;
+  emitted: number;
+  failed: number;
+  records_done: number;
+  records_expected: number;
+  replays: Array<{ request_id: string; state: string; status?: string; error_code?: string }>;
 }
 
-function refused(answer: { status: number; json: any }): never {
-  const error = answer.json?.error ?? {};
+interface Answer<T> {
+  status: number;
+  json: T;
+}
+
+async function call<T>(method: 'GET' | 'POST', path: string): Promise<Answer<T>> {
+  const response = await request(`${url}${path}`, { method, headers });
+  const text = await response.body.text();
+  return { status: response.statusCode, json: (text === '' ? null : JSON.parse(text)) as T };
+}
+
+function refused(answer: Answer<unknown>): never {
+  const error = (answer.json as ErrorAnswer | null)?.error ?? {};
   process.stderr.write(`refused (${answer.status}) ${error.code ?? ''}: ${error.message ?? JSON.stringify(answer.json)}\n`);
   process.exit(2);
 }
@@ -58,7 +85,7 @@ function bar(done: number, total: number, width = 30): string {
 }
 
 if (requestId !== undefined) {
-  const answer = await call('POST', `/imports/${encodeURIComponent(requestId)}/replay${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`);
+  const answer = await call<ReplayStarted>('POST', `/imports/${encodeURIComponent(requestId)}/replay${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`);
   if (answer.status !== 202) refused(answer);
   process.stdout.write(`replaying ${requestId} as ${answer.json.replay_request_id} (${answer.json.records} records): ${url}${answer.json.status_url}\n`);
 } else {
@@ -66,24 +93,24 @@ if (requestId !== undefined) {
   if (since !== undefined) query.set('since', since);
   if (until !== undefined) query.set('until', until);
   if (run !== undefined) query.set('run', run);
-  const started = await call('POST', `/tenants/${encodeURIComponent(tenant!)}/replay?${query}`);
+  const started = await call<RunStarted>('POST', `/tenants/${encodeURIComponent(tenant!)}/replay?${query.toString()}`);
   if (started.status !== 202) refused(started);
-  const runId = started.json.run_id as string;
+  const runId = started.json.run_id;
   process.stdout.write(`run ${runId}: ${started.json.files} files of ${tenant}${run === undefined ? '' : ' (resumed)'}\n`);
   let stopping = false;
   process.once('SIGINT', () => {
     stopping = true;
     void call('POST', `/replays/${runId}/stop`);
   });
-  let progress: any;
+  let progress: RunProgress;
   for (;;) {
-    const answer = await call('GET', `/replays/${runId}?tenant=${encodeURIComponent(tenant!)}`);
+    const answer = await call<RunProgress>('GET', `/replays/${runId}?tenant=${encodeURIComponent(tenant!)}`);
     if (answer.status !== 200) refused(answer);
     progress = answer.json;
     const line = `${bar(progress.emitted + progress.failed, progress.files)} files ${progress.emitted + progress.failed}/${progress.files}  records ${progress.records_done}/${progress.records_expected}`;
     process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
-    const settled = progress.replays.every((replay: any) => replay.state === 'failed' || (replay.state === 'emitted' && replay.status === 'complete'));
-    if (settled || (stopping && progress.replays.every((replay: any) => replay.state !== 'emitting'))) break;
+    const settled = progress.replays.every((replay) => replay.state === 'failed' || (replay.state === 'emitted' && replay.status === 'complete'));
+    if (settled || (stopping && progress.replays.every((replay) => replay.state !== 'emitting'))) break;
     await sleep(1000);
   }
   if (process.stderr.isTTY) process.stderr.write('\n');

@@ -274,8 +274,11 @@ function compareVersions(a: Version, b: Version): number {
 const versionOf = (alias: string) => `(${alias}.source_accepted_at, ${alias}.source_request_id COLLATE "C", ${alias}.source_record_index)`;
 
 /** Wraps an error thrown by the caller's hook so it is rethrown as is, not classified as a database error. */
-class HookFailure {
-  constructor(readonly error: unknown) {}
+/** A beforeCommit hook threw: the writer rethrows what it threw, and keeps the connection. */
+class HookFailure extends Error {
+  constructor(readonly error: unknown) {
+    super('the beforeCommit hook failed', { cause: error });
+  }
 }
 
 export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOptions = {}): CompanyWriter {
@@ -590,7 +593,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
         if (error instanceof PipelineError) throw error;
         throw unavailable(what, error);
       } finally {
-        connection.done(!healthy);
+        void connection.done(!healthy);
       }
     },
 
