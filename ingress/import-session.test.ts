@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { pino } from 'pino';
 import t from 'tap';
@@ -7,7 +6,7 @@ import { topics } from '../core/pipeline.js';
 import { TenantTokens } from '../core/tenant-tokens.js';
 import { loadIngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
-import { startImportSession, type ImportAccepted, type ImportRequestHead, type ImportResponse, type ImportSessionDeps } from './import-session.js';
+import { startImportSession, type ImportAccepted, type ImportSession, type ImportRequestHead, type ImportResponse, type ImportSessionDeps } from './import-session.js';
 import { createIngressMetrics } from './metrics.js';
 
 /** Records what the session writes and lets a test send body chunks or abort like uWS would. */
@@ -184,9 +183,20 @@ function setup(env: Record<string, string> = {}, tune: (deps: ImportSessionDeps)
   };
 }
 
-/** Until the session answered (its finish runs over promises and the fakes' awaits). */
-async function answered(res: FakeResponse): Promise<void> {
-  for (let i = 0; i < 200 && res.ends === 0; i++) await sleep(1);
+/** Until `done()` holds: the session's steps run over promises and the fakes' awaits; tap's timeout bounds the wait. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Until the session answered. */
+function answered(res: FakeResponse): Promise<void> {
+  return until(() => res.ends > 0);
+}
+
+/** The session a test started (start() returns undefined only for refusals at admission). */
+function started(session: ImportSession | undefined): ImportSession {
+  if (session === undefined) throw new Error('the session was refused at admission');
+  return session;
 }
 
 const body = '{"name":"Acme","permalink":"acme"}\n{"name":"Globex","permalink":"globex"}\n';
@@ -241,12 +251,14 @@ t.test('an unparseable body: FileExtractError, then 400 with its code, nothing s
 t.test('the client goes away mid-body: cleaned up once, nothing emitted or written', async (t) => {
   const h = setup({}, (deps) => (deps.config.ingress.partSizeBytes = 16));
   const res = new FakeResponse();
-  h.start(res);
+  const session = started(h.start(res));
   res.send(body.slice(0, 40));
   res.abort();
   res.abort();
   res.send(body.slice(40), true);
-  await sleep(20);
+  await session.closed;
+  // The upload is aborted in the background of the clean-up.
+  await until(() => h.storage.calls.includes('AbortMultipartUpload'));
   t.equal(res.ends, 0, 'no answer on an aborted response');
   t.equal(h.events.length, 0);
   t.ok(h.storage.calls.includes('AbortMultipartUpload'), 'the parts sent are aborted');
@@ -259,7 +271,7 @@ t.test('S3 fails: 503 STORAGE_UNAVAILABLE with Retry-After, cleaned up once', as
   const h = setup();
   h.storage.failing.add('PutObject');
   const res = new FakeResponse();
-  h.start(res);
+  const session = started(h.start(res));
   res.send(body, true);
   await answered(res);
   t.equal(res.status, '503 Service Unavailable');
@@ -267,7 +279,7 @@ t.test('S3 fails: 503 STORAGE_UNAVAILABLE with Retry-After, cleaned up once', as
   t.match(res.json.error, { code: 'STORAGE_UNAVAILABLE', message: /could not be stored: PutObject failed: .*ECONNREFUSED/ });
   t.equal(h.events.length, 0);
   res.abort();
-  await sleep(5);
+  await session.closed;
   t.same({ inFlight: h.deps.inFlight.count, changed: h.counts.changed, released: h.counts.released }, { inFlight: 0, changed: 1, released: 1 });
   t.equal(await h.requests('503'), 1);
 });
@@ -317,7 +329,7 @@ t.test('S3 backpressure pauses the body and resumes it when the parts drain', as
   t.equal(res.pauses, 1, 'two parts held: reading pauses');
   t.equal(res.resumes, 0);
   open();
-  for (let i = 0; i < 100 && res.resumes === 0; i++) await sleep(1);
+  await until(() => res.resumes > 0);
   t.equal(res.resumes, 1, 'the parts went up: reading resumes');
   res.send(body.slice(40), true);
   await answered(res);
@@ -329,13 +341,13 @@ t.test('S3 backpressure pauses the body and resumes it when the parts drain', as
 t.test('a body slower than the minimum rate gets 408 BODY_TOO_SLOW', async (t) => {
   const h = setup({ INGRESS_BODY_MIN_BYTES_PER_SECOND: '1000000', INGRESS_BODY_RATE_WINDOW_MS: '100' });
   const res = new FakeResponse();
-  h.start(res);
+  const session = started(h.start(res));
   res.send(body.slice(0, 5));
   await answered(res);
   t.equal(res.status, '408 Request Timeout');
   t.match(res.json.error, { code: 'BODY_TOO_SLOW', bytes_received: 5 });
   res.send(body.slice(5), true);
-  await sleep(250);
+  await session.closed;
   t.same({ inFlight: h.deps.inFlight.count, changed: h.counts.changed, released: h.counts.released }, { inFlight: 0, changed: 1, released: 1 });
   t.equal(res.ends, 1);
 });
@@ -395,9 +407,9 @@ t.test('clean-up runs exactly once whatever arrives after the end', async (t) =>
   for (const [name, run] of endings) {
     const h = setup({ INGRESS_MAX_BODY_BYTES: '100' });
     const res = new FakeResponse();
-    h.start(res);
+    const session = started(h.start(res));
     await run(res, h);
-    await sleep(20);
+    await session.closed;
     t.equal(h.counts.changed, 1, `${name}: left the in-flight count once`);
     t.equal(h.deps.inFlight.count, 0, `${name}: nothing in flight`);
     t.ok(h.counts.released <= 1, `${name}: the request id released at most once`);

@@ -229,6 +229,9 @@ export class ImportSession {
   readonly #rateTimer: NodeJS.Timeout | undefined;
   #received = 0;
   #closed = false;
+  #onClosed: () => void = () => undefined;
+  /** Settles once the session has ended and run its clean-up, whatever the outcome. */
+  readonly closed = new Promise<void>((resolve) => (this.#onClosed = resolve));
   /** The whole body is in: from here on the wait is ours (S3, Kafka), not the client's. */
   #bodyComplete = false;
   /** The upload reached S3 (finish resolved): nothing is left to abort. */
@@ -529,6 +532,7 @@ export class ImportSession {
     metrics.uploadsInFlight.dec();
     inFlight.changed();
     if (outcome === 'failed' && release) this.#release();
+    this.#onClosed();
   }
 
   #release(): void {
