@@ -40,7 +40,7 @@ build: node_modules/.package-lock.json ## compile TypeScript to dist/
 typecheck: node_modules/.package-lock.json ## type-check everything, tests included
 	npm run typecheck
 
-lint: node_modules/.package-lock.json ## the dependency rule (.dependency-cruiser.cjs, docs/architecture.md)
+lint: node_modules/.package-lock.json ## eslint, prettier --check and the dependency rule (.dependency-cruiser.cjs, docs/architecture.md)
 	npm run lint
 
 test: node_modules/.package-lock.json ## unit tests (no servers)

@@ -292,7 +292,12 @@ let putSequence = 0;
 /** PutObjectCommand with the same headers and metadata as the ingress's small-file PUT (ingress/s3-upload.ts). */
 function sdkPutRunner(s3: S3Client, body: Buffer, concurrency: number, keyPart: string): Runner {
   const sha256 = createHash('sha256').update(body).digest('hex');
-  const records = String(body.toString('utf8').split('\n').filter((line) => line !== '').length);
+  const records = String(
+    body
+      .toString('utf8')
+      .split('\n')
+      .filter((line) => line !== '').length,
+  );
   return loopRunner(concurrency, async () => {
     const put = await s3.send(
       new PutObjectCommand({
@@ -330,7 +335,10 @@ function minimalPutRunner(pool: Pool, body: Buffer, concurrency: number, keyPart
   const signed = 'host;x-amz-content-sha256;x-amz-date';
   return loopRunner(concurrency, async () => {
     const path = `/${bucket}/${tenant}/raw/${keyPart}/${putSequence++}.json`;
-    const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const amzDate = new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
     const day = amzDate.slice(0, 8);
     const scope = `${day}/${region}/s3/aws4_request`;
     const canonical = ['PUT', path, '', `host:${host}`, `x-amz-content-sha256:${bodyHash}`, `x-amz-date:${amzDate}`, '', signed, bodyHash].join('\n');
@@ -570,17 +578,17 @@ async function deleteTenantPrefix(s3: S3Client): Promise<{ deletedObjects: numbe
   let abortedUploads = 0;
   // The files, then the request-id claims (ingress/import-claims.ts keeps them under _claims/).
   for (const prefix of [`${tenant}/`, `_claims/${tenant}/`]) {
-  let token: string | undefined;
-  do {
-    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    const keys = (listed.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [{ Key: object.Key }]));
-    if (keys.length > 0) {
-      const deleted = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-      if ((deleted.Errors ?? []).length > 0) log(`cleanup: ${deleted.Errors?.length} objects not deleted`);
-      deletedObjects += keys.length - (deleted.Errors ?? []).length;
-    }
-    token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
-  } while (token !== undefined);
+    let token: string | undefined;
+    do {
+      const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+      const keys = (listed.Contents ?? []).flatMap((object) => (object.Key === undefined ? [] : [{ Key: object.Key }]));
+      if (keys.length > 0) {
+        const deleted = await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+        if ((deleted.Errors ?? []).length > 0) log(`cleanup: ${deleted.Errors?.length} objects not deleted`);
+        deletedObjects += keys.length - (deleted.Errors ?? []).length;
+      }
+      token = listed.IsTruncated ? listed.NextContinuationToken : undefined;
+    } while (token !== undefined);
   }
   const uploads = await s3.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: `${tenant}/` }));
   for (const upload of uploads.Uploads ?? []) {
@@ -613,7 +621,15 @@ async function main(): Promise<void> {
       loadavgBefore: os.loadavg(),
       loadavgAfter: [],
     },
-    settings: { ...settings, phases: [...settings.phases], fileBytesActual: body.length, fileRecords: body.toString('utf8').split('\n').filter((line) => line !== '').length },
+    settings: {
+      ...settings,
+      phases: [...settings.phases],
+      fileBytesActual: body.length,
+      fileRecords: body
+        .toString('utf8')
+        .split('\n')
+        .filter((line) => line !== '').length,
+    },
   };
   log(`tenant ${tenant}; ${settings.connections} connections; ${settings.seconds} s per phase; body ${body.length} bytes`);
   log(`stack pids: minio ${stack.minio.join(',') || '?'}, kafka ${stack.kafka.join(',') || '?'}, registry ${stack.registry.join(',') || '?'}`);
@@ -631,7 +647,7 @@ async function main(): Promise<void> {
           results.a = await phase('(a) uWS hello-world, autocannon', cannonRunner({ url, connections: settings.connections }), groups, 'req/s');
           const pool = new Pool(hello.url, { connections: settings.connections, pipelining: 1 });
           try {
-            results.aUndici = await phase("(a′) uWS hello-world, undici Pool", undiciGetRunner(pool, settings.connections), groups, 'req/s');
+            results.aUndici = await phase('(a′) uWS hello-world, undici Pool', undiciGetRunner(pool, settings.connections), groups, 'req/s');
           } finally {
             await pool.close();
           }
@@ -714,7 +730,7 @@ async function main(): Promise<void> {
             { key: 'c', label: '(c) S3 PutObject, SDK', runner: sdkPutRunner(s3, body, settings.connections, 'c'), groups: cGroups, slices: [], windows: [] },
             {
               key: 'cMinimal',
-              label: "(c′) S3 PUT, no SDK",
+              label: '(c′) S3 PUT, no SDK',
               runner: minimalPutRunner(minimalPool, body, settings.connections, 'c-minimal'),
               groups: cGroups,
               slices: [],
@@ -930,11 +946,11 @@ function renderSection(r: Results): string {
     );
   };
   row('(a)', `uWS hello-world GET /, ${s.connections} conn., autocannon`, r.a, 'req/s');
-  row("(a′)", `same server, ${s.connections} conn., undici Pool loop (client check)`, r.aUndici, 'req/s');
+  row('(a′)', `same server, ${s.connections} conn., undici Pool loop (client check)`, r.aUndici, 'req/s');
   row('(b)', `ingress POST /import/<tenant>, ${s.connections} conn.`, r.b, 'req/s');
   row('(b⁰)', `the same, INGRESS_DURABLE_CLAIMS=false, ${s.connections} conn.`, r.bNoClaims, 'req/s');
   row('(c)', `S3 PutObject (@aws-sdk/client-s3), ${s.connections} in flight`, r.c, 'obj/s');
-  row("(c′)", `same PUTs, hand-made SigV4 over an undici Pool (no SDK), ${s.connections} in flight`, r.cMinimal, 'obj/s');
+  row('(c′)', `same PUTs, hand-made SigV4 over an undici Pool (no SDK), ${s.connections} in flight`, r.cMinimal, 'obj/s');
   row('(c1)', 'S3 PutObject 4 KiB, 1 in flight', r.c1, 'obj/s');
   row('(c2)', 'S3 PutObject 4 KiB, 2 in flight', r.c2, 'obj/s');
   row('(pub-uws)', 'uWS hello-world, autocannon -c100 -p10', r.pubUws, 'req/s');
@@ -968,8 +984,11 @@ function renderSection(r: Results): string {
   if (b !== undefined && c !== undefined) {
     const ratio = b.rate / c.rate;
     const perRound = b.slices.map((rate, i) => (rate / (c.slices[i] ?? Number.NaN)).toFixed(2)).join(', ');
-    lines.push(`| (b)/(c) ingress vs raw S3 PUTs (SDK) | ${ratio.toFixed(2)} (rounds: ${perRound}) | ≥ ${targets.bOverC.toFixed(2)} | ${verdict(ratio >= targets.bOverC)} |`);
-    if (r.cMinimal !== undefined) lines.push(`| (b)/(c′) ingress vs raw PUTs without the SDK | ${(b.rate / r.cMinimal.rate).toFixed(2)} | — (information) | — |`);
+    lines.push(
+      `| (b)/(c) ingress vs raw S3 PUTs (SDK) | ${ratio.toFixed(2)} (rounds: ${perRound}) | ≥ ${targets.bOverC.toFixed(2)} | ${verdict(ratio >= targets.bOverC)} |`,
+    );
+    if (r.cMinimal !== undefined)
+      lines.push(`| (b)/(c′) ingress vs raw PUTs without the SDK | ${(b.rate / r.cMinimal.rate).toFixed(2)} | — (information) | — |`);
     const perImport = cpuMsPerOp(b, 'server');
     const perPut = cpuMsPerOp(c, 'loadgen');
     lines.push(
@@ -998,8 +1017,12 @@ function renderSection(r: Results): string {
   }
   if (r.d !== undefined) {
     const d = r.d;
-    lines.push(`| (d) peak RSS − idle RSS | ${fmt(d.peakMinusIdle / MiB, 1)} MiB | ≤ ${targets.rssMiB} MiB | ${verdict(d.peakMinusIdle <= targets.rssMiB * MiB)} |`);
-    lines.push(`| (d) 202 with every record counted | ${d.status}, ${String(d.answer.records)} records | 202, ${d.records} | ${verdict(d.status === 202 && d.answer.records === d.records)} |`);
+    lines.push(
+      `| (d) peak RSS − idle RSS | ${fmt(d.peakMinusIdle / MiB, 1)} MiB | ≤ ${targets.rssMiB} MiB | ${verdict(d.peakMinusIdle <= targets.rssMiB * MiB)} |`,
+    );
+    lines.push(
+      `| (d) 202 with every record counted | ${d.status}, ${String(d.answer.records)} records | 202, ${d.records} | ${verdict(d.status === 202 && d.answer.records === d.records)} |`,
+    );
     lines.push(`| (d) throughput | ${fmt(d.mbPerSecond, 1)} MB/s | — (information) | — |`);
   }
   lines.push('');
@@ -1010,13 +1033,21 @@ function renderSection(r: Results): string {
   if (r.pubUws !== undefined && r.pubNode !== undefined) {
     const pubRatio = published.uwsHello / published.nodeHello;
     const ours = r.pubUws.rate / r.pubNode.rate;
-    lines.push(`| uWS ÷ node:http, hello-world, -c100 -p10 | ${fmt(published.uwsHello)} / ${fmt(published.nodeHello)} = ${pubRatio.toFixed(2)} | ${fmt(r.pubUws.rate)} / ${fmt(r.pubNode.rate)} = ${ours.toFixed(2)} | ${(ours / pubRatio).toFixed(2)} |`);
+    lines.push(
+      `| uWS ÷ node:http, hello-world, -c100 -p10 | ${fmt(published.uwsHello)} / ${fmt(published.nodeHello)} = ${pubRatio.toFixed(2)} | ${fmt(r.pubUws.rate)} / ${fmt(r.pubNode.rate)} = ${ours.toFixed(2)} | ${(ours / pubRatio).toFixed(2)} |`,
+    );
     const cpuRatio = cpuMsPerOp(r.pubNode, 'server') / cpuMsPerOp(r.pubUws, 'server');
-    lines.push(`| server CPU per request, node:http ÷ uWS (at saturation this is the req/s ratio) | ${pubRatio.toFixed(2)} | ${cpuRatio.toFixed(2)} | ${(cpuRatio / pubRatio).toFixed(2)} |`);
-    lines.push(`| uWS hello-world req/s, -c100 -p10 | ${fmt(published.uwsHello)} | ${fmt(r.pubUws.rate)} | ${(r.pubUws.rate / published.uwsHello).toFixed(3)} |`);
+    lines.push(
+      `| server CPU per request, node:http ÷ uWS (at saturation this is the req/s ratio) | ${pubRatio.toFixed(2)} | ${cpuRatio.toFixed(2)} | ${(cpuRatio / pubRatio).toFixed(2)} |`,
+    );
+    lines.push(
+      `| uWS hello-world req/s, -c100 -p10 | ${fmt(published.uwsHello)} | ${fmt(r.pubUws.rate)} | ${(r.pubUws.rate / published.uwsHello).toFixed(3)} |`,
+    );
   }
   if (b !== undefined && r.pubUws !== undefined) {
-    lines.push(`| ingress (b) ÷ uWS hello-world (published config) | — | ${fmt(b.rate)} / ${fmt(r.pubUws.rate)} = ${(b.rate / r.pubUws.rate).toFixed(3)} | — |`);
+    lines.push(
+      `| ingress (b) ÷ uWS hello-world (published config) | — | ${fmt(b.rate)} / ${fmt(r.pubUws.rate)} = ${(b.rate / r.pubUws.rate).toFixed(3)} | — |`,
+    );
   }
   if (r.c1 !== undefined && r.c2 !== undefined) {
     const pubScaling = published.minio2 / published.minio1;
@@ -1026,7 +1057,8 @@ function renderSection(r: Results): string {
     lines.push(`| MinIO scaling 2 ÷ 1 in flight | ${pubScaling.toFixed(2)} | ${ours.toFixed(2)} | ${(ours / pubScaling).toFixed(2)} |`);
     if (c !== undefined) lines.push(`| MinIO scaling ${s.connections} ÷ 1 in flight (~5 KB vs 4 KiB) | — | ${(c.rate / r.c1.rate).toFixed(2)} | — |`);
   }
-  if (r.c1 !== undefined) lines.push('| note | MinIO figures here include the cost of the @aws-sdk/client-s3 client on the same 2 cores; (c′) shows the same PUTs without it | | |');
+  if (r.c1 !== undefined)
+    lines.push('| note | MinIO figures here include the cost of the @aws-sdk/client-s3 client on the same 2 cores; (c′) shows the same PUTs without it | | |');
   lines.push('');
 
   lines.push('### What limits it', '');

@@ -76,7 +76,6 @@ function chunks(items: readonly Payload[], size: number): Payload[][] {
   return out;
 }
 
-
 /** The per-request shape: every payload sent on its own, `inFlight` sends at a time. */
 async function sendEachInParallel(
   producer: { connect(): Promise<unknown>; disconnect(): Promise<unknown> },
@@ -99,7 +98,11 @@ async function sendEachInParallel(
 }
 
 function kafkaJsClient(kafkaConfig: KafkaConfig): ClientUnderTest {
-  const kafka = new KafkaJs({ clientId: `bench-kafkajs-${runId}`, brokers: kafkaConfig.brokers, logLevel: process.env.BENCH_KAFKAJS_LOG === "1" ? logLevel.INFO : logLevel.ERROR });
+  const kafka = new KafkaJs({
+    clientId: `bench-kafkajs-${runId}`,
+    brokers: kafkaConfig.brokers,
+    logLevel: process.env.BENCH_KAFKAJS_LOG === '1' ? logLevel.INFO : logLevel.ERROR,
+  });
   return {
     name: 'KafkaJS 2.2.4',
     async txnProduce(topic) {
@@ -245,7 +248,10 @@ async function main(): Promise<void> {
     const lines: string[] = [];
     lines.push(`## bench:kafka-client`, '');
     lines.push(`Date: ${new Date().toISOString()}  `);
-    lines.push(`Command: \`BENCH_MESSAGES=${messages} BENCH_ROUNDS=${rounds} BENCH_CHUNK=${chunk} npm run bench:kafka-client\`, on the running local stack (3 brokers, replication 3, min in-sync 2). ${fmt(messages)} generated company documents per shape and round, ${fmt(payloadBytes / messages)} bytes each on average; medians of ${rounds} rounds (clients alternating).`, '');
+    lines.push(
+      `Command: \`BENCH_MESSAGES=${messages} BENCH_ROUNDS=${rounds} BENCH_CHUNK=${chunk} npm run bench:kafka-client\`, on the running local stack (3 brokers, replication 3, min in-sync 2). ${fmt(messages)} generated company documents per shape and round, ${fmt(payloadBytes / messages)} bytes each on average; medians of ${rounds} rounds (clients alternating).`,
+      '',
+    );
     lines.push('| shape | client | client CPU per 1,000 messages | messages/s |', '| --- | --- | --- | --- |');
     const shapes = ['txn-produce', 'consume', 'per-request'];
     for (const shape of shapes) {
@@ -258,7 +264,15 @@ async function main(): Promise<void> {
     for (const shape of shapes) {
       const [old, current] = clients.map((client) => results.get(client.name)!.get(shape)!);
       const ratio = (pick: (m: Measure) => number) => median(current!.map(pick)) / median(old!.map(pick));
-      lines.push(`| ${shape} | ${fmt(ratio((m) => m.cpuMsPer1000), 2)} | ${fmt(ratio((m) => m.perSecond), 2)} |`);
+      lines.push(
+        `| ${shape} | ${fmt(
+          ratio((m) => m.cpuMsPer1000),
+          2,
+        )} | ${fmt(
+          ratio((m) => m.perSecond),
+          2,
+        )} |`,
+      );
     }
     const none = codecs.find((entry) => entry.codec === 'none')!;
     lines.push('', `Compression (new client, txn-produce; bytes the brokers stored per message, one replica):`, '');

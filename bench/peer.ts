@@ -111,11 +111,25 @@ async function main(): Promise<void> {
   try {
     // Ours: one ingress, N processors.
     const ingressPort = await freePort();
-    const ingress = spawnNode('ingress', 'ingress/main.ts', [], { ...process.env, INGRESS_PORT: String(ingressPort), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, `http://127.0.0.1:${ingressPort}`);
+    const ingress = spawnNode(
+      'ingress',
+      'ingress/main.ts',
+      [],
+      { ...process.env, INGRESS_PORT: String(ingressPort), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+      `http://127.0.0.1:${ingressPort}`,
+    );
     const processors: Child[] = [];
     for (let i = 0; i < settings.replicas; i++) {
       const port = await freePort();
-      processors.push(spawnNode(`processor-${i + 1}`, 'topology/main.ts', ['run'], { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn' }, `http://127.0.0.1:${port}`));
+      processors.push(
+        spawnNode(
+          `processor-${i + 1}`,
+          'topology/main.ts',
+          ['run'],
+          { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+          `http://127.0.0.1:${port}`,
+        ),
+      );
     }
     // The peer: one ingest process, N sink processes in one consumer group.
     const peerSettings: BenthosSettings = {
@@ -130,11 +144,25 @@ async function main(): Promise<void> {
     };
     const peerApi = await freePort();
     const peerIngestPort = await freePort();
-    const peerIngest = spawnChild('benthos-ingest', benthos, ['-c', writeConfig(tmpDir, `peer-ingest-${stamp}.yaml`, ingestConfig(peerSettings, peerApi, peerIngestPort))], process.env, `http://127.0.0.1:${peerApi}`);
+    const peerIngest = spawnChild(
+      'benthos-ingest',
+      benthos,
+      ['-c', writeConfig(tmpDir, `peer-ingest-${stamp}.yaml`, ingestConfig(peerSettings, peerApi, peerIngestPort))],
+      process.env,
+      `http://127.0.0.1:${peerApi}`,
+    );
     const peerSinks: Child[] = [];
     for (let i = 0; i < settings.replicas; i++) {
       const api = await freePort();
-      peerSinks.push(spawnChild(`benthos-sink-${i + 1}`, benthos, ['-c', writeConfig(tmpDir, `peer-sink-${stamp}-${i}.yaml`, sinkConfig(peerSettings, api))], process.env, `http://127.0.0.1:${api}`));
+      peerSinks.push(
+        spawnChild(
+          `benthos-sink-${i + 1}`,
+          benthos,
+          ['-c', writeConfig(tmpDir, `peer-sink-${stamp}-${i}.yaml`, sinkConfig(peerSettings, api))],
+          process.env,
+          `http://127.0.0.1:${api}`,
+        ),
+      );
     }
     for (const child of [ingress, ...processors]) await waitForHttp(child, '/readiness', 180_000);
     for (const child of [peerIngest, ...peerSinks]) await waitForHttp(child, '/ready', 120_000);
@@ -172,12 +200,19 @@ async function main(): Promise<void> {
         await sleep(150);
       }
       const cpu = stop();
-      const { rows, last } = await db.db.one<{ rows: number; last: Date }>(`SELECT count(*)::int AS rows, max(loaded_at) AS last FROM ${table} WHERE tenant = $1`, [tenant]);
+      const { rows, last } = await db.db.one<{ rows: number; last: Date }>(
+        `SELECT count(*)::int AS rows, max(loaded_at) AS last FROM ${table} WHERE tenant = $1`,
+        [tenant],
+      );
       const seconds = (last.getTime() - t0) / 1000;
-      const cpuMsPerRecord = Object.fromEntries(Object.entries(cpu.groups).map(([name, percent]) => [name, ((percent / 100) * cpu.seconds * 1000) / summary.total]));
+      const cpuMsPerRecord = Object.fromEntries(
+        Object.entries(cpu.groups).map(([name, percent]) => [name, ((percent / 100) * cpu.seconds * 1000) / summary.total]),
+      );
       cpuMsPerRecord.machine = ((cpu.machine / 100) * cpu.seconds * 1000) / summary.total;
       const measurement: Measurement = { contestant, round, tenant, seconds, rows, recordsPerSecond: summary.total / seconds, cpu, cpuMsPerRecord };
-      log(`${contestant} round ${round}: ${fmt(rows)} rows, ${fmt(seconds, 2)} s, ${fmt(measurement.recordsPerSecond)} records/s; CPU ms/record ${JSON.stringify(Object.fromEntries(Object.entries(cpuMsPerRecord).map(([k, v]) => [k, Number(v.toFixed(3))])))}; machine ${fmt(cpu.machine)}% of ${os.availableParallelism() * 100}%`);
+      log(
+        `${contestant} round ${round}: ${fmt(rows)} rows, ${fmt(seconds, 2)} s, ${fmt(measurement.recordsPerSecond)} records/s; CPU ms/record ${JSON.stringify(Object.fromEntries(Object.entries(cpuMsPerRecord).map(([k, v]) => [k, Number(v.toFixed(3))])))}; machine ${fmt(cpu.machine)}% of ${os.availableParallelism() * 100}%`,
+      );
       return measurement;
     };
 
@@ -220,7 +255,10 @@ function writeResults(measurements: Measurement[], summary: CompaniesSummary & {
   const groups = ['ingress', 'processors', 'kafka', 'postgres', 'minio', 'machine'];
   const lines: string[] = ['## bench:peer', ''];
   lines.push(
-    `Date: ${new Date().toISOString()}; machine: ${os.availableParallelism()} cores, load average after ${os.loadavg().map((v) => v.toFixed(2)).join(' ')}.  `,
+    `Date: ${new Date().toISOString()}; machine: ${os.availableParallelism()} cores, load average after ${os
+      .loadavg()
+      .map((v) => v.toFixed(2))
+      .join(' ')}.  `,
     `Command: \`npm run bench:peer\` (BENCH_PEER_COUNT=${settings.count}, BENCH_PEER_REPLICAS=${settings.replicas}, BENCH_PEER_ROUNDS=${settings.rounds}).`,
     '',
     `One NDJSON file of ${fmt(summary.total)} generated companies (${fmt(summary.bytes / 1e6, 1)} MB; ${fmt(summary.invalid)} invalid, ${fmt(summary.distinctValidPermalinks)} distinct valid) POSTed ${settings.rounds} times to each, rounds alternating which goes first. ` +
@@ -231,14 +269,22 @@ function writeResults(measurements: Measurement[], summary: CompaniesSummary & {
     `| --- | --- | --- | --- | ${groups.map(() => '---').join(' | ')} |`,
   );
   for (const m of measurements) {
-    lines.push(`| ${m.contestant} round ${m.round} | ${fmt(m.rows)} | ${fmt(m.seconds, 2)} | ${fmt(m.recordsPerSecond)} | ${groups.map((group) => fmt(m.cpuMsPerRecord[group] ?? Number.NaN, 3)).join(' | ')} |`);
+    lines.push(
+      `| ${m.contestant} round ${m.round} | ${fmt(m.rows)} | ${fmt(m.seconds, 2)} | ${fmt(m.recordsPerSecond)} | ${groups.map((group) => fmt(m.cpuMsPerRecord[group] ?? Number.NaN, 3)).join(' | ')} |`,
+    );
   }
   const ratio = (pick: (m: Measurement) => number) => mean(ours.map(pick)) / mean(peer.map(pick));
   const cpuOfServices = (m: Measurement) => (m.cpuMsPerRecord.ingress ?? 0) + (m.cpuMsPerRecord.processors ?? 0);
   lines.push(
     '',
-    `**ours ÷ peer** (means over the rounds): records/s ×${fmt(ratio((m) => m.recordsPerSecond), 2)} (target ≥ 1.2); ` +
-      `CPU per record of the services (ingress + processors) ×${fmt(ratio(cpuOfServices), 2)}; of the whole machine ×${fmt(ratio((m) => m.cpuMsPerRecord.machine ?? Number.NaN), 2)} (lower is cheaper).`,
+    `**ours ÷ peer** (means over the rounds): records/s ×${fmt(
+      ratio((m) => m.recordsPerSecond),
+      2,
+    )} (target ≥ 1.2); ` +
+      `CPU per record of the services (ingress + processors) ×${fmt(ratio(cpuOfServices), 2)}; of the whole machine ×${fmt(
+        ratio((m) => m.cpuMsPerRecord.machine ?? Number.NaN),
+        2,
+      )} (lower is cheaper).`,
   );
   const section = lines.join('\n');
   process.stdout.write(`${section}\n`);

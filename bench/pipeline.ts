@@ -259,7 +259,13 @@ const MAX_MARKER_LAG = 10;
  * a few short of the end offset for good. drain() also requires that nothing moves meanwhile.
  */
 function isDrained(view: LagView): boolean {
-  return view.complete && view.maxLag.split === 0 && view.maxLag.extract <= MAX_MARKER_LAG && view.maxLag.validate <= MAX_MARKER_LAG && view.maxLag.load <= MAX_MARKER_LAG;
+  return (
+    view.complete &&
+    view.maxLag.split === 0 &&
+    view.maxLag.extract <= MAX_MARKER_LAG &&
+    view.maxLag.validate <= MAX_MARKER_LAG &&
+    view.maxLag.load <= MAX_MARKER_LAG
+  );
 }
 
 const lagSignature = (view: LagView) => JSON.stringify([...view.lags].sort());
@@ -284,7 +290,8 @@ async function drain(processors: Child[], timeoutSeconds: number): Promise<Drain
   let lastReport = 0;
   let view: LagView | undefined;
   while (performance.now() < deadline) {
-    for (const child of processors) if (child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.log.join('\n')}`);
+    for (const child of processors)
+      if (child.proc.exitCode !== null) throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.log.join('\n')}`);
     view = lagView(await scrapeAll(processors));
     if (view.complete && initialMaxLag === undefined) initialMaxLag = { ...view.maxLag };
     firstRecordsIn ??= view.recordsIn;
@@ -328,7 +335,10 @@ async function inputPartitions(s3: ReturnType<typeof createS3>): Promise<Record<
   const admin = createKafka(config.kafka, { clientId: 'bench-pipeline' }).admin();
   await admin.connect();
   try {
-    const countOf = await partitionCountsOf(admin, stageList.map((stage) => inputOf.get(stage)!));
+    const countOf = await partitionCountsOf(
+      admin,
+      stageList.map((stage) => inputOf.get(stage)!),
+    );
     return Object.fromEntries(stageList.map((stage) => [stage, countOf(inputOf.get(stage)!)])) as Record<Stage, number>;
   } finally {
     await admin.disconnect();
@@ -341,7 +351,12 @@ async function inputPartitions(s3: ReturnType<typeof createS3>): Promise<Record<
  * partition (`owned`: each stage's count) of every stage and no other processor process runs on
  * the machine, for 3 s.
  */
-async function waitForSoleOwnership(processors: Child[], mine: () => Set<number>, owned: Record<Stage, number>, timeoutSeconds: number): Promise<{ seconds: number; sole: boolean }> {
+async function waitForSoleOwnership(
+  processors: Child[],
+  mine: () => Set<number>,
+  owned: Record<Stage, number>,
+  timeoutSeconds: number,
+): Promise<{ seconds: number; sole: boolean }> {
   const started = performance.now();
   let since: number | undefined;
   let lastReport = 0;
@@ -394,7 +409,11 @@ async function countCommitted(topic: string, from: Offsets, to: Offsets, request
       if (BigInt(message.offset) >= (to.get(message.partition) ?? 0n)) return;
       if (message.headers.request_id !== requestId) return;
       messages++;
-      seen.add(createHash('sha1').update(message.value ?? Buffer.alloc(0)).digest('hex'));
+      seen.add(
+        createHash('sha1')
+          .update(message.value ?? Buffer.alloc(0))
+          .digest('hex'),
+      );
     });
   } finally {
     await reader.close();
@@ -552,9 +571,7 @@ function copyRow(cells: Cell[]): string {
       continue;
     }
     const value = typeof cell === 'number' ? String(cell) : cell;
-    line += COPY_SPECIAL.test(value)
-      ? value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t'))
-      : value;
+    line += COPY_SPECIAL.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t')) : value;
   }
   return `${line}\n`;
 }
@@ -858,7 +875,15 @@ interface Results {
   writer: WriterResult[];
   run: PipelineRun;
   /** Attempts thrown away because another processor shared the consumer groups. */
-  discarded: Array<{ attempt: number; tenant: string; seconds: number; recordsPerSecond: number; minAssigned: Record<Stage, number>; otherProcessorPids: number[]; foreign?: Record<Stage, number> }>;
+  discarded: Array<{
+    attempt: number;
+    tenant: string;
+    seconds: number;
+    recordsPerSecond: number;
+    minAssigned: Record<Stage, number>;
+    otherProcessorPids: number[];
+    foreign?: Record<Stage, number>;
+  }>;
   cleanup: { companies: number; sinkOffsets: number; objects: number; processorExit: Array<number | null>; ingressExit: number | null };
 }
 
@@ -891,7 +916,8 @@ async function warmUp(ingress: Child, db: ReturnType<typeof createPostgres>): Pr
       if (n >= summary.distinctValidPermalinks) {
         return { records: summary.total, rows: n, seconds: (performance.now() - started) / 1000 };
       }
-      if (performance.now() > deadline) throw new Error(`the warm-up import loaded ${n} of ${summary.distinctValidPermalinks} rows in ${settings.runTimeoutSeconds} s`);
+      if (performance.now() > deadline)
+        throw new Error(`the warm-up import loaded ${n} of ${summary.distinctValidPermalinks} rows in ${settings.runTimeoutSeconds} s`);
       await sleep(settings.countPollMs);
     }
   } finally {
@@ -920,9 +946,11 @@ async function main(): Promise<void> {
     },
     settings,
     servicesRun: 'compiled',
-    processorSettings: (({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }) => ({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }))(
-      loadProcessorConfig(process.env).processor,
-    ),
+    processorSettings: (({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }) => ({
+      extractRecordsPerTransaction,
+      loadBatchMaxRecords,
+      loadBatchLingerMs,
+    }))(loadProcessorConfig(process.env).processor),
   };
   let ingress: Child | undefined;
   const processors: Child[] = [];
@@ -954,7 +982,9 @@ async function main(): Promise<void> {
     // 2. The ceilings' rows, from the same file, through the pipeline's own normalise/validate code.
     const prepared = await prepareRecords(file);
     if (prepared.rows.length !== summary.distinctValidPermalinks || prepared.invalid !== summary.invalid) {
-      throw new Error(`the file read back gives ${prepared.rows.length} rows / ${prepared.invalid} invalid, the generator said ${summary.distinctValidPermalinks} / ${summary.invalid}`);
+      throw new Error(
+        `the file read back gives ${prepared.rows.length} rows / ${prepared.invalid} invalid, the generator said ${summary.distinctValidPermalinks} / ${summary.invalid}`,
+      );
     }
     results.prepare = { ...prepared.seconds, validRecords: prepared.valid.length, rows: prepared.rows.length };
     log(`prepared ${prepared.rows.length} rows in ${fmt(prepared.seconds.total, 2)} s (${JSON.stringify(prepared.seconds)})`);
@@ -985,7 +1015,9 @@ async function main(): Promise<void> {
       // 4. Drain the backlog the shared topics hold.
       const firstDrain = await drain(processors, settings.drainTimeoutSeconds);
       const drainPeakRssMiB = processors.map((child) => (rssPeaks.get(child.pid) ?? Number.NaN) / MiB);
-      log(`drain: ${firstDrain.drained ? 'drained' : 'NOT drained'} after ${fmt(firstDrain.seconds, 1)} s, ${fmt(firstDrain.recordsProcessed)} input messages, initial max lag ${JSON.stringify(firstDrain.initialMaxLag)}`);
+      log(
+        `drain: ${firstDrain.drained ? 'drained' : 'NOT drained'} after ${fmt(firstDrain.seconds, 1)} s, ${fmt(firstDrain.recordsProcessed)} input messages, initial max lag ${JSON.stringify(firstDrain.initialMaxLag)}`,
+      );
 
       // 4b. Warm-up, not measured: a small import through the whole stack first. The brokers'
       // JIT is cold on a freshly started stack (Kafka at 85% of a core in a first run, 29–41%
@@ -994,7 +1026,12 @@ async function main(): Promise<void> {
       results.warmup = await warmUp(ingress, db);
       log(`warm-up: ${fmt(results.warmup.records)} records → ${fmt(results.warmup.rows)} rows in ${fmt(results.warmup.seconds, 1)} s (not measured)`);
 
-      const source: Source = { requestId: `bench-ceiling-${stamp}`, bucket: config.s3.bucket, key: `${tenants.pipeline}/bench-ceiling.json`, acceptedAt: Date.now() };
+      const source: Source = {
+        requestId: `bench-ceiling-${stamp}`,
+        bucket: config.s3.bucket,
+        key: `${tenants.pipeline}/bench-ceiling.json`,
+        acceptedAt: Date.now(),
+      };
       const groups = () => {
         const found = findPids(mine());
         return {
@@ -1014,12 +1051,16 @@ async function main(): Promise<void> {
         const tenant = tenants.copy[i]!;
         const copy = await copyCeiling(tenant, prepared.rows, source, groups);
         results.copy?.push(copy);
-        log(`COPY ${i + 1}: ${fmt(copy.companies)} companies + ${fmt(copy.offices)} offices + ${fmt(copy.rounds)} rounds in ${fmt(copy.seconds, 2)} s = ${fmt(copy.rowsPerSecond)} rows/s; CPU ${cpuText(copy.cpu, os.availableParallelism())}`);
+        log(
+          `COPY ${i + 1}: ${fmt(copy.companies)} companies + ${fmt(copy.offices)} offices + ${fmt(copy.rounds)} rounds in ${fmt(copy.seconds, 2)} s = ${fmt(copy.rowsPerSecond)} rows/s; CPU ${cpuText(copy.cpu, os.availableParallelism())}`,
+        );
       };
       const runWriter = async (i: number, method: WriteMethod) => {
         const writer = await writerCeiling(tenants.writer[i]!, writerGroups[i]!, method, prepared.valid, source, groups);
         results.writer?.push(writer);
-        log(`writer ${i + 1} (${method}): ${fmt(writer.records)} records → ${fmt(writer.rows)} rows in ${writer.batches} batches, ${fmt(writer.seconds, 2)} s = ${fmt(writer.rowsPerSecond)} rows/s; CPU ${cpuText(writer.cpu, os.availableParallelism())}`);
+        log(
+          `writer ${i + 1} (${method}): ${fmt(writer.records)} records → ${fmt(writer.rows)} rows in ${writer.batches} batches, ${fmt(writer.seconds, 2)} s = ${fmt(writer.rowsPerSecond)} rows/s; CPU ${cpuText(writer.cpu, os.availableParallelism())}`,
+        );
       };
       await runCopy(0);
       await runWriter(0, 'copy');
@@ -1068,7 +1109,8 @@ async function main(): Promise<void> {
         let heapUsedMax = 0;
         let heapTotalMax = 0;
         let externalMax = 0;
-        const timeline: Array<{ at: number; scrapes: Sample[][]; processorTicks: number; machine: { busy: number; total: number }; postgresTicks: number }> = [];
+        const timeline: Array<{ at: number; scrapes: Sample[][]; processorTicks: number; machine: { busy: number; total: number }; postgresTicks: number }> =
+          [];
         const processorTicks = () => processors.reduce((sum, child) => sum + processTicks(child.pid), 0);
         const postgresTicks = () => findPids(mine()).postgres.reduce((sum, pid) => sum + processTicks(pid), 0);
 
@@ -1158,7 +1200,9 @@ async function main(): Promise<void> {
         const outputsTo = { valid: await endOffsets(topics.recordValidated.name), invalid: await endOffsets(topics.validationError.name) };
         const committedValid = await countCommitted(topics.recordValidated.name, outputsFrom.valid, outputsTo.valid, String(answer.request_id));
         const committedInvalid = await countCommitted(topics.validationError.name, outputsFrom.invalid, outputsTo.invalid, String(answer.request_id));
-        log(`committed for this import: RecordValidated ${committedValid.messages} (${committedValid.distinct} distinct; file: ${summary.valid} valid), ValidationError ${committedInvalid.messages} (file: ${summary.invalid} invalid)`);
+        log(
+          `committed for this import: RecordValidated ${committedValid.messages} (${committedValid.distinct} distinct; file: ${summary.valid} valid), ValidationError ${committedInvalid.messages} (file: ${summary.invalid} invalid)`,
+        );
 
         // Per stage: when its input counter moved and when it reached its work (from the polls).
         // extract's input is the file's pieces, however many: it is done when its records are out.
@@ -1264,7 +1308,10 @@ async function main(): Promise<void> {
             recordValidatedDistinct: committedValid.distinct,
             validationError: committedInvalid.messages,
           },
-          retries: Object.fromEntries(stageList.map((stage) => [stage, deltaAll(before, after, 'processor_retries_total', { stage })])) as Record<Stage, number>,
+          retries: Object.fromEntries(stageList.map((stage) => [stage, deltaAll(before, after, 'processor_retries_total', { stage })])) as Record<
+            Stage,
+            number
+          >,
           foreign: {
             split: Math.max(0, stages.split.recordsIn - 1),
             extract: Math.max(0, deltaAll(before, after, 'processor_records_out_total', { stage: 'extract', topic: 'RecordExtracted' }) - summary.total),
@@ -1290,10 +1337,22 @@ async function main(): Promise<void> {
         );
         log(`stages: ${JSON.stringify(stages)}`);
         log(`phases: ${JSON.stringify(phases)}`);
-        log(`ValidationError ${run.validationErrors} (expected ${summary.invalid}); assigned partitions (min over the run) ${JSON.stringify(minAssigned)}; other processors seen: ${run.otherProcessorPids.join(', ') || 'none'}; foreign input ${JSON.stringify(run.foreign)}`);
+        log(
+          `ValidationError ${run.validationErrors} (expected ${summary.invalid}); assigned partitions (min over the run) ${JSON.stringify(minAssigned)}; other processors seen: ${run.otherProcessorPids.join(', ') || 'none'}; foreign input ${JSON.stringify(run.foreign)}`,
+        );
         if (!run.contaminated || attempt >= settings.attempts) break;
-        results.discarded.push({ attempt, tenant, seconds: run.seconds, recordsPerSecond: run.recordsPerSecond, minAssigned, otherProcessorPids: run.otherProcessorPids, foreign: run.foreign });
-        log(`attempt ${attempt} shared its processors or consumer groups with other people's work: discarded, trying again (${settings.attempts - attempt} left)`);
+        results.discarded.push({
+          attempt,
+          tenant,
+          seconds: run.seconds,
+          recordsPerSecond: run.recordsPerSecond,
+          minAssigned,
+          otherProcessorPids: run.otherProcessorPids,
+          foreign: run.foreign,
+        });
+        log(
+          `attempt ${attempt} shared its processors or consumer groups with other people's work: discarded, trying again (${settings.attempts - attempt} left)`,
+        );
         await db.db.none('DELETE FROM companies WHERE tenant = $1', [tenant]);
         await drain(processors, settings.drainTimeoutSeconds);
       }
@@ -1337,7 +1396,9 @@ async function main(): Promise<void> {
     }
     rmSync(file, { force: true });
     results.cleanup = cleanup;
-    log(`cleanup: ${cleanup.companies} company rows (children cascade), ${cleanup.sinkOffsets} sink_offsets rows, ${cleanup.objects} S3 objects deleted; exits: processors ${processorExit.join(',')}, ingress ${ingressExit}`);
+    log(
+      `cleanup: ${cleanup.companies} company rows (children cascade), ${cleanup.sinkOffsets} sink_offsets rows, ${cleanup.objects} S3 objects deleted; exits: processors ${processorExit.join(',')}, ingress ${ingressExit}`,
+    );
     s3.destroy();
     await db.close();
   }
@@ -1382,7 +1443,7 @@ function renderSection(): string {
     `What: one ${fmt(first.file.bytes / 1e6, 1)} MB NDJSON file of ${fmt(first.file.records)} generated companies (\`examples/generate/companies.ts\`, seed ${first.settings.seed}, every ${first.settings.invalidEvery}th invalid, every ${first.settings.duplicateEvery}th a duplicate: ` +
       `${fmt(first.file.valid)} valid records, ${fmt(first.file.invalid)} invalid, ${fmt(first.file.distinctValidPermalinks)} distinct rows) POSTed to a real ingress and carried through the processor (split → extract → validate → load) into PostgreSQL, ` +
       `against the database's own ceiling in the same run: COPY FROM STDIN of the same rows into the same three tables (one connection, one transaction), and the sink's company writer alone (batches of ${first.settings.writerBatch}, no Kafka). ` +
-      `Every service in a child process (${first.servicesRun === 'compiled' ? '`node dist/…`, compiled by `npm run build`, with the image\'s `MALLOC_MMAP_THRESHOLD_` (deployments/docker/Dockerfile): as the images run them' : '`node --import tsx`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
+      `Every service in a child process (${first.servicesRun === 'compiled' ? "`node dist/…`, compiled by `npm run build`, with the image's `MALLOC_MMAP_THRESHOLD_` (deployments/docker/Dockerfile): as the images run them" : '`node --import tsx`'}); the stack (3 Kafka brokers, registry, MinIO, PostgreSQL) and other people's tests share the ${cores} cores, so absolute numbers move between runs; the ratios are measured in the same run.`,
     '',
   );
   lines.push(
@@ -1412,7 +1473,10 @@ function renderRun(r: Results): string {
   lines.push(
     `Machine: ${cores} cores (${r.machine.cpuModel}), Node ${r.machine.node}, load average before/after ${r.machine.loadavgBefore.map((v) => v.toFixed(2)).join(' ')} / ${r.machine.loadavgAfter.map((v) => v.toFixed(2)).join(' ')}  `,
   );
-  lines.push(`Command: \`BENCH_PIPELINE_COUNT=${r.settings.count} BENCH_PIPELINE_REPLICAS=${replicas} npm run bench:pipeline\`${replicas === 1 && r.settings.count === 20_000 ? ' (the defaults)' : ''}`, '');
+  lines.push(
+    `Command: \`BENCH_PIPELINE_COUNT=${r.settings.count} BENCH_PIPELINE_REPLICAS=${replicas} npm run bench:pipeline\`${replicas === 1 && r.settings.count === 20_000 ? ' (the defaults)' : ''}`,
+    '',
+  );
   lines.push('```', '$ free -g', r.machine.free, '```', '');
   const drainText = r.drain.drained
     ? `${fmt(r.drain.seconds, 1)} s (${fmt(r.drain.recordsProcessed)} input messages processed; max lag per stage at start ${JSON.stringify(r.drain.initialMaxLag)}, residue of transaction markers ${JSON.stringify(r.drain.residualMaxLag)})`
@@ -1425,13 +1489,15 @@ function renderRun(r: Results): string {
       `Other people's integration tests run processors that join the same consumer groups; the run waited ${fmt(run.ownershipWaitSeconds, 1)} s for the groups to be its own, and this is attempt ${run.attempt}` +
       `${(r.discarded ?? []).length > 0 ? ` (discarded because another processor took partitions or other people's imports went through these processors mid-run: ${(r.discarded ?? []).map((d) => `attempt ${d.attempt}, ${fmt(d.recordsPerSecond)} records/s, owned ${JSON.stringify(d.minAssigned)}, foreign input ${JSON.stringify(d.foreign ?? {})}`).join('; ')})` : ''}.` +
       ` Input messages beyond what this file gives (other people's imports that went through this run's processors, or duplicates — see "committed" below): ${stageList.map((stage) => `${stage} ${fmt(run.foreign?.[stage] ?? Number.NaN)}`).join(', ')} (tolerated: ≤ ${MAX_FOREIGN_FILES} files, ≤ ${MAX_FOREIGN_SHARE * 100}% of the records).` +
-      `${run.contaminated ? ' **This run shared its processors or consumer groups with other people\'s work beyond that: its numbers are not this file\'s alone.**' : ''}`,
+      `${run.contaminated ? " **This run shared its processors or consumer groups with other people's work beyond that: its numbers are not this file's alone.**" : ''}`,
     '',
   );
 
   lines.push('| measure | value |');
   lines.push('| --- | --- |');
-  lines.push(`| file | ${fmt(r.file.bytes / 1e6, 1)} MB, ${fmt(r.file.records)} records (${fmt(r.file.invalid)} invalid, ${fmt(r.file.duplicates)} duplicates) → ${fmt(r.file.distinctValidPermalinks)} rows |`);
+  lines.push(
+    `| file | ${fmt(r.file.bytes / 1e6, 1)} MB, ${fmt(r.file.records)} records (${fmt(r.file.invalid)} invalid, ${fmt(r.file.duplicates)} duplicates) → ${fmt(r.file.distinctValidPermalinks)} rows |`,
+  );
   lines.push(
     `| **end to end** (t0 → t1) | ${run.timedOut ? `**timed out** after ${fmt(run.seconds, 1)} s with ${fmt(run.rows)} rows` : `${fmt(run.seconds, 2)} s: **${fmt(run.recordsPerSecond)} records/s**, ${fmt(run.rowsPerSecond)} rows/s`} |`,
   );
@@ -1466,7 +1532,9 @@ function renderRun(r: Results): string {
     );
   }
   for (const phase of run.phases) {
-    lines.push(`| phase: ${phase.name}, ${fmt(phase.from, 1)} → ${fmt(phase.to, 1)} s | processor ${fmt(phase.processor)}%, postgres ${fmt(phase.postgres)}%, machine ${fmt(phase.machine)}% of ${cores * 100}% |`);
+    lines.push(
+      `| phase: ${phase.name}, ${fmt(phase.from, 1)} → ${fmt(phase.to, 1)} s | processor ${fmt(phase.processor)}%, postgres ${fmt(phase.postgres)}%, machine ${fmt(phase.machine)}% of ${cores * 100}% |`,
+    );
   }
   r.copy.forEach((copy, i) => {
     lines.push(
@@ -1492,15 +1560,25 @@ function renderRun(r: Results): string {
   const peak = Math.max(...run.peakRssMiB, ...run.peakRssHwmMiB.filter(Number.isFinite));
   lines.push(`| processor peak RSS (largest replica, sampled or VmHWM) | ${fmt(peak, 1)} MiB | ≤ ${targets.rssMiB} MiB | ${verdict(peak <= targets.rssMiB)} |`);
   lines.push(`| end-to-end rows/s ÷ COPY rows/s | ${fmt(run.rowsPerSecond / copyRate, 3)} | — (information) | — |`);
-  lines.push(`| end-to-end rows/s ÷ company-writer rows/s (mean) | ${fmt(run.rowsPerSecond)} ÷ ${fmt(writerRate)} = ${fmt(run.rowsPerSecond / writerRate, 3)} | — (information) | — |`);
-  lines.push(`| company-writer rows/s ÷ COPY rows/s (${loadWayWriters(r)[0]?.method ?? 'insert'} way, the load stage's) | ${fmt(writerRate / copyRate, 3)} | — (information) | — |`);
+  lines.push(
+    `| end-to-end rows/s ÷ company-writer rows/s (mean) | ${fmt(run.rowsPerSecond)} ÷ ${fmt(writerRate)} = ${fmt(run.rowsPerSecond / writerRate, 3)} | — (information) | — |`,
+  );
+  lines.push(
+    `| company-writer rows/s ÷ COPY rows/s (${loadWayWriters(r)[0]?.method ?? 'insert'} way, the load stage's) | ${fmt(writerRate / copyRate, 3)} | — (information) | — |`,
+  );
   if (loadWayWriters(r) !== r.writer && insertWayWriters(r).length > 0) {
     const insertRate = mean(insertWayWriters(r).map((writer) => writer.rowsPerSecond));
     lines.push(`| company writer, insert way ÷ COPY rows/s | ${fmt(insertRate / copyRate, 3)} | — (information) | — |`);
-    lines.push(`| company writer, copy way ÷ insert way | ${fmt(writerRate)} ÷ ${fmt(insertRate)} = ${fmt(writerRate / insertRate, 2)} | — (information) | — |`);
+    lines.push(
+      `| company writer, copy way ÷ insert way | ${fmt(writerRate)} ÷ ${fmt(insertRate)} = ${fmt(writerRate / insertRate, 2)} | — (information) | — |`,
+    );
   }
-  lines.push(`| the run had the pipeline to itself (every partition of every stage, no other processor, little foreign input) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`);
-  lines.push(`| every row loaded, every invalid record reported | ${run.timedOut ? 'no' : 'rows yes'}; ValidationError ${fmt(run.validationErrors)} of ${fmt(r.file.invalid)} | all | ${verdict(!run.timedOut && run.validationErrors === r.file.invalid)} |`);
+  lines.push(
+    `| the run had the pipeline to itself (every partition of every stage, no other processor, little foreign input) | ${run.contaminated ? 'no' : 'yes'} | yes | ${verdict(!run.contaminated)} |`,
+  );
+  lines.push(
+    `| every row loaded, every invalid record reported | ${run.timedOut ? 'no' : 'rows yes'}; ValidationError ${fmt(run.validationErrors)} of ${fmt(r.file.invalid)} | all | ${verdict(!run.timedOut && run.validationErrors === r.file.invalid)} |`,
+  );
   return lines.join('\n');
 }
 
@@ -1546,7 +1624,10 @@ function diagnosis(runs: Results[]): string[] {
     const loadPerBatch = run.stages.load.recordsIn / run.stages.load.batches;
     const validatePerBatch = run.stages.validate.recordsIn / run.stages.validate.batches;
     const phaseText = run.phases
-      .map((phase) => `${phase.name} ${fmt(phase.to - phase.from, 1)} s at processor ${fmt(phase.processor)}% / postgres ${fmt(phase.postgres)}% / machine ${fmt(phase.machine)}%`)
+      .map(
+        (phase) =>
+          `${phase.name} ${fmt(phase.to - phase.from, 1)} s at processor ${fmt(phase.processor)}% / postgres ${fmt(phase.postgres)}% / machine ${fmt(phase.machine)}%`,
+      )
       .join('; ');
     out.push(
       `**${label}: where the ${fmt(total, 1)} s go.** Upload until the 202: ${fmt(run.answeredSeconds, 1)} s (${share(run.answeredSeconds)}). ` +
@@ -1579,7 +1660,7 @@ function diagnosis(runs: Results[]): string[] {
         `COPY costs ${fmt(copyCpu * 1000, 2)} ms per row (client + PostgreSQL) and the company writer ${fmt(writerCpu * 1000, 2)} ms: per record the pipeline burns ${fmt(perRecord / copyCpu, 1)}× the CPU of COPY. ` +
         `At that cost, even ${cores} cores kept 100% busy by the pipeline alone would give at most ${cores} ÷ ${fmt(perRecord * 1000, 2)} ms = ${fmt(cores / perRecord)} records/s = ${fmt(cores / perRecord / copyRate, 2)} of COPY; ` +
         `0.50 of COPY (${fmt(copyRate / 2)} records/s) needs at most ${fmt((cores / (copyRate / 2)) * 1000, 2)} ms of CPU per record on ${cores} cores, i.e. the target is out of reach on this machine without cutting the pipeline's CPU per record by ${fmt(perRecord / (cores / (copyRate / 2)), 1)}×. ` +
-        `Of that budget, the Kafka brokers (replication factor 3: every byte written by three brokers on the same ${cores} cores) and PostgreSQL alone spent ${fmt(serverPerRecord * 1000, 2)} ms per record (${fmt((serverPerRecord / (cores / (copyRate / 2))) * 100)}%), leaving ${fmt(Math.max(0, cores / (copyRate / 2) - serverPerRecord) * 1000, 2)} ms for the processor, the ingress and MinIO, which spent ${fmt(((cpuSeconds(run.cpu, ['processor', 'ingress', 'minio'])) / r.file.records) * 1000, 2)} ms. The processor alone spent ${fmt(run.processCpuSeconds, 1)} s of CPU (${fmt(run.gcSeconds, 1)} s of it in GC), ` +
+        `Of that budget, the Kafka brokers (replication factor 3: every byte written by three brokers on the same ${cores} cores) and PostgreSQL alone spent ${fmt(serverPerRecord * 1000, 2)} ms per record (${fmt((serverPerRecord / (cores / (copyRate / 2))) * 100)}%), leaving ${fmt(Math.max(0, cores / (copyRate / 2) - serverPerRecord) * 1000, 2)} ms for the processor, the ingress and MinIO, which spent ${fmt((cpuSeconds(run.cpu, ['processor', 'ingress', 'minio']) / r.file.records) * 1000, 2)} ms. The processor alone spent ${fmt(run.processCpuSeconds, 1)} s of CPU (${fmt(run.gcSeconds, 1)} s of it in GC), ` +
         `${fmt(run.processCpuSeconds / r.prepare.total, 1)}× what the bare parse + normalise + stringify + parse + validate of the same records took in the bench (${fmt(r.prepare.total, 1)} s); event-loop delay p99 reached ${fmt(run.eventLoopLagP99MaxMs, 0)} ms, so every Kafka/Postgres round trip of every stage waits behind the others' CPU work.`,
     );
     out.push(
@@ -1638,7 +1719,7 @@ function diagnosis(runs: Results[]): string[] {
     out.push(
       `**1 vs 2 replicas.** End to end ${fmt(one.run.recordsPerSecond)} → ${fmt(two.run.recordsPerSecond)} records/s (×${fmt(two.run.recordsPerSecond / one.run.recordsPerSecond, 2)}); ` +
         `ratio to COPY ${fmt(one.run.recordsPerSecond / mean(one.copy.map((copy) => copy.rowsPerSecond)), 3)} → ${fmt(two.run.recordsPerSecond / mean(two.copy.map((copy) => copy.rowsPerSecond)), 3)}. ` +
-        `The file's extract is shared by its pieces (extract work per replica: ${(two.run.extractShares ?? []).map((share) => fmt((100 * share) / Math.max(1, two.run.extractOutputs))).join('% / ')}%, by the partitions each replica owns), and `+
+        `The file's extract is shared by its pieces (extract work per replica: ${(two.run.extractShares ?? []).map((share) => fmt((100 * share) / Math.max(1, two.run.extractOutputs))).join('% / ')}%, by the partitions each replica owns), and ` +
         `each run's ratio to the COPY ceiling measured in the same run is what compares runs made minutes apart on a machine whose speed moves (COPY itself: ${fmt(mean(one.copy.map((copy) => copy.rowsPerSecond)))} and ${fmt(mean(two.copy.map((copy) => copy.rowsPerSecond)))} rows/s); ` +
         `on ${one.machine.nproc} cores that were already at ${fmt(one.run.cpu.machine)}% (1 replica) and ${fmt(two.run.cpu.machine)}% (2) it competes for the same CPU with Kafka and PostgreSQL. Either way the ratio stays far below the target: replicas scale the stages out only where there are cores to scale onto.`,
     );
@@ -1650,7 +1731,10 @@ function diagnosis(runs: Results[]): string[] {
       out.push(
         `**Replicas against 1, each normalised by its own run's COPY ceiling.** ` +
           others
-            .map((run) => `${run.settings.replicas} replicas: ×${fmt(run.run.recordsPerSecond / one.run.recordsPerSecond, 2)} raw, ×${fmt(normalised(run) / normalised(one), 2)} normalised, machine at ${fmt(run.run.cpu.machine)}% of ${run.machine.nproc * 100}%`)
+            .map(
+              (run) =>
+                `${run.settings.replicas} replicas: ×${fmt(run.run.recordsPerSecond / one.run.recordsPerSecond, 2)} raw, ×${fmt(normalised(run) / normalised(one), 2)} normalised, machine at ${fmt(run.run.cpu.machine)}% of ${run.machine.nproc * 100}%`,
+            )
             .join('; ') +
           ` (1 replica: ${fmt(one.run.recordsPerSecond)} records/s with the machine at ${fmt(one.run.cpu.machine)}%). On ${one.machine.nproc} cores the CPU left idle by one replica bounds what more replicas can add.`,
       );
@@ -1689,7 +1773,7 @@ function diagnosis(runs: Results[]): string[] {
           `The sink alone (company writer, ${loadWayWriters(one)[0]?.method ?? 'insert'} way) reaches ${fmt(writerRate / copyRate, 2)} of COPY${writerRate / copyRate >= targets.e2eOverCopy ? ', above the target: the gap is upstream of it' : ', itself below the target'}. ` +
           `Every record crosses Kafka twice (RecordExtracted, RecordValidated), each time written to 3 replicas, read by the followers and by the next stage, inside transactions (produce, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn with its markers), ` +
           `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). What the remaining levers can give on this machine (measured on 2026-11-28, not by each run): compressing the records between stages moved end to end by +10% (GZIP) and −1.5% (LZ4, native lz4-napi), raised the processor's peak RSS to 406 and 416 MiB (decompressed fetches) and did not lower the brokers' CPU (41% of a core with LZ4 against 43–50% without, in runs of the same hour): their cost is per request, per transaction and per replica more than per byte. ` +
- `More replicas sharing a big file's pieces can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}% with one, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}× on this machine). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. The processor's own code (parse, normalise, validate, COPY text) is about a quarter of its CPU in the profile. ` +
+          `More replicas sharing a big file's pieces can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}% with one, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}× on this machine). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. The processor's own code (parse, normalise, validate, COPY text) is about a quarter of its CPU in the profile. ` +
           `None of these brings the pipeline near the CPU per record that 0.50 of COPY allows here, since the Kafka brokers and PostgreSQL alone spend nearly all of it (above): the target needs more cores than this machine has (brokers and PostgreSQL on their own hosts, as in production), where the stages scale out by partition.`,
       );
     }
@@ -1718,7 +1802,9 @@ function writeResults(section: string): void {
 process.once('SIGINT', () => {
   log('interrupted: stopping the servers this run started');
   for (const child of runningChildren()) child.proc.kill('SIGTERM');
-  log(`rows of ${tenants.pipeline}, ${tenants.copy.join(', ')}, ${tenants.writer.join(', ')} and objects under ${tenants.pipeline}/ may remain; temp files in ${tmpDir}`);
+  log(
+    `rows of ${tenants.pipeline}, ${tenants.copy.join(', ')}, ${tenants.writer.join(', ')} and objects under ${tenants.pipeline}/ may remain; temp files in ${tmpDir}`,
+  );
   process.exit(130);
 });
 

@@ -24,9 +24,7 @@ t.test('environment variables override the defaults', async (t) => {
 });
 
 t.test('a bad value is reported with the name of its variable, all at once', async (t) => {
-  const error = t.throws(() =>
-    loadConfig({ PGPORT: 'five', KAFKA_BROKERS: 'nohost', SCHEMA_REGISTRY_URL: 'ftp://x', LOG_LEVEL: 'loud' }),
-  ) as ConfigError;
+  const error = t.throws(() => loadConfig({ PGPORT: 'five', KAFKA_BROKERS: 'nohost', SCHEMA_REGISTRY_URL: 'ftp://x', LOG_LEVEL: 'loud' })) as ConfigError;
   t.type(error, ConfigError);
   t.equal(error.code, 'ERR_CONFIG');
   t.equal(error.problems.length, 4);

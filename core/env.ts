@@ -81,7 +81,10 @@ export class EnvReader {
   list(name: string, fallback: readonly string[]): string[] {
     const raw = this.#raw(name);
     if (raw === undefined) return [...fallback];
-    const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    const items = raw
+      .split(',')
+      .map((item) => item.trim())
+      .filter((item) => item !== '');
     if (items.length === 0) this.problems.push(`${name}: expected a comma-separated list`);
     return items;
   }

@@ -122,7 +122,7 @@ t.test('the scanner finds codes where they are written, with the status beside t
     "super('ERR_SOMETHING', message);",
     "const event = { reason_code: 'SOME_REASON' };",
     "export type ThingCode = 'A_CODE' | 'B_CODE';",
-    "function badRequest(state, problem) { sendJson(state, 400, { error: problem }); }",
+    'function badRequest(state, problem) { sendJson(state, 400, { error: problem }); }',
     "badRequest(state, { code: 'INVALID_QUERY', message: 'bad' });",
     "throw new ReplayError('ARCHIVE_OBJECT_MISSING', `gone: ${f(a, b)}`, 410);",
     "const failure = { code: 'REPLAY_FAILED', message: 'did not start', status: 503 };",

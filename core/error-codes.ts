@@ -21,9 +21,9 @@ export interface ErrorCodeInfo {
 
 /** Where a code arises; the catalogue's groups, in the order the docs list them. */
 export const errorCodeGroups = {
-  ingressHttp: 'Ingress HTTP (POST /import/:tenant) and every service\'s HTTP server',
+  ingressHttp: "Ingress HTTP (POST /import/:tenant) and every service's HTTP server",
   importBody: 'Import body parse errors: 400 answers of the ingress, and FileExtractError reason_code',
-  processor: 'Processor stages: ProcessingError reason_code (and the validate stage\'s report code)',
+  processor: "Processor stages: ProcessingError reason_code (and the validate stage's report code)",
   sink: 'Postgres sink and migrations',
   monitoringHttp: 'Monitoring HTTP (lineage API, error reports, replays)',
   registry: 'Schema registry, at start-up',
@@ -33,16 +33,32 @@ export const errorCodeGroups = {
 export type ErrorCodeGroup = keyof typeof errorCodeGroups;
 
 const ingressHttp = {
-  INVALID_REQUEST_ID: { status: 400, retriable: false, meaning: 'X-Request-Id (or a request id in the path) is not 8-128 characters of A-Z, a-z, 0-9, - and _.' },
+  INVALID_REQUEST_ID: {
+    status: 400,
+    retriable: false,
+    meaning: 'X-Request-Id (or a request id in the path) is not 8-128 characters of A-Z, a-z, 0-9, - and _.',
+  },
   INVALID_TENANT: { status: 400, retriable: false, meaning: 'The tenant does not match [a-z0-9][a-z0-9._-]{0,62}.' },
   UNAUTHORIZED: { status: 401, retriable: false, meaning: 'No valid "Authorization: Bearer <token>" for this tenant (or, on the monitoring, for any viewer).' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retriable: false, meaning: 'Content-Type is neither application/json nor application/x-ndjson (UTF-8), nor absent.' },
-  BODY_TOO_LARGE: { status: 413, retriable: false, meaning: 'The body (by Content-Length or as it arrived) exceeds INGRESS_MAX_BODY_BYTES; limit_bytes says how many.' },
+  BODY_TOO_LARGE: {
+    status: 413,
+    retriable: false,
+    meaning: 'The body (by Content-Length or as it arrived) exceeds INGRESS_MAX_BODY_BYTES; limit_bytes says how many.',
+  },
   BODY_TOO_SLOW: { status: 408, retriable: true, meaning: 'The body arrived slower than INGRESS_BODY_MIN_BYTES_PER_SECOND; nothing was stored.' },
   TOO_MANY_UPLOADS: { status: 503, retriable: true, meaning: 'The ingress is at its concurrent upload limit; retry shortly with the same X-Request-Id.' },
   IMPORT_IN_PROGRESS: { status: 409, retriable: true, meaning: 'An import with this X-Request-Id is still running; a retry after it ends gets its result.' },
-  STORAGE_UNAVAILABLE: { status: 503, retriable: true, meaning: 'S3 or the request id claim store did not answer; nothing was stored, retry with the same X-Request-Id.' },
-  EVENT_NOT_ACKNOWLEDGED: { status: 503, retriable: true, meaning: 'Kafka did not acknowledge FileExtractSuccess; the stored file was removed, retry with the same X-Request-Id.' },
+  STORAGE_UNAVAILABLE: {
+    status: 503,
+    retriable: true,
+    meaning: 'S3 or the request id claim store did not answer; nothing was stored, retry with the same X-Request-Id.',
+  },
+  EVENT_NOT_ACKNOWLEDGED: {
+    status: 503,
+    retriable: true,
+    meaning: 'Kafka did not acknowledge FileExtractSuccess; the stored file was removed, retry with the same X-Request-Id.',
+  },
   INTERNAL: { status: 500, retriable: false, meaning: 'The import failed unexpectedly (a bug); the ingress log has the cause.' },
   NOT_FOUND: { status: 404, retriable: false, meaning: 'No route for this method and path (any service).' },
   METRICS_FAILED: { status: 500, retriable: true, meaning: 'GET /metrics could not collect the metrics (any service).' },
@@ -64,13 +80,21 @@ const processor = {
   EMPTY_MESSAGE: { status: null, retriable: false, meaning: 'A consumed Kafka message has no value (a tombstone on an event topic).' },
   UNDECODABLE: { status: null, retriable: false, meaning: 'A consumed message is not Avro of a schema the registry knows.' },
   UNPROCESSABLE: { status: null, retriable: false, meaning: 'A stage failed with an unexpected error, more often than PROCESSOR_MAX_ATTEMPTS (a bug).' },
-  BAD_PIECE_PLAN: { status: null, retriable: false, meaning: 'split: the FileExtractSuccess pieces do not cover the file\'s records exactly.' },
+  BAD_PIECE_PLAN: { status: null, retriable: false, meaning: "split: the FileExtractSuccess pieces do not cover the file's records exactly." },
   S3_OBJECT_MISSING: { status: null, retriable: false, meaning: 'extract: the stored file no longer exists in S3.' },
   S3_ACCESS_DENIED: { status: null, retriable: false, meaning: 'extract: S3 refused access to the stored file.' },
   S3_EMPTY_BODY: { status: null, retriable: false, meaning: 'extract: S3 answered without a body.' },
-  FILE_CORRUPT: { status: null, retriable: false, meaning: 'extract: the stored file (or piece) no longer parses, or has another length than the ingress stored.' },
+  FILE_CORRUPT: {
+    status: null,
+    retriable: false,
+    meaning: 'extract: the stored file (or piece) no longer parses, or has another length than the ingress stored.',
+  },
   RECORD_COUNT_MISMATCH: { status: null, retriable: false, meaning: 'extract: a piece holds another number of records than the ingress counted.' },
-  CONTRACT_VIOLATION: { status: null, retriable: false, meaning: 'validate: the record breaks schemas/company.schema.json; the error report\'s code for a ValidationError.' },
+  CONTRACT_VIOLATION: {
+    status: null,
+    retriable: false,
+    meaning: "validate: the record breaks schemas/company.schema.json; the error report's code for a ValidationError.",
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 const sink = {
@@ -97,22 +121,34 @@ const monitoringHttp = {
   REPLAY_RUNNING: { status: 409, retriable: true, meaning: 'This replay run is running already; wait for it or stop it.' },
   REPLAY_RUN_UNKNOWN: { status: 404, retriable: false, meaning: 'No replay run with this id is known (for this viewer).' },
   REPLAY_NOTHING_TO_REPLAY: { status: 409, retriable: false, meaning: 'The import has no stored file (it was refused or is not received yet).' },
-  ARCHIVE_OBJECT_MISSING: { status: 410, retriable: false, meaning: 'The archive no longer holds the import\'s file (its lifecycle rule removed it).' },
-  ARCHIVE_OBJECT_CHANGED: { status: 409, retriable: false, meaning: 'The archived file\'s sha256 is not the one the ingress stored.' },
+  ARCHIVE_OBJECT_MISSING: { status: 410, retriable: false, meaning: "The archive no longer holds the import's file (its lifecycle rule removed it)." },
+  ARCHIVE_OBJECT_CHANGED: { status: 409, retriable: false, meaning: "The archived file's sha256 is not the one the ingress stored." },
   REPLAY_ID_TOO_LONG: { status: 409, retriable: false, meaning: 'The request id leaves no room for the replay suffix (128 characters at most).' },
   REPLAY_FAILED: { status: 503, retriable: true, meaning: 'The replay did not start (S3, Kafka or the database failed); try the same run again.' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 const registry = {
-  ERR_REGISTRY_CONFIG: { status: null, retriable: true, meaning: 'Reading or setting a subject\'s compatibility failed (retriable when the registry answered 5xx).' },
+  ERR_REGISTRY_CONFIG: {
+    status: null,
+    retriable: true,
+    meaning: "Reading or setting a subject's compatibility failed (retriable when the registry answered 5xx).",
+  },
   ERR_REGISTRY_REGISTER: { status: null, retriable: true, meaning: 'Registering a schema failed (retriable when the registry was unreachable).' },
-  ERR_SCHEMA_INCOMPATIBLE: { status: null, retriable: false, meaning: 'A schema is incompatible with the registered versions under the subject\'s rule (see schemas/README.md).' },
+  ERR_SCHEMA_INCOMPATIBLE: {
+    status: null,
+    retriable: false,
+    meaning: "A schema is incompatible with the registered versions under the subject's rule (see schemas/README.md).",
+  },
   ERR_SCHEMA_NOT_REGISTERED: { status: null, retriable: false, meaning: 'An event was encoded for a topic whose schema was never registered (a bug).' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 const configCli = {
   ERR_CONFIG: { status: null, retriable: false, meaning: 'A setting from the environment is missing or malformed; the message names each variable.' },
-  ERR_UWS_NATIVE_UNAVAILABLE: { status: null, retriable: false, meaning: 'The uWebSockets.js native binary did not load and UWS_ALLOW_JS_FALLBACK is not set.' },
+  ERR_UWS_NATIVE_UNAVAILABLE: {
+    status: null,
+    retriable: false,
+    meaning: 'The uWebSockets.js native binary did not load and UWS_ALLOW_JS_FALLBACK is not set.',
+  },
   ERR_USAGE: { status: null, retriable: false, meaning: 'A command-line tool was given bad options or arguments (exit code 2).' },
   CONNECTION_FAILED: { status: null, retriable: true, meaning: 'npm run import: the connection failed without a system error code.' },
   READ_FAILED: { status: null, retriable: false, meaning: 'npm run import: a file could not be read without a system error code.' },

@@ -24,7 +24,11 @@ t.test('a 409 is an incompatible schema, with the registry reason without client
     kind: 'incompatible',
     reason: 'Incompatible artifact: Orders-value [AVRO], num of incompatible diffs: {1}, list of diff types: [c at /fields/1] Causes: c at /fields/1',
   });
-  t.equal(classifyRegistrationFailure({ error_code: 409, message: 'Schema being registered is incompatible' }).kind, 'incompatible', 'error_code 409 in a kept body');
+  t.equal(
+    classifyRegistrationFailure({ error_code: 409, message: 'Schema being registered is incompatible' }).kind,
+    'incompatible',
+    'error_code 409 in a kept body',
+  );
   t.equal(classifyRegistrationFailure({ body: { error_code: 409 } }).kind, 'incompatible');
 });
 
@@ -49,7 +53,10 @@ t.test('IncompatibleSchemaError names the subject, the version and the rule; it 
   t.equal(error.message, 'schema for subject Orders-value is incompatible with version 3 under FULL: c at /fields/1 (see schemas/README.md)');
   const transitive = new IncompatibleSchemaError({ subject: 'Orders-value', compatibility: 'FULL_TRANSITIVE', latestVersion: 3, reason: 'r' });
   t.match(transitive.message, /incompatible with versions up to 3 under FULL_TRANSITIVE: r/);
-  t.match(new IncompatibleSchemaError({ subject: 's', compatibility: 'FULL', latestVersion: undefined, reason: 'r' }).message, /incompatible with its registered versions under FULL/);
+  t.match(
+    new IncompatibleSchemaError({ subject: 's', compatibility: 'FULL', latestVersion: undefined, reason: 'r' }).message,
+    /incompatible with its registered versions under FULL/,
+  );
 });
 
 interface FakeRegistry {
@@ -114,17 +121,25 @@ t.test(`a new subject, or one held to a weaker level, is held to ${compatibility
   fake.calls.length = 0;
   await codec.register('Strict', schema);
   t.equal(fake.levels.get('Strict-value'), 'FULL_TRANSITIVE');
-  t.notOk(fake.calls.some((call) => call.startsWith('PUT')), 'not written');
+  t.notOk(
+    fake.calls.some((call) => call.startsWith('PUT')),
+    'not written',
+  );
 });
 
 t.test('a 409 from the registry becomes an IncompatibleSchemaError naming the level read back and the latest version', async (t) => {
   const fake = await fakeRegistry(t);
   fake.levels.set('Orders-value', 'FULL_TRANSITIVE');
   fake.answer = { status: 409, body: { error_code: 409, message: apicurioRefusal } };
-  const error = await codecFor(fake).register('Orders', schema).catch((error: unknown) => error);
+  const error = await codecFor(fake)
+    .register('Orders', schema)
+    .catch((error: unknown) => error);
   t.ok(error instanceof IncompatibleSchemaError);
   t.match(error, { code: 'ERR_SCHEMA_INCOMPATIBLE', retriable: false, subject: 'Orders-value', compatibility: 'FULL_TRANSITIVE', latestVersion: 4 });
-  t.match((error as Error).message, /^schema for subject Orders-value is incompatible with versions up to 4 under FULL_TRANSITIVE: Incompatible artifact: Orders-value/);
+  t.match(
+    (error as Error).message,
+    /^schema for subject Orders-value is incompatible with versions up to 4 under FULL_TRANSITIVE: Incompatible artifact: Orders-value/,
+  );
   t.equal(fake.calls.filter((call) => call.startsWith('POST')).length, 1, 'asked once, not retried');
 });
 

@@ -73,9 +73,7 @@ export class IncompatibleSchemaError extends PipelineError {
  * `unavailable` (transport errors, timeouts, 5xx, 408, 429: a later attempt may succeed).
  */
 export type RegistrationFailure =
-  | { kind: 'incompatible'; reason: string }
-  | { kind: 'refused'; status: number; reason: string }
-  | { kind: 'unavailable'; reason: string };
+  { kind: 'incompatible'; reason: string } | { kind: 'refused'; status: number; reason: string } | { kind: 'unavailable'; reason: string };
 
 export function classifyRegistrationFailure(error: unknown): RegistrationFailure {
   const status = statusOf(error);
@@ -166,7 +164,10 @@ export function createEventCodec(registry: SchemaRegistry, registryUrl: string):
   /** Names the rule that refused the schema as the registry has it now; what was set stands in if it cannot be read. */
   async function incompatible(subject: string, levelSet: string, reason: string, cause: unknown): Promise<IncompatibleSchemaError> {
     const [compatibility, latestVersion] = await Promise.all([
-      compatibilityOf(subject).then((level) => level ?? levelSet, () => levelSet),
+      compatibilityOf(subject).then(
+        (level) => level ?? levelSet,
+        () => levelSet,
+      ),
       latestVersionOf(subject).catch(() => undefined),
     ]);
     return new IncompatibleSchemaError({ subject, compatibility, latestVersion, reason }, cause);

@@ -27,7 +27,13 @@ t.test('pieces are record-aligned, in order, cover every record once and are abo
         t.ok(piece.byte_start >= lastEnd && piece.byte_end > piece.byte_start);
         if (i < pieces.length - 1) t.ok(piece.byte_end - piece.byte_start >= target, 'only the last piece may be short');
         const slice = body.slice(piece.byte_start, piece.byte_end);
-        const values = name === 'array' ? (JSON.parse(`[${slice}]`) as unknown[]) : slice.split('\n').filter((line) => line !== '').map((line) => JSON.parse(line) as unknown);
+        const values =
+          name === 'array'
+            ? (JSON.parse(`[${slice}]`) as unknown[])
+            : slice
+                .split('\n')
+                .filter((line) => line !== '')
+                .map((line) => JSON.parse(line) as unknown);
         t.equal(values.length, piece.record_count, 'the range holds exactly its records');
         records.push(...values.map((value) => JSON.stringify(value)));
         next += piece.record_count;

@@ -2,10 +2,7 @@ import t from 'tap';
 import { createReadiness } from './health.js';
 
 t.test('ready only when every check passes, naming what is down', async (t) => {
-  const readiness = createReadiness(
-    { kafka: async () => {}, s3: async () => Promise.reject(new Error('connection refused')) },
-    { cacheMs: 0 },
-  );
+  const readiness = createReadiness({ kafka: async () => {}, s3: async () => Promise.reject(new Error('connection refused')) }, { cacheMs: 0 });
   const result = await readiness();
   t.equal(result.ready, false);
   t.equal(result.checks.kafka?.ok, true);

@@ -11,10 +11,7 @@ export interface Readiness {
  * Runs named dependency checks for /readiness. Results are cached for `cacheMs` and
  * concurrent probes share one run, so a burst of probes cannot stampede the dependencies.
  */
-export function createReadiness(
-  checks: Record<string, HealthCheck>,
-  options: { cacheMs?: number; timeoutMs?: number } = {},
-): () => Promise<Readiness> {
+export function createReadiness(checks: Record<string, HealthCheck>, options: { cacheMs?: number; timeoutMs?: number } = {}): () => Promise<Readiness> {
   const { cacheMs = 2000, timeoutMs = 2000 } = options;
   let cached: { at: number; value: Readiness } | undefined;
   let running: Promise<Readiness> | undefined;

@@ -86,12 +86,7 @@ function drained(state: ResponseState): Promise<void> {
  * piles up in memory. Stops reading when the client goes away; a failure of `chunks` after the
  * status was sent closes the connection, so the client sees a cut body rather than a short one.
  */
-export async function streamResponse(
-  state: ResponseState,
-  status: number,
-  headers: Record<string, string>,
-  chunks: AsyncIterable<string>,
-): Promise<void> {
+export async function streamResponse(state: ResponseState, status: number, headers: Record<string, string>, chunks: AsyncIterable<string>): Promise<void> {
   if (state.aborted || state.done) return;
   state.done = true;
   state.res.cork(() => {
@@ -189,13 +184,7 @@ export function addOperationalRoutes(app: TemplatedApp, routes: OperationalRoute
 export function notFound(app: TemplatedApp): void {
   app.any('/*', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
-    sendJson(
-      state,
-      404,
-      { error: { code: 'NOT_FOUND', message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` } },
-      {},
-      { close: true },
-    );
+    sendJson(state, 404, { error: { code: 'NOT_FOUND', message: `no route for ${req.getMethod().toUpperCase()} ${req.getUrl()}` } }, {}, { close: true });
   });
 }
 

@@ -1,12 +1,6 @@
 import t, { type Test } from 'tap';
 import { PipelineError } from './errors.js';
-import {
-  JsonScanError,
-  JsonScanner,
-  type BodyFormat,
-  type JsonScanErrorCode,
-  type JsonScannerOptions,
-} from './json-stream.js';
+import { JsonScanError, JsonScanner, type BodyFormat, type JsonScanErrorCode, type JsonScannerOptions } from './json-stream.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -474,7 +468,18 @@ t.test('bytes and records progress as chunks arrive', async (t) => {
 });
 
 t.test('strings: every escape and valid UTF-8 of every length is accepted', async (t) => {
-  const body = bytes('["\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00 \\u0000", "é€😀", "', [0xc2, 0x80], [0xdf, 0xbf], [0xe0, 0xa0, 0x80], [0xed, 0x9f, 0xbf], [0xee, 0x80, 0x80], [0xef, 0xbf, 0xbf], [0xf0, 0x90, 0x80, 0x80], [0xf4, 0x8f, 0xbf, 0xbf], '"]');
+  const body = bytes(
+    '["\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u00e9 \\uD83D\\uDE00 \\u0000", "é€😀", "',
+    [0xc2, 0x80],
+    [0xdf, 0xbf],
+    [0xe0, 0xa0, 0x80],
+    [0xed, 0x9f, 0xbf],
+    [0xee, 0x80, 0x80],
+    [0xef, 0xbf, 0xbf],
+    [0xf0, 0x90, 0x80, 0x80],
+    [0xf4, 0x8f, 0xbf, 0xbf],
+    '"]',
+  );
   const outcome = scanAllSplits(t, body);
   expectOk(t, outcome, 'array', 3);
   t.same(JSON.parse(`[${outcome.raws.map((raw) => Buffer.from(raw, 'latin1').toString('utf8')).join(',')}]`), JSON.parse(body.toString('utf8')));
@@ -574,7 +579,10 @@ t.test('onRecord receives the exact bytes of each array element', async (t) => {
   const body = '[ {"a":1} , 2 ,"x\\"y", [1, 2] ,null,\n\t-0.5e1 ]';
   const outcome = scanAllSplits(t, body);
   t.same(outcome.raws, ['{"a":1}', '2', '"x\\"y"', '[1, 2]', 'null', '-0.5e1']);
-  t.same(outcome.raws.map((raw) => JSON.parse(raw)), JSON.parse(body));
+  t.same(
+    outcome.raws.map((raw) => JSON.parse(raw)),
+    JSON.parse(body),
+  );
 });
 
 t.test('onRecord receives each NDJSON value without its line terminator', async (t) => {
@@ -620,19 +628,20 @@ t.test('onRecord indexes are 0-based and consecutive, and records can be counted
 
 t.test('onRecordBounds: each range slices the body to exactly the bytes onRecord receives, whatever the chunking', async (t) => {
   const random = prng(4242);
-  const bodies = [
-    '[1, "two" ,{"three":[3]} ,  null,4.5e1]',
-    '{"only": "one", "n": [1, 2]}',
-    '1\n\n  {"a": 1}  \r\n[2,3]\n"x"\n7',
-    ' [ ] ',
-  ];
+  const bodies = ['[1, "two" ,{"three":[3]} ,  null,4.5e1]', '{"only": "one", "n": [1, 2]}', '1\n\n  {"a": 1}  \r\n[2,3]\n"x"\n7', ' [ ] '];
   for (let round = 0; round < 40; round++) {
     const values = Array.from({ length: 1 + Math.floor(random() * 12) }, (_, i) => ({ i, s: 'é'.repeat(Math.floor(random() * 5)) }));
-    bodies.push(round % 2 === 0 ? JSON.stringify(values, null, round % 4 === 0 ? 2 : 0) : values.map((value) => JSON.stringify(value)).join(random() < 0.5 ? '\n' : '\r\n\n'));
+    bodies.push(
+      round % 2 === 0
+        ? JSON.stringify(values, null, round % 4 === 0 ? 2 : 0)
+        : values.map((value) => JSON.stringify(value)).join(random() < 0.5 ? '\n' : '\r\n\n'),
+    );
   }
   for (const text of bodies) {
     const body = Buffer.from(text);
-    const cuts = [...new Set(Array.from({ length: 3 }, () => 1 + Math.floor(random() * Math.max(1, body.length - 1))))].filter((cut) => cut < body.length).sort((a, b) => a - b);
+    const cuts = [...new Set(Array.from({ length: 3 }, () => 1 + Math.floor(random() * Math.max(1, body.length - 1))))]
+      .filter((cut) => cut < body.length)
+      .sort((a, b) => a - b);
     const raws: string[] = [];
     const slices: string[] = [];
     const scanner = new JsonScanner({

@@ -26,14 +26,7 @@ export type BodyFormat = 'object' | 'array' | 'ndjson';
 /** What the caller expects: `json` = one object or array, `ndjson` = one value per line, `detect` = either. */
 export type ExpectedFormat = 'json' | 'ndjson' | 'detect';
 export type JsonScanErrorCode =
-  | 'EMPTY_BODY'
-  | 'INVALID_JSON'
-  | 'INVALID_UTF8'
-  | 'TRUNCATED'
-  | 'TRAILING_DATA'
-  | 'TOP_LEVEL_SCALAR'
-  | 'NESTING_TOO_DEEP'
-  | 'LINE_TOO_LONG';
+  'EMPTY_BODY' | 'INVALID_JSON' | 'INVALID_UTF8' | 'TRUNCATED' | 'TRAILING_DATA' | 'TOP_LEVEL_SCALAR' | 'NESTING_TOO_DEEP' | 'LINE_TOO_LONG';
 
 /** The body is not acceptable; `offset` is the absolute byte offset (0-based, in the whole body) of the problem. */
 export class JsonScanError extends PipelineError {
@@ -734,11 +727,7 @@ export class JsonScanner {
 
           case S_UTF8: {
             if (c < this.utf8Lo || c > this.utf8Hi) {
-              throw this.error(
-                'INVALID_UTF8',
-                base + i,
-                badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, base + i),
-              );
+              throw this.error('INVALID_UTF8', base + i, badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, base + i));
             }
             this.utf8CodePoint = (this.utf8CodePoint << 6) | (c & 0x3f);
             this.utf8Lo = 0x80;
@@ -857,11 +846,7 @@ export class JsonScanner {
     }
     if (numberCanEnd(state) && this.depth === 0) state = this.valueEnd(null, 0);
     if (state !== T_AFTER && state !== T_NEXTLINE) {
-      throw this.error(
-        'TRUNCATED',
-        total,
-        `unexpected end of the body at byte ${total} ${this.openThing(state)}; the body looks truncated`,
-      );
+      throw this.error('TRUNCATED', total, `unexpected end of the body at byte ${total} ${this.openThing(state)}; the body looks truncated`);
     }
     if (this.format === F_UNDECIDED && this.firstScalarAt >= 0) {
       throw this.error(
@@ -952,11 +937,7 @@ export class JsonScanner {
     }
     // Between tokens inside a value.
     if (this.strictLines) {
-      throw this.error(
-        'INVALID_JSON',
-        offset,
-        `unexpected line feed at byte ${offset} inside a value: in NDJSON each value must be on a single line`,
-      );
+      throw this.error('INVALID_JSON', offset, `unexpected line feed at byte ${offset} inside a value: in NDJSON each value must be on a single line`);
     }
     if (this.lineMode) {
       this.firstMultiline = true;
@@ -1102,10 +1083,6 @@ export class JsonScanner {
   private strayError(): JsonScanError {
     const cp = this.utf8CodePoint;
     const offset = this.strayStart;
-    return this.error(
-      this.strayCode,
-      offset,
-      `unexpected character '${String.fromCodePoint(cp)}' (U+${hex(cp, 4)}) at byte ${offset}: ${this.strayExpected}`,
-    );
+    return this.error(this.strayCode, offset, `unexpected character '${String.fromCodePoint(cp)}' (U+${hex(cp, 4)}) at byte ${offset}: ${this.strayExpected}`);
   }
 }

@@ -58,10 +58,12 @@ function fakeAdmin(initial: Record<string, number>) {
       return true;
     },
     async fetchTopicMetadata({ topics }: { topics: string[] }) {
-      const answer = topics.filter((name) => shown.has(name)).map((name) => ({
-        name,
-        partitions: Array.from({ length: shown.get(name)! }, (_, partitionId) => ({ partitionId, leader: 1, replicas: [1, 2, 3], isr: [1, 2, 3] })),
-      }));
+      const answer = topics
+        .filter((name) => shown.has(name))
+        .map((name) => ({
+          name,
+          partitions: Array.from({ length: shown.get(name)! }, (_, partitionId) => ({ partitionId, leader: 1, replicas: [1, 2, 3], isr: [1, 2, 3] })),
+        }));
       shown = new Map(counts);
       return answer;
     },
@@ -84,13 +86,18 @@ t.test('ensureTopics creates what is missing, grows what has fewer partitions, k
   t.same(result, { created: ['missing'], grown: [{ topic: 'fewer', from: 3, to: 6 }], larger: [{ topic: 'more', partitions: 9 }] });
   t.same(calls, ['create missing 6', 'grow fewer 6'], 'each change made once, although the metadata lagged behind it');
   t.same(Object.fromEntries(counts), { fewer: 6, same: 6, more: 9, missing: 6 });
-  t.same(await ensureTopics(admin, ['missing', 'fewer', 'same', 'more'], layout(6)), { created: [], grown: [], larger: [{ topic: 'more', partitions: 9 }] }, 'a second call changes nothing');
+  t.same(
+    await ensureTopics(admin, ['missing', 'fewer', 'same', 'more'], layout(6)),
+    { created: [], grown: [], larger: [{ topic: 'more', partitions: 9 }] },
+    'a second call changes nothing',
+  );
   t.same(calls.length, 2);
 });
 
 t.test('ensureTopics: a topic someone else grew meanwhile is not an error', async (t) => {
   const { admin, calls, counts } = fakeAdmin({ topic: 3 });
-  const grow = (admin as unknown as { createPartitions: (request: { topicPartitions: Array<{ topic: string; count: number }> }) => Promise<void> }).createPartitions;
+  const grow = (admin as unknown as { createPartitions: (request: { topicPartitions: Array<{ topic: string; count: number }> }) => Promise<void> })
+    .createPartitions;
   // The other set-up grows it between our metadata read and our own request.
   (admin as unknown as { createPartitions: typeof grow }).createPartitions = async (request) => {
     counts.set('topic', 6);

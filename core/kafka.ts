@@ -69,11 +69,7 @@ export interface GroupOffsetReader {
 const committedTimeoutMs = 15_000;
 
 /** A consumer's committed offsets for `partitions` of `topic`. */
-export async function committedOffsets(
-  consumer: Consumer,
-  topic: string,
-  partitions: readonly number[],
-): Promise<Map<number, CommittedOffset>> {
+export async function committedOffsets(consumer: Consumer, topic: string, partitions: readonly number[]): Promise<Map<number, CommittedOffset>> {
   // Without a timeout the call waits for ever in one of libuv's four pool threads.
   const entries = await consumer.committed(
     partitions.map((partition) => ({ topic, partition })),
@@ -186,10 +182,7 @@ export function kafkaLogger(logger: Logger | undefined): KafkaJsTypes.Logger {
   return self;
 }
 
-export function createKafka(
-  config: KafkaConfig,
-  options: { logger?: Logger; clientId?: string } = {},
-): KafkaClients {
+export function createKafka(config: KafkaConfig, options: { logger?: Logger; clientId?: string } = {}): KafkaClients {
   const clientId = options.clientId ?? config.clientId;
   const common = {
     brokers: config.brokers,
@@ -391,9 +384,7 @@ export async function ensureTopics(
           return (
             topic !== undefined &&
             topic.partitions.length >= layout.partitions &&
-            topic.partitions.every(
-              (partition) => partition.leader >= 0 && partition.isr.length === layout.replicationFactor,
-            )
+            topic.partitions.every((partition) => partition.leader >= 0 && partition.isr.length === layout.replicationFactor)
           );
         });
       confirmations = ready ? confirmations + 1 : 0;

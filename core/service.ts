@@ -30,11 +30,7 @@ export function readConfigOrExit<C>(load: () => C): C {
   }
 }
 
-export async function runService<C extends Config>(
-  name: string,
-  config: C,
-  start: (config: C, logger: Logger) => Promise<Closable>,
-): Promise<void> {
+export async function runService<C extends Config>(name: string, config: C, start: (config: C, logger: Logger) => Promise<Closable>): Promise<void> {
   const logger = createLogger(config.log, name);
   let service: Closable;
   try {

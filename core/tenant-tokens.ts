@@ -78,7 +78,10 @@ export function parseTenantTokens(text: string): Record<string, string> {
     return tokens;
   }
   const tokens: Record<string, string> = {};
-  for (const entry of trimmed.split(/[,\n]/).map((item) => item.trim()).filter(Boolean)) {
+  for (const entry of trimmed
+    .split(/[,\n]/)
+    .map((item) => item.trim())
+    .filter(Boolean)) {
     const colon = entry.indexOf(':');
     if (colon <= 0 || colon === entry.length - 1) throw new Error(`expected tenant:token, got an entry without both`);
     tokens[entry.slice(0, colon)] = entry.slice(colon + 1);

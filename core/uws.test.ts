@@ -5,10 +5,7 @@ import { loadUws } from './uws.js';
 t.test('loads the native uWebSockets.js binary for this platform and Node ABI', async (t) => {
   const loaded = loadUws();
   t.equal(loaded.implementation, 'native');
-  t.ok(
-    loaded.binary.endsWith(`uws_${process.platform}_${process.arch}_${process.versions.modules}.node`),
-    `binary path ${loaded.binary}`,
-  );
+  t.ok(loaded.binary.endsWith(`uws_${process.platform}_${process.arch}_${process.versions.modules}.node`), `binary path ${loaded.binary}`);
   t.type(loaded.uws.App, 'function');
 });
 

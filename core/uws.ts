@@ -27,10 +27,7 @@ export function loadUws(
     target?: { platform: string; arch: string; abi: string };
   } = {},
 ): LoadedUws {
-  const {
-    allowJsFallback = false,
-    target = { platform: process.platform, arch: process.arch, abi: process.versions.modules },
-  } = options;
+  const { allowJsFallback = false, target = { platform: process.platform, arch: process.arch, abi: process.versions.modules } } = options;
   const packageDir = require.resolve('uWebSockets.js/package.json').replace(/package\.json$/, '');
   const binary = `${packageDir}binaries/uws_${target.platform}_${target.arch}_${target.abi}.node`;
   try {

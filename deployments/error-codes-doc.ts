@@ -23,14 +23,14 @@ export function renderErrorCodesDoc(): string {
     '',
     'Every error this project reports carries a stable code: in HTTP answers as',
     '`{ "error": { "code": "…", "message": "…" } }`, in events as `reason_code` (FileExtractError,',
-    'ProcessingError), in the monitoring\'s error reports and replay progress as `code` / `error_code`,',
+    "ProcessingError), in the monitoring's error reports and replay progress as `code` / `error_code`,",
     'and in logs and command-line messages. Match on the code, never on the message.',
     '',
     '**status** is the HTTP status the code answers a request with (— when the code only appears in',
     'events, logs or exit messages). **retry** says whether the same request or message, tried again',
     'later, can succeed; a client retrying an import keeps its `X-Request-Id`.',
     '',
-    'Codes of other software that pass through unchanged (Node\'s `ECONNREFUSED`, undici\'s',
+    "Codes of other software that pass through unchanged (Node's `ECONNREFUSED`, undici's",
     '`UND_ERR_*`, S3 error names) are not listed.',
   ];
   for (const [group, title] of Object.entries(errorCodeGroups) as Array<[keyof typeof errorCodeGroups, string]>) {

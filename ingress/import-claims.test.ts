@@ -91,7 +91,10 @@ t.test('renewing keeps a long import its claim past the first lease', async (t) 
 
 t.test('replicas racing for one id: exactly one claims it', async (t) => {
   const { objects, clock } = setup();
-  const replicas = Array.from({ length: 8 }, (_, i) => new ImportClaims(objects, { owner: `ingress-${i}`, leaseMs: 60_000, windowMs: 900_000, now: clock.now }));
+  const replicas = Array.from(
+    { length: 8 },
+    (_, i) => new ImportClaims(objects, { owner: `ingress-${i}`, leaseMs: 60_000, windowMs: 900_000, now: clock.now }),
+  );
   const outcomes = await Promise.all(replicas.map((replica) => replica.claim('acme', 'req-00000006')));
   t.equal(outcomes.filter((outcome) => outcome.kind === 'claimed').length, 1);
   t.equal(outcomes.filter((outcome) => outcome.kind === 'in-flight').length, 7);
@@ -101,7 +104,10 @@ t.test('racing to take over an expired claim: exactly one takes it', async (t) =
   const { objects, clock, a } = setup(60_000);
   await a.claim('acme', 'req-00000007');
   clock.advance(60_001);
-  const replicas = Array.from({ length: 6 }, (_, i) => new ImportClaims(objects, { owner: `ingress-${i}`, leaseMs: 60_000, windowMs: 900_000, now: clock.now }));
+  const replicas = Array.from(
+    { length: 6 },
+    (_, i) => new ImportClaims(objects, { owner: `ingress-${i}`, leaseMs: 60_000, windowMs: 900_000, now: clock.now }),
+  );
   const outcomes = await Promise.all(replicas.map((replica) => replica.claim('acme', 'req-00000007')));
   t.equal(outcomes.filter((outcome) => outcome.kind === 'claimed').length, 1);
 });

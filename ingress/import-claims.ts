@@ -35,10 +35,7 @@ export interface ClaimObjects {
   read(key: string): Promise<{ etag: string; body: Buffer } | undefined>;
 }
 
-export type ClaimOutcome<T> =
-  | { kind: 'claimed'; claim: HeldClaim<T> }
-  | { kind: 'done'; result: T }
-  | { kind: 'in-flight'; owner: string; leaseUntil: number };
+export type ClaimOutcome<T> = { kind: 'claimed'; claim: HeldClaim<T> } | { kind: 'done'; result: T } | { kind: 'in-flight'; owner: string; leaseUntil: number };
 
 export interface HeldClaim<T> {
   /** Records the first answer (after the import's event was acknowledged). */
@@ -119,9 +116,12 @@ export class ImportClaims<T> {
       return next;
     };
     const renew = () => (finished ? Promise.resolve() : write(this.#inFlight()));
-    const renewing = setInterval(() => {
-      renew().catch((error: unknown) => this.#options.onRenewFailed?.(error));
-    }, Math.max(1, Math.floor(this.#options.leaseMs / 3)));
+    const renewing = setInterval(
+      () => {
+        renew().catch((error: unknown) => this.#options.onRenewFailed?.(error));
+      },
+      Math.max(1, Math.floor(this.#options.leaseMs / 3)),
+    );
     renewing.unref();
     const finish = (record: ClaimRecord<T>): Promise<void> => {
       finished = true;

@@ -22,8 +22,10 @@ function cleanFilename(value: string | undefined): string | null {
   } catch {
     // keep it as sent
   }
+  // Control characters would end up in S3 metadata and log lines.
   // eslint-disable-next-line no-control-regex
-  const cleaned = decoded.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 255).trim();
+  const printable = decoded.replace(/[\u0000-\u001f\u007f]/g, '');
+  const cleaned = printable.slice(0, 255).trim();
   return cleaned === '' ? null : cleaned;
 }
 
@@ -34,7 +36,6 @@ function queryParam(query: string, name: string): string | undefined {
   }
   return undefined;
 }
-
 
 /** The route only reads the request (valid until the handler returns); the import session does the rest. */
 export function registerImportRoute(app: TemplatedApp, deps: ImportRouteDeps): void {

@@ -6,7 +6,14 @@ import { topics } from '../core/pipeline.js';
 import { TenantTokens } from '../core/tenant-tokens.js';
 import { loadIngressConfig } from './config.js';
 import { RequestDeduplicator } from './dedupe.js';
-import { startImportSession, type ImportAccepted, type ImportSession, type ImportRequestHead, type ImportResponse, type ImportSessionDeps } from './import-session.js';
+import {
+  startImportSession,
+  type ImportAccepted,
+  type ImportSession,
+  type ImportRequestHead,
+  type ImportResponse,
+  type ImportSessionDeps,
+} from './import-session.js';
 import { createIngressMetrics } from './metrics.js';
 
 /** Records what the session writes and lets a test send body chunks or abort like uWS would. */
@@ -372,37 +379,55 @@ t.test('admission refusals answer at once and never enter the in-flight count', 
 
 t.test('clean-up runs exactly once whatever arrives after the end', async (t) => {
   const endings: Array<[string, (res: FakeResponse, h: ReturnType<typeof setup>) => Promise<void>]> = [
-    ['abort, then data, then abort', async (res) => {
-      res.send(body.slice(0, 10));
-      res.abort();
-      res.send(body.slice(10), true);
-      res.abort();
-    }],
-    ['too large, then abort', async (res) => {
-      res.send('x'.repeat(60));
-      res.abort();
-    }],
-    ['parse error, then more data and the end', async (res) => {
-      res.send('[[[');
-      res.send(']', true);
-      await answered(res);
-      res.abort();
-    }],
-    ['S3 failure, then abort', async (res, h) => {
-      h.storage.failing.add('PutObject');
-      res.send(body, true);
-      await answered(res);
-      res.abort();
-    }],
-    ['accepted, then abort', async (res) => {
-      res.send(body, true);
-      await answered(res);
-      res.abort();
-    }],
-    ['abort after the last byte: the import still finishes', async (res) => {
-      res.send(body, true);
-      res.abort();
-    }],
+    [
+      'abort, then data, then abort',
+      async (res) => {
+        res.send(body.slice(0, 10));
+        res.abort();
+        res.send(body.slice(10), true);
+        res.abort();
+      },
+    ],
+    [
+      'too large, then abort',
+      async (res) => {
+        res.send('x'.repeat(60));
+        res.abort();
+      },
+    ],
+    [
+      'parse error, then more data and the end',
+      async (res) => {
+        res.send('[[[');
+        res.send(']', true);
+        await answered(res);
+        res.abort();
+      },
+    ],
+    [
+      'S3 failure, then abort',
+      async (res, h) => {
+        h.storage.failing.add('PutObject');
+        res.send(body, true);
+        await answered(res);
+        res.abort();
+      },
+    ],
+    [
+      'accepted, then abort',
+      async (res) => {
+        res.send(body, true);
+        await answered(res);
+        res.abort();
+      },
+    ],
+    [
+      'abort after the last byte: the import still finishes',
+      async (res) => {
+        res.send(body, true);
+        res.abort();
+      },
+    ],
   ];
   for (const [name, run] of endings) {
     const h = setup({ INGRESS_MAX_BODY_BYTES: '100' });

@@ -100,7 +100,10 @@ const route = '/import/:tenant';
 function expectedFormat(contentType: string | undefined): ExpectedFormat | 'unsupported' {
   if (contentType === undefined) return 'detect';
   const [mediaType = '', ...params] = contentType.split(';').map((part) => part.trim().toLowerCase());
-  const charset = params.find((param) => param.startsWith('charset='))?.slice('charset='.length).replaceAll('"', '');
+  const charset = params
+    .find((param) => param.startsWith('charset='))
+    ?.slice('charset='.length)
+    .replaceAll('"', '');
   if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') return 'unsupported';
   if (mediaType === 'application/json') return 'json';
   if (mediaType === 'application/x-ndjson' || mediaType === 'application/ndjson' || mediaType === 'application/jsonl') {

@@ -26,7 +26,11 @@ class NodeSha256 {
 }
 
 t.test('the lean PUT is signed exactly as the AWS SDK signs it (SigV4)', async (t) => {
-  const config = loadConfig({ S3_ENDPOINT: 'http://127.0.0.1:9000', S3_ACCESS_KEY_ID: 'AKIDEXAMPLE', S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' }).s3;
+  const config = loadConfig({
+    S3_ENDPOINT: 'http://127.0.0.1:9000',
+    S3_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+    S3_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
+  }).s3;
   const body = Buffer.from('{"name":"Acme","permalink":"acme"}\n');
   const sha256 = createHash('sha256').update(body).digest('hex');
   const now = new Date('2026-11-27T12:34:56Z');

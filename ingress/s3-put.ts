@@ -61,20 +61,16 @@ export function signPut(config: S3Config, input: Omit<LeanPutInput, 'body'> & { 
 const emptySha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Signs a request on one object; `headers` are signed with it (host, date and payload hash added). */
-function signRequest(
-  config: S3Config,
-  method: 'GET' | 'PUT',
-  key: string,
-  extraHeaders: Record<string, string>,
-  sha256: string,
-  now: Date,
-): SignedRequest {
+function signRequest(config: S3Config, method: 'GET' | 'PUT', key: string, extraHeaders: Record<string, string>, sha256: string, now: Date): SignedRequest {
   const endpoint = new URL(config.endpoint);
   const host = config.forcePathStyle ? endpoint.host : `${config.bucket}.${endpoint.host}`;
   const basePath = endpoint.pathname.replace(/\/+$/, '');
   const keyPath = key.split('/').map(encodeRfc3986).join('/');
   const path = config.forcePathStyle ? `${basePath}/${encodeRfc3986(config.bucket)}/${keyPath}` : `${basePath}/${keyPath}`;
-  const amzDate = now.toISOString().replace(/[:-]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = now
+    .toISOString()
+    .replace(/[:-]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
   const headers: Record<string, string> = { ...extraHeaders, host, 'x-amz-content-sha256': sha256, 'x-amz-date': amzDate };
   const names = Object.keys(headers).sort();
@@ -82,16 +78,10 @@ function signRequest(
   const signedHeaders = names.join(';');
   const canonicalRequest = [method, path, '', canonicalHeaders, signedHeaders, sha256].join('\n');
   const scope = `${day}/${config.region}/s3/aws4_request`;
-  const stringToSign = [
-    'AWS4-HMAC-SHA256',
-    amzDate,
-    scope,
-    createHash('sha256').update(canonicalRequest, 'utf8').digest('hex'),
-  ].join('\n');
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonicalRequest, 'utf8').digest('hex')].join('\n');
   const signingKey = hmac(hmac(hmac(hmac(`AWS4${config.secretAccessKey}`, day), config.region), 's3'), 'aws4_request');
   const signature = createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
-  headers.authorization =
-    `AWS4-HMAC-SHA256 Credential=${config.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
+  headers.authorization = `AWS4-HMAC-SHA256 Credential=${config.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
   return { path, headers };
 }
 

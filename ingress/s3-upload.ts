@@ -159,9 +159,7 @@ export class StreamingUpload {
     const uploadId = await this.#uploadId.catch(() => undefined);
     if (uploadId === undefined) return;
     const { s3, bucket, key } = this.#options;
-    await this.#call('AbortMultipartUpload', () =>
-      s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })),
-    );
+    await this.#call('AbortMultipartUpload', () => s3.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId })));
   }
 
   /** Deletes the completed object (used when its event could not be produced). */

@@ -89,9 +89,7 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
         for (const topic of metadata) {
           for (const partition of topic.partitions) {
             if (partition.leader < 0 || partition.isr.length < minInSyncReplicas) {
-              throw new Error(
-                `${topic.name}[${partition.partitionId}] has ${partition.isr.length} in-sync replicas, needs ${minInSyncReplicas}`,
-              );
+              throw new Error(`${topic.name}[${partition.partitionId}] has ${partition.isr.length} in-sync replicas, needs ${minInSyncReplicas}`);
             }
           }
         }
@@ -169,7 +167,9 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
             new Promise((resolve) => setTimeout(resolve, config.ingress.shutdownTimeoutMs)),
           ]);
         }
-        await producer.flush({ timeout: config.ingress.shutdownTimeoutMs }).catch((error: unknown) => logger.warn({ err: error }, 'flushing the producer failed'));
+        await producer
+          .flush({ timeout: config.ingress.shutdownTimeoutMs })
+          .catch((error: unknown) => logger.warn({ err: error }, 'flushing the producer failed'));
         producerConnected = false;
         await producer.disconnect();
         await admin.disconnect();

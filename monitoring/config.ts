@@ -66,7 +66,12 @@ export function parseLagGroups(items: readonly string[]): { targets: LagTarget[]
 export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): MonitoringConfig {
   const reader = new EnvReader(env);
   const base = readConfig(reader);
-  const lag = parseLagGroups(reader.list('MONITORING_LAG_GROUPS', defaultLagGroups.map((target) => `${target.group}=${target.topic}`)));
+  const lag = parseLagGroups(
+    reader.list(
+      'MONITORING_LAG_GROUPS',
+      defaultLagGroups.map((target) => `${target.group}=${target.topic}`),
+    ),
+  );
   if (lag.bad.length > 0) reader.problems.push(`MONITORING_LAG_GROUPS: expected group=topic[,group=topic...], bad entries: ${lag.bad.join(', ')}`);
   const config: MonitoringConfig = {
     ...base,

@@ -89,10 +89,11 @@ export async function readReportPage(
 ): Promise<StoredEntry[]> {
   const rows =
     query.after === undefined
-      ? await db.any<ReportRow>(
-          'SELECT * FROM import_error_report WHERE tenant = $1 AND request_id = $2 ORDER BY coalesce(record_index, -1), id LIMIT $3',
-          [query.tenant, query.requestId, query.limit],
-        )
+      ? await db.any<ReportRow>('SELECT * FROM import_error_report WHERE tenant = $1 AND request_id = $2 ORDER BY coalesce(record_index, -1), id LIMIT $3', [
+          query.tenant,
+          query.requestId,
+          query.limit,
+        ])
       : await db.any<ReportRow>(
           'SELECT * FROM import_error_report WHERE tenant = $1 AND request_id = $2 AND (coalesce(record_index, -1), id) > ($3::bigint, $4::bigint) ' +
             'ORDER BY coalesce(record_index, -1), id LIMIT $5',

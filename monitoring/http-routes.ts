@@ -50,10 +50,15 @@ function badRequest(state: ResponseState, problem: QueryProblem): void {
 
 function unavailable(state: ResponseState, logger: Logger, error: unknown): void {
   logger.warn({ err: error }, 'reading the lineage failed');
-  sendJson(state, 503, { error: { code: 'LINEAGE_UNAVAILABLE', message: `the lineage store did not answer: ${errorMessage(error)}` } }, {
-    ...noStore,
-    'retry-after': '1',
-  });
+  sendJson(
+    state,
+    503,
+    { error: { code: 'LINEAGE_UNAVAILABLE', message: `the lineage store did not answer: ${errorMessage(error)}` } },
+    {
+      ...noStore,
+      'retry-after': '1',
+    },
+  );
 }
 
 function sendHtml(state: ResponseState, status: number, html: string, headers: Record<string, string> = {}): void {
@@ -196,10 +201,7 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       const item = toJson(found.lineage, found.updatedAt);
       if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });
       const { tenant, requestId } = found.lineage;
-      const [counts, first] = await Promise.all([
-        store.errorCounts(tenant, requestId),
-        store.errorPage({ tenant, requestId, limit: pageErrorLimit }),
-      ]);
+      const [counts, first] = await Promise.all([store.errorCounts(tenant, requestId), store.errorPage({ tenant, requestId, limit: pageErrorLimit })]);
       sendHtml(state, 200, renderImportPage(item, { counts, first: first.map((entry) => toEntryJson(entry.entry)) }));
     })().catch((error: unknown) => unavailable(state, logger, error));
   });
@@ -216,10 +218,7 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       if (found === undefined) return;
       const { tenant, requestId } = found.lineage;
       if (format === 'json') {
-        const [counts, page] = await Promise.all([
-          store.errorCounts(tenant, requestId),
-          store.errorPage({ tenant, requestId, after, limit: limit + 1 }),
-        ]);
+        const [counts, page] = await Promise.all([store.errorCounts(tenant, requestId), store.errorPage({ tenant, requestId, after, limit: limit + 1 })]);
         const shown = page.slice(0, limit);
         const last = shown.at(-1);
         const next = page.length > limit && last !== undefined ? encodeCursor({ recordIndex: last.entry.recordIndex ?? -1, id: last.id }) : null;
@@ -280,7 +279,16 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const scope = scopeTenant(viewer, parsed.value.tenant);
     if (scope === 'other') return sendHtml(state, 200, renderPage([], parsed.value, { signOut }));
     store.list({ ...parsed.value, tenant: scope.tenant }).then(
-      (found) => sendHtml(state, 200, renderPage(found.map((item) => toJson(item.lineage, item.updatedAt)), parsed.value, { signOut })),
+      (found) =>
+        sendHtml(
+          state,
+          200,
+          renderPage(
+            found.map((item) => toJson(item.lineage, item.updatedAt)),
+            parsed.value,
+            { signOut },
+          ),
+        ),
       (error: unknown) => {
         logger.warn({ err: error }, 'reading the lineage for the page failed');
         sendHtml(state, 503, renderPage([], parsed.value, { error: 'The lineage store did not answer; retrying.', signOut }));
@@ -329,7 +337,14 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       sendJson(
         state,
         202,
-        { run_id: runId, replay_request_id: replayId, replay_of: item.requestId, tenant: item.tenant, records: outcome.records, status_url: `/imports/${replayId}?tenant=${item.tenant}` },
+        {
+          run_id: runId,
+          replay_request_id: replayId,
+          replay_of: item.requestId,
+          tenant: item.tenant,
+          records: outcome.records,
+          status_url: `/imports/${replayId}?tenant=${item.tenant}`,
+        },
         noStore,
       );
     })().catch((error: unknown) => replayRefused(state, error));
@@ -343,7 +358,8 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const params = new URLSearchParams(req.getQuery() ?? '');
     const viewer = viewerOrRefuse(state, req, false);
     if (viewer === undefined) return;
-    if (!isValidTenant(tenant)) return badRequest(state, { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62}', parameter: 'tenant' });
+    if (!isValidTenant(tenant))
+      return badRequest(state, { code: 'INVALID_TENANT', message: 'tenant must match [a-z0-9][a-z0-9._-]{0,62}', parameter: 'tenant' });
     if (scopeTenant(viewer, tenant) === 'other') {
       sendJson(state, 404, { error: { code: 'TENANT_NOT_FOUND', message: `no imports of tenant ${tenant} are known` } }, noStore);
       return;
@@ -355,9 +371,11 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       return Number.isFinite(ms) ? ms : null;
     };
     const [since, until] = [time('since'), time('until')];
-    if (since === null || until === null) return badRequest(state, { code: 'INVALID_QUERY', message: 'since and until are ISO dates (2026-12-01 or 2026-12-01T10:00:00Z)' });
+    if (since === null || until === null)
+      return badRequest(state, { code: 'INVALID_QUERY', message: 'since and until are ISO dates (2026-12-01 or 2026-12-01T10:00:00Z)' });
     const runId = params.get('run') ?? newRunId();
-    if (!/^[a-z0-9]{6,24}$/.test(runId)) return badRequest(state, { code: 'INVALID_QUERY', message: 'run is a run id an earlier answer gave (6-24 letters and digits)' });
+    if (!/^[a-z0-9]{6,24}$/.test(runId))
+      return badRequest(state, { code: 'INVALID_QUERY', message: 'run is a run id an earlier answer gave (6-24 letters and digits)' });
     (async () => {
       await readSmallBody(state, 4096);
       const items = await tenantReplayItems(deps.replay.deps.postgres, tenant, since, until);
@@ -389,7 +407,9 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const scope = scopeTenant(viewer, undefined);
     (async () => {
       await readSmallBody(state, 4096);
-      const progress = /^[a-z0-9]{6,24}$/.test(runId) ? await runProgress(deps.replay.deps.postgres, runId, scope === 'other' ? undefined : scope.tenant) : undefined;
+      const progress = /^[a-z0-9]{6,24}$/.test(runId)
+        ? await runProgress(deps.replay.deps.postgres, runId, scope === 'other' ? undefined : scope.tenant)
+        : undefined;
       if (progress === undefined) {
         sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
         return;
@@ -425,16 +445,18 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
   // polling send along; a wrong one gets the form again.
   app.post('/login', (res: HttpResponse) => {
     const state = trackResponse(res);
-    readSmallBody(state, 4096).then((body) => {
-      if (body === undefined) return sendHtml(state, 413, renderLoginPage({ error: 'The form was too large.' }));
-      const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
-      if (!access.required) return redirect(state, './', `${tokenCookie}=; Path=/; Max-Age=0`);
-      if (access.viewerOfToken(token) === undefined) {
-        logger.info('a sign-in with a token that is not ours');
-        return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.' }));
-      }
-      redirect(state, './', `${tokenCookie}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
-    }).catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-in failed'));
+    readSmallBody(state, 4096)
+      .then((body) => {
+        if (body === undefined) return sendHtml(state, 413, renderLoginPage({ error: 'The form was too large.' }));
+        const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
+        if (!access.required) return redirect(state, './', `${tokenCookie}=; Path=/; Max-Age=0`);
+        if (access.viewerOfToken(token) === undefined) {
+          logger.info('a sign-in with a token that is not ours');
+          return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.' }));
+        }
+        redirect(state, './', `${tokenCookie}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+      })
+      .catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-in failed'));
   });
 
   app.post('/logout', (res: HttpResponse) => {

@@ -45,10 +45,7 @@ export function timeline(item: ImportJson): TimelineStep[] {
 
 const dash = (value: number | null) => (value === null ? '—' : String(value));
 
-export function renderImportPage(
-  item: ImportJson,
-  report: { counts: Record<string, number>; first: readonly ReportEntryJson[] },
-): string {
+export function renderImportPage(item: ImportJson, report: { counts: Record<string, number>; first: readonly ReportEntryJson[] }): string {
   const id = encodeURIComponent(item.request_id);
   const tenant = encodeURIComponent(item.tenant);
   // Relative to /imports/<id>: the page works behind a path prefix too.
@@ -71,7 +68,9 @@ export function renderImportPage(
     ['rejected', 'Refused by the database', String(item.rejected)],
     ['unprocessed', 'Lost to a processing error', String(item.unprocessed)],
   ];
-  const countRows = counts.map(([name, label, value]) => `<tr data-count="${name}"><th scope="row">${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`).join('\n');
+  const countRows = counts
+    .map(([name, label, value]) => `<tr data-count="${name}"><th scope="row">${escapeHtml(label)}</th><td>${escapeHtml(value)}</td></tr>`)
+    .join('\n');
   const errorRows = report.first
     .map((entry) => {
       const first = entry.violations?.[0];
@@ -101,8 +100,7 @@ ${errorRows}
 </tbody>
 </table>
 </div>`;
-  const failure =
-    item.error_code === null ? '' : `<p class="error" role="alert">${escapeHtml(item.error_code)}: ${escapeHtml(item.error_message ?? '')}</p>`;
+  const failure = item.error_code === null ? '' : `<p class="error" role="alert">${escapeHtml(item.error_code)}: ${escapeHtml(item.error_message ?? '')}</p>`;
   return `${pageHead(`Import ${item.request_id}`)}
 <nav><a id="back" href="../?tenant=${tenant}">← Imports of ${escapeHtml(item.tenant)}</a></nav>
 <h1>Import <code>${escapeHtml(item.request_id)}</code> <span id="status" class="status-${escapeHtml(item.status)}">${escapeHtml(item.status)}</span></h1>

@@ -8,10 +8,7 @@ import type { Emit, Sink, SinkBatch } from '../topology/lib/index.js';
 import { toLineageEvent, type LineageEffects, type LineageEvent } from './lineage.js';
 import type { LineageStore } from './lineage-store.js';
 
-export function createLineageSink(
-  store: LineageStore,
-  options: { onCommitted?: (effects: LineageEffects) => void } = {},
-): Sink<unknown> {
+export function createLineageSink(store: LineageStore, options: { onCommitted?: (effects: LineageEffects) => void } = {}): Sink<unknown> {
   return {
     storedOffsets: (groupId, topic) => store.storedOffsets(groupId, topic),
     async write(batch: SinkBatch<unknown>, produce: (emits: Emit[]) => Promise<void>, groupId: string) {

@@ -14,16 +14,7 @@ import type { Postgres } from '../core/postgres.js';
 import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from '../sinks/postgres/sink-offsets.js';
 import { reportEntryOf, type Cursor, type ReportKind } from './error-report.js';
 import { countReportEntries, insertReportEntries, readReportPage, sweepReport, type StoredEntry } from './error-report-store.js';
-import {
-  applyEvent,
-  emptyEffects,
-  emptyLineage,
-  settle,
-  type ImportStatus,
-  type Lineage,
-  type LineageEffects,
-  type LineageEvent,
-} from './lineage.js';
+import { applyEvent, emptyEffects, emptyLineage, settle, type ImportStatus, type Lineage, type LineageEffects, type LineageEvent } from './lineage.js';
 
 export interface ImportRow {
   request_id: string;
@@ -207,8 +198,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     // One RecordsLoaded per load batch and import, one FileExtracted per piece: a repeat is the
     // same (batch, import); a piece's "batch" is `extract/<piece index>`.
     const batchIdOf = (event: LineageEvent & { kind: 'loaded' | 'extracted' }) => (event.kind === 'loaded' ? event.batchId : `extract/${event.piece}`);
-    const batchKey = (event: { batchId: string; tenant: string; requestId: string }) =>
-      JSON.stringify([event.batchId, event.tenant, event.requestId]);
+    const batchKey = (event: { batchId: string; tenant: string; requestId: string }) => JSON.stringify([event.batchId, event.tenant, event.requestId]);
     const batches = new Map<string, { batchId: string; tenant: string; requestId: string }>();
     const errorKeys = new Map<string, LineageEvent & { kind: 'processing-error' }>();
     for (const event of events) {
@@ -299,9 +289,7 @@ export function createLineageStore(postgres: Postgres): LineageStore {
             const named = new Map<string, { tenant: string; requestId: string }>();
             for (const event of events) named.set(keyOf(event.tenant, event.requestId), { tenant: event.tenant, requestId: event.requestId });
             // Lock order: (tenant, request id). Two batches touching the same imports wait, never deadlock.
-            const imports = [...named.values()].sort((a, b) =>
-              a.tenant === b.tenant ? (a.requestId < b.requestId ? -1 : 1) : a.tenant < b.tenant ? -1 : 1,
-            );
+            const imports = [...named.values()].sort((a, b) => (a.tenant === b.tenant ? (a.requestId < b.requestId ? -1 : 1) : a.tenant < b.tenant ? -1 : 1));
             const tenants = imports.map((entry) => entry.tenant);
             const requestIds = imports.map((entry) => entry.requestId);
             await task.none(
@@ -358,10 +346,9 @@ export function createLineageStore(postgres: Postgres): LineageStore {
       if (query.tenant !== undefined) conditions.push(pgp.as.format('tenant = $1', [query.tenant]));
       if (query.status !== undefined) conditions.push(pgp.as.format('status = $1', [query.status]));
       const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')} `;
-      const rows = await db.any<ImportRow>(
-        `SELECT * FROM imports ${where}ORDER BY received_at DESC NULLS LAST, request_id DESC, tenant DESC LIMIT $1`,
-        [query.limit],
-      );
+      const rows = await db.any<ImportRow>(`SELECT * FROM imports ${where}ORDER BY received_at DESC NULLS LAST, request_id DESC, tenant DESC LIMIT $1`, [
+        query.limit,
+      ]);
       return rows.map(fromRow);
     },
 

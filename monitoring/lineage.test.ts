@@ -59,8 +59,11 @@ function run(events: LineageEvent[]): { lineage: Lineage; effects: ReturnType<ty
   return { lineage, effects };
 }
 
-t.test('a file in pieces is extracted once every piece is, with the pieces\' records added up, in any order', async (t) => {
-  for (const order of [[0, 1, 2], [2, 0, 1]]) {
+t.test("a file in pieces is extracted once every piece is, with the pieces' records added up, in any order", async (t) => {
+  for (const order of [
+    [0, 1, 2],
+    [2, 0, 1],
+  ]) {
     const lineage = emptyLineage(id);
     const effects = emptyEffects();
     applyEvent(lineage, received, effects);
@@ -111,7 +114,12 @@ t.test('records downstream before the extract summary: extracting', async (t) =>
 
 t.test('any order of the same events gives the same lineage, completed once', async (t) => {
   const events = [received, extracted, invalid(t0 + 1500), loaded('b1', 3, 0, 0, t0 + 2500), loaded('b2', 0, 1, 0, t0 + 2000)];
-  const orders = [events, [...events].reverse(), [events[3]!, events[1]!, events[4]!, events[0]!, events[2]!], [events[2]!, events[4]!, events[3]!, events[1]!, events[0]!]];
+  const orders = [
+    events,
+    [...events].reverse(),
+    [events[3]!, events[1]!, events[4]!, events[0]!, events[2]!],
+    [events[2]!, events[4]!, events[3]!, events[1]!, events[0]!],
+  ];
   const results = orders.map((order) => run(order));
   for (const { lineage, effects } of results) {
     t.equal(lineage.status, 'complete');
@@ -131,7 +139,16 @@ t.test('an empty file completes as soon as it is extracted', async (t) => {
 });
 
 t.test('a refused file fails with its code; a failure wins over counts', async (t) => {
-  const rejected: LineageEvent = { kind: 'rejected', requestId: id, tenant: 'acme', at: t0, filename: 'bad.json', size: 7, code: 'INVALID_JSON', message: 'unexpected a' };
+  const rejected: LineageEvent = {
+    kind: 'rejected',
+    requestId: id,
+    tenant: 'acme',
+    at: t0,
+    filename: 'bad.json',
+    size: 7,
+    code: 'INVALID_JSON',
+    message: 'unexpected a',
+  };
   const { lineage, effects } = run([rejected]);
   t.match(lineage, { status: 'failed', errorCode: 'INVALID_JSON', errorMessage: 'unexpected a', failedAt: t0, receivedAt: t0, size: 7, filename: 'bad.json' });
   t.same(effects.failed, [{ tenant: 'acme' }]);
@@ -208,7 +225,15 @@ t.test('toLineageEvent maps each topic and ignores events without a request id',
   );
   t.equal(run([{ ...received, rawObject: 's3://raw/k' }]).lineage.rawObject, 's3://raw/k', 'the lineage keeps where the file is');
   t.match(
-    toLineageEvent('FileExtractError', { request_id: id, tenant: 'acme', reason_code: 'TRUNCATED', message: 'm', bytes_received: 3, original_filename: 'f', received_at: t0 }),
+    toLineageEvent('FileExtractError', {
+      request_id: id,
+      tenant: 'acme',
+      reason_code: 'TRUNCATED',
+      message: 'm',
+      bytes_received: 3,
+      original_filename: 'f',
+      received_at: t0,
+    }),
     { kind: 'rejected', code: 'TRUNCATED', size: 3, filename: 'f' },
   );
   t.match(toLineageEvent('FileExtracted', { request_id: id, tenant: 'acme', record_count: 60, received_at: t0, extracted_at: t0 + 1 }), {

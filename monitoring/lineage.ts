@@ -8,14 +8,7 @@
  * counts or fills fields: the result does not depend on the order.
  */
 import { topics } from '../core/pipeline.js';
-import type {
-  FileExtracted,
-  FileExtractError,
-  FileExtractSuccess,
-  ProcessingError,
-  RecordsLoaded,
-  ValidationError,
-} from '../schemas/index.js';
+import type { FileExtracted, FileExtractError, FileExtractSuccess, ProcessingError, RecordsLoaded, ValidationError } from '../schemas/index.js';
 
 export const importStatuses = ['received', 'extracting', 'extracted', 'complete', 'failed'] as const;
 export type ImportStatus = (typeof importStatuses)[number];
@@ -394,8 +387,7 @@ export function settle(lineage: Lineage, effects: LineageEffects = emptyEffects(
   lineage.status = after;
   if (after === 'complete' && before !== 'complete') {
     lineage.completedAt ??= lineage.lastEventAt ?? Date.now();
-    const latencySeconds =
-      lineage.receivedAt === null ? undefined : Math.max(0, (lineage.completedAt - lineage.receivedAt) / 1000);
+    const latencySeconds = lineage.receivedAt === null ? undefined : Math.max(0, (lineage.completedAt - lineage.receivedAt) / 1000);
     effects.completed.push({ tenant: lineage.tenant, latencySeconds });
   }
   if (after === 'failed' && before !== 'failed') effects.failed.push({ tenant: lineage.tenant });

@@ -29,10 +29,11 @@ t.test('user input never reaches the page unescaped', async (t) => {
 });
 
 t.test('rows carry the request id and status for the script and for tests', async (t) => {
-  const html = renderPage(
-    [item({ status: 'complete', extracted: 60, invalid: 3, loaded: 57, received_at: '2025-01-02T03:04:05.678Z' })],
-    { tenant: 'acme', status: 'complete', limit: 20 },
-  );
+  const html = renderPage([item({ status: 'complete', extracted: 60, invalid: 3, loaded: 57, received_at: '2025-01-02T03:04:05.678Z' })], {
+    tenant: 'acme',
+    status: 'complete',
+    limit: 20,
+  });
   t.match(html, /<tr data-request-id="req-00000001" data-status="complete">/);
   t.match(html, /<td class="status status-complete">complete<\/td>/);
   t.match(html, /<td class="extracted">60<\/td><td class="invalid">3<\/td><td class="loaded">57<\/td>/);

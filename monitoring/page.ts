@@ -13,12 +13,7 @@ import type { ListQuery } from './lineage-store.js';
 export const pollIntervalMs = 2000;
 
 export function escapeHtml(value: unknown): string {
-  return String(value)
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
+  return String(value).replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll('"', '&quot;').replaceAll("'", '&#39;');
 }
 
 /** The same text the script shows: `2025-01-02 03:04:05 UTC`. */
@@ -214,10 +209,7 @@ ${error}
 }
 
 export function renderPage(imports: readonly ImportJson[], query: ListQuery, options: { error?: string; signOut?: boolean } = {}): string {
-  const rows =
-    imports.length === 0
-      ? `<tr><td colspan="9" class="empty">No imports yet.</td></tr>`
-      : imports.map(renderRow).join('\n');
+  const rows = imports.length === 0 ? `<tr><td colspan="9" class="empty">No imports yet.</td></tr>` : imports.map(renderRow).join('\n');
   const statusOptions = ['', ...importStatuses]
     .map((status) => `<option value="${status}"${query.status === status ? ' selected' : ''}>${status === '' ? 'any status' : status}</option>`)
     .join('');

@@ -212,17 +212,22 @@ export async function runReplay(
         item,
         replayRequestId: '',
         state: 'failed',
-        error: { code: 'REPLAY_ID_TOO_LONG', message: `request id ${item.requestId} leaves no room for the replay suffix (128 characters at most)`, status: 409 },
+        error: {
+          code: 'REPLAY_ID_TOO_LONG',
+          message: `request id ${item.requestId} leaves no room for the replay suffix (128 characters at most)`,
+          status: 409,
+        },
       };
     } else {
       await deps.postgres.db.none(
         "INSERT INTO replay_files (run_id, tenant, request_id, replay_request_id, state) VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT DO NOTHING",
         [runId, item.tenant, item.requestId, replayId],
       );
-      const { state } = await deps.postgres.db.one<{ state: string }>(
-        'SELECT state FROM replay_files WHERE run_id = $1 AND tenant = $2 AND request_id = $3',
-        [runId, item.tenant, item.requestId],
-      );
+      const { state } = await deps.postgres.db.one<{ state: string }>('SELECT state FROM replay_files WHERE run_id = $1 AND tenant = $2 AND request_id = $3', [
+        runId,
+        item.tenant,
+        item.requestId,
+      ]);
       if (state === 'emitted') {
         outcome = { item, replayRequestId: replayId, state: 'skipped' };
       } else {

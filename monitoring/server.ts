@@ -83,7 +83,9 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     clearInterval(sweepTimer);
     await sweeping;
     await lagMonitor?.stop();
-    await Promise.all(running.map((stage) => stage.stop().catch((error: unknown) => logger.warn({ err: error, stage: stage.name }, 'stopping a stage failed'))));
+    await Promise.all(
+      running.map((stage) => stage.stop().catch((error: unknown) => logger.warn({ err: error, stage: stage.name }, 'stopping a stage failed'))),
+    );
     await producer.disconnect().catch(() => undefined);
     await postgres.close().catch(() => undefined);
   }
@@ -121,10 +123,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
         }),
       );
     }
-    const lagTargets: LagTarget[] = [
-      ...settings.lagGroups,
-      ...stages.map((stage) => ({ group: stage.groupId!, topic: stage.input })),
-    ];
+    const lagTargets: LagTarget[] = [...settings.lagGroups, ...stages.map((stage) => ({ group: stage.groupId!, topic: stage.input }))];
     lagMonitor = startMonitoringLag(kafka, lagTargets, metrics, { intervalMs: settings.lagIntervalMs, logger });
   } catch (error) {
     await shutdown();
@@ -163,7 +162,12 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     maxDepth: 256,
     maxLineBytes: 16 * 1024 * 1024,
   };
-  registerRoutes(app, { store, access, logger, pageLimit: settings.pageLimit, replay: {
+  registerRoutes(app, {
+    store,
+    access,
+    logger,
+    pageLimit: settings.pageLimit,
+    replay: {
       deps: replay,
       bucket: config.s3.bucket,
       signal: stopping.signal,

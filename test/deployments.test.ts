@@ -184,8 +184,7 @@ function envOfService(service: Json): Record<string, string> {
 
 /** Our services: built from deployments/docker, or run from its images. */
 function ourKind(name: string, service: Json): ServiceKind | undefined {
-  const ours =
-    String(service.build?.dockerfile ?? '').includes('deployments/docker/') || /^etl-ingest\//.test(String(service.image ?? ''));
+  const ours = String(service.build?.dockerfile ?? '').includes('deployments/docker/') || /^etl-ingest\//.test(String(service.image ?? ''));
   if (!ours) return undefined;
   if (name === 'ingress' || name === 'processor' || name === 'monitoring' || name === 'migrate') return name;
   throw new Error(`compose service ${name} runs our image but is none of ingress, processor, monitoring, migrate`);
@@ -221,7 +220,7 @@ t.test('Compose: our services get only variables they read, with values their co
   t.ok(checked >= 7, `${checked} service definitions checked`);
 });
 
-t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline.ts)', async (t) => {
+t.test("Compose: the cluster, topics and bucket are the design's (core/pipeline.ts)", async (t) => {
   const topicNames = allTopics.map((topic) => topic.name).sort();
   // The partition count comes from PIPELINE_PARTITIONS, with the default of core/config.ts.
   const partitionsSetting = `\${PIPELINE_PARTITIONS:-${defaultPartitions}}`;
@@ -229,7 +228,9 @@ t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline
   for (const [file, document] of compose) {
     const vars = envFile(join(dirname(file), '.env.example'));
     const partitions = loadConfig({ PIPELINE_PARTITIONS: vars.PIPELINE_PARTITIONS }).pipeline.partitions;
-    const brokers = Object.entries<Json>(document.services).filter(([, service]) => String(service.image ?? '').startsWith('apache/kafka') && service.environment?.KAFKA_NODE_ID !== undefined);
+    const brokers = Object.entries<Json>(document.services).filter(
+      ([, service]) => String(service.image ?? '').startsWith('apache/kafka') && service.environment?.KAFKA_NODE_ID !== undefined,
+    );
     t.equal(brokers.length, 3, `${file}: 3 Kafka nodes`);
     for (const [name, service] of brokers) {
       const env = envOfService(service);
@@ -265,7 +266,22 @@ t.test('Compose: the cluster, topics and bucket are the design\'s (core/pipeline
 t.test('Compose: the whole system', async (t) => {
   const document = compose.get('docker-compose.yml')!;
   const services = document.services as Record<string, Json>;
-  for (const name of ['kafka-1', 'kafka-2', 'kafka-3', 'kafka-init', 'registry', 'minio', 'minio-init', 'postgres', 'migrate', 'ingress', 'processor', 'monitoring', 'prometheus', 'grafana']) {
+  for (const name of [
+    'kafka-1',
+    'kafka-2',
+    'kafka-3',
+    'kafka-init',
+    'registry',
+    'minio',
+    'minio-init',
+    'postgres',
+    'migrate',
+    'ingress',
+    'processor',
+    'monitoring',
+    'prometheus',
+    'grafana',
+  ]) {
     t.ok(services[name], `service ${name}`);
   }
   t.equal(services.processor.deploy?.replicas, 2, 'two processor replicas');
@@ -288,8 +304,10 @@ t.test('Compose: the whole system', async (t) => {
   const initMount = (services.postgres.volumes as string[]).find((volume) => volume.endsWith(':/docker-entrypoint-initdb.d:ro'));
   t.ok(initMount, 'PostgreSQL runs the init scripts');
   const initDir = initMount!.split(':')[0]!;
-  const initSql = readdirSync(join(root, initDir)).map((name) => read(join(initDir, name))).join('\n');
-  t.match(initSql, /CREATE DATABASE registry OWNER etl;/, 'the registry\'s database is created on a fresh volume');
+  const initSql = readdirSync(join(root, initDir))
+    .map((name) => read(join(initDir, name)))
+    .join('\n');
+  t.match(initSql, /CREATE DATABASE registry OWNER etl;/, "the registry's database is created on a fresh volume");
   t.equal(envOfService(services.ingress).SCHEMA_REGISTRY_URL, 'http://registry:8080/apis/ccompat/v7', 'the ccompat API');
 });
 
@@ -310,7 +328,11 @@ t.test('Compose: credentials only come from the env file', async (t) => {
     const needed = new Set<string>();
     for (const match of text.matchAll(/(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?\?[^}]*)?\}/g)) needed.add(match[1]!);
     for (const secret of Object.values<Json>(document.secrets ?? {})) if (secret.environment) needed.add(secret.environment);
-    t.same([...needed].filter((name) => !(name in vars)), [], `${file}: ${example} names every variable it needs`);
+    t.same(
+      [...needed].filter((name) => !(name in vars)),
+      [],
+      `${file}: ${example} names every variable it needs`,
+    );
   }
   const rootExample = envFile('.env.example');
   for (const [name, value] of Object.entries(rootExample)) {
@@ -319,7 +341,7 @@ t.test('Compose: credentials only come from the env file', async (t) => {
   t.match(read('.gitignore'), /^\.env$/m, '.env stays out of git');
 });
 
-t.test('Compose: the test stack is on the native stack\'s ports', async (t) => {
+t.test("Compose: the test stack is on the native stack's ports", async (t) => {
   const ports = stackPorts({});
   const services = compose.get('deployments/test/docker-compose.yml')!.services as Record<string, Json>;
   const published = (name: string) => (services[name].ports as string[]).map((port) => Number(port.split(':').at(-2)));
@@ -332,7 +354,7 @@ t.test('Compose: the test stack is on the native stack\'s ports', async (t) => {
   }
   const testEnv = envFile('deployments/test/.env.example');
   const defaults = loadConfig({});
-  t.equal(testEnv.S3_ACCESS_KEY_ID, defaults.s3.accessKeyId, 'the tests\' default credentials');
+  t.equal(testEnv.S3_ACCESS_KEY_ID, defaults.s3.accessKeyId, "the tests' default credentials");
   t.equal(testEnv.S3_SECRET_ACCESS_KEY, defaults.s3.secretAccessKey);
   t.equal(testEnv.PGPASSWORD, defaults.postgres.password);
 });
@@ -368,7 +390,11 @@ t.test('Dockerfile: build args, stages, non-root user, health checks, entry poin
   t.match(dockerfile, /^USER 10001:10001$/m, 'runs as a non-root user');
   const runtime = /^FROM \$\{NODE_IMAGE\} AS runtime$([\s\S]*?)(?=^FROM )/m.exec(dockerfile)?.[1] ?? '';
   t.match(runtime, /^ENV MALLOC_MMAP_THRESHOLD_=131072$/m, 'every service gets the fixed mmap threshold that bench:pipeline measures with');
-  t.match(runtime, /^ENV INGRESS_HOST=0\.0\.0\.0 PROCESSOR_HOST=0\.0\.0\.0 MONITORING_HOST=0\.0\.0\.0$/m, 'in the image the services listen on every interface');
+  t.match(
+    runtime,
+    /^ENV INGRESS_HOST=0\.0\.0\.0 PROCESSOR_HOST=0\.0\.0\.0 MONITORING_HOST=0\.0\.0\.0$/m,
+    'in the image the services listen on every interface',
+  );
   const build = ts.getParsedCommandLineOfConfigFile(join(root, 'tsconfig.build.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
   const compiled = new Set(build!.fileNames.map((file) => relative(root, file)));
   const defaults: Record<string, number> = { ingress: 3000, processor: 3001, monitoring: 3002 };
@@ -400,16 +426,44 @@ t.test('.dockerignore keeps what the build needs and drops the rest', async (t) 
       const negate = rule.startsWith('!');
       const pattern = (negate ? rule.slice(1) : rule).replace(/\/$/, '');
       const regex = new RegExp(
-        `^${pattern.replace(/[.+^$()|[\]\\]/g, '\\$&').replace(/\*\*\/?/g, '\u0000').replace(/\*/g, '[^/]*').replace(/\?/g, '[^/]').replace(/\u0000/g, '(?:.*/)?')}(?:/.*)?$`,
+        `^${pattern
+          .replace(/[.+^$()|[\]\\]/g, '\\$&')
+          .replace(/\*\*\/?/g, '\u0000')
+          .replace(/\*/g, '[^/]*')
+          .replace(/\?/g, '[^/]')
+          .replace(/\u0000/g, '(?:.*/)?')}(?:/.*)?$`,
       );
       if (regex.test(path)) out = !negate;
     }
     return out;
   };
-  for (const path of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'core/config.ts', 'ingress/main.ts', 'topology/main.ts', 'monitoring/main.ts', 'schemas/avro', 'sinks/postgres/migrations/0001_companies.up.sql', 'deployments/build-assets.ts', 'deployments/local/servers.ts', 'monitoring/public']) {
+  for (const path of [
+    'package.json',
+    'package-lock.json',
+    'tsconfig.json',
+    'tsconfig.build.json',
+    'core/config.ts',
+    'ingress/main.ts',
+    'topology/main.ts',
+    'monitoring/main.ts',
+    'schemas/avro',
+    'sinks/postgres/migrations/0001_companies.up.sql',
+    'deployments/build-assets.ts',
+    'deployments/local/servers.ts',
+    'monitoring/public',
+  ]) {
     t.notOk(excluded(path), `${path} reaches the build`);
   }
-  for (const path of ['node_modules/x', 'dist/x', '.git/HEAD', '.stack/dev', '.env', 'deployments/test/.env', 'deployments/k8s/ingress.yaml', 'docker-compose.yml']) {
+  for (const path of [
+    'node_modules/x',
+    'dist/x',
+    '.git/HEAD',
+    '.stack/dev',
+    '.env',
+    'deployments/test/.env',
+    'deployments/k8s/ingress.yaml',
+    'docker-compose.yml',
+  ]) {
     t.ok(excluded(path), `${path} does not`);
   }
 });
@@ -461,7 +515,10 @@ t.test('every Kubernetes manifest has only the fields of its kind (kubernetes-mo
   manifests.forEach(({ doc }, index) => {
     const [group, version] = String(doc.apiVersion).includes('/') ? String(doc.apiVersion).split('/') : ['', String(doc.apiVersion)];
     const from = `kubernetes-models/${group === '' ? '' : `${group}/`}${version}`;
-    files.set(join(root, `__manifest_${index}.ts`), `import type { I${doc.kind} } from '${from}';\nexport const manifest: I${doc.kind} = ${JSON.stringify(doc, null, 1)};\n`);
+    files.set(
+      join(root, `__manifest_${index}.ts`),
+      `import type { I${doc.kind} } from '${from}';\nexport const manifest: I${doc.kind} = ${JSON.stringify(doc, null, 1)};\n`,
+    );
   });
   const options: ts.CompilerOptions = {
     module: ts.ModuleKind.NodeNext,
@@ -532,7 +589,8 @@ t.test('Kubernetes: the services get only variables they read, credentials from 
   t.equal(manifests.find((manifest) => manifest.doc.kind === 'Secret')?.file, 'deployments/k8s/secret.example.yaml');
   for (const value of Object.values<string>(secretExample?.stringData ?? {})) t.match(value, /REPLACE_ME/, 'placeholder values only');
   for (const { doc } of manifests.filter((manifest) => manifest.doc.kind === 'ConfigMap')) {
-    for (const key of Object.keys(doc.data ?? {})) t.notMatch(key, /PASSWORD|SECRET|TOKEN|ACCESS_KEY/, `ConfigMap ${doc.metadata.name}: ${key} is no credential`);
+    for (const key of Object.keys(doc.data ?? {}))
+      t.notMatch(key, /PASSWORD|SECRET|TOKEN|ACCESS_KEY/, `ConfigMap ${doc.metadata.name}: ${key} is no credential`);
   }
   const deployments = podSpecs();
   t.same(deployments.map(({ deployment }) => kindOfDeployment(deployment)).sort(), ['ingress', 'monitoring', 'processor']);
@@ -552,8 +610,7 @@ t.test('Kubernetes: the services get only variables they read, credentials from 
 t.test('Kubernetes: probes, resources, non-root, scraping, services, budgets', async (t) => {
   const services = byKind('Service');
   const budgets = byKind('PodDisruptionBudget');
-  const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
-    Object.entries(selector).every(([key, value]) => labels[key] === value);
+  const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([key, value]) => labels[key] === value);
   for (const { deployment, spec } of podSpecs()) {
     const name = nameOf(deployment);
     const kind = kindOfDeployment(deployment);
@@ -589,7 +646,10 @@ t.test('Kubernetes: probes, resources, non-root, scraping, services, budgets', a
     const service = services.find((candidate) => matches(candidate.spec.selector, labels));
     t.ok(service, `${name}: a Service selects its pods`);
     t.equal(service?.spec.ports[0].targetPort, 'http');
-    t.ok(budgets.find((budget) => matches(budget.spec.selector.matchLabels, labels)), `${name}: a PodDisruptionBudget`);
+    t.ok(
+      budgets.find((budget) => matches(budget.spec.selector.matchLabels, labels)),
+      `${name}: a PodDisruptionBudget`,
+    );
   }
   const [hpa, ...others] = byKind('HorizontalPodAutoscaler');
   t.equal(others.length, 0, 'one autoscaler');
@@ -632,7 +692,8 @@ function rendered(target: Json, common: Record<string, string> = {}): Json {
         const parent = get(result, path.slice(0, -1));
         const current = parent?.[path.at(-1)!];
         if (current === undefined) throw new Error(`replacement target field ${fieldPath} of ${nameOf(result)} does not exist`);
-        if (typeof current === 'number' && !/^-?\d+$/.test(String(value))) throw new Error(`cannot decode ${JSON.stringify(value)} as an integer for ${fieldPath}`);
+        if (typeof current === 'number' && !/^-?\d+$/.test(String(value)))
+          throw new Error(`cannot decode ${JSON.stringify(value)} as an integer for ${fieldPath}`);
         parent[path.at(-1)!] = typeof current === 'number' ? Number(value) : String(value);
       }
     }
@@ -658,9 +719,7 @@ t.test('Kubernetes: the Ingress takes import bodies of 256 MiB', async (t) => {
 t.test('Kubernetes: kustomization.yaml lists every manifest but the Secret example', async (t) => {
   const kustomization = parseYaml(read('deployments/k8s/kustomization.yaml'));
   t.equal(kustomization.kind, 'Kustomization');
-  const expected = k8sFiles
-    .map((file) => relative('deployments/k8s', file))
-    .filter((file) => file !== 'kustomization.yaml' && file !== 'secret.example.yaml');
+  const expected = k8sFiles.map((file) => relative('deployments/k8s', file)).filter((file) => file !== 'kustomization.yaml' && file !== 'secret.example.yaml');
   t.same([...kustomization.resources].sort(), expected.sort());
   const images = (kustomization.images as Json[]).map((image) => image.name).sort();
   t.same(images, ['etl-ingest/ingress', 'etl-ingest/monitoring', 'etl-ingest/processor']);
@@ -736,7 +795,11 @@ t.test('the Grafana dashboard only queries metrics the services declare', async 
   const queries = dashboardQueries(dashboard);
   t.ok(queries.length >= 20, `${queries.length} queries`);
   const used = new Set(queries.flatMap(promqlMetrics));
-  t.same([...used].filter((name) => !declared.has(name)), [], 'no unknown metric');
+  t.same(
+    [...used].filter((name) => !declared.has(name)),
+    [],
+    'no unknown metric',
+  );
   for (const needed of [
     'ingress_http_requests_total',
     'ingress_http_request_duration_seconds_bucket',
@@ -766,7 +829,9 @@ t.test('the Grafana dashboard only queries metrics the services declare', async 
   };
   visit(dashboard.panels);
   const provider = parseYaml(read('deployments/grafana/provisioning/dashboards/pipeline.yml'));
-  const mount = (compose.get('docker-compose.yml')!.services.grafana.volumes as string[]).find((volume) => volume.startsWith('./deployments/grafana/dashboards:'));
+  const mount = (compose.get('docker-compose.yml')!.services.grafana.volumes as string[]).find((volume) =>
+    volume.startsWith('./deployments/grafana/dashboards:'),
+  );
   t.equal(mount?.split(':')[1], provider.providers[0].options.path, 'Grafana loads the dashboards from where Compose mounts them');
 });
 
@@ -791,17 +856,25 @@ t.test('a new KRaft cluster id never starts with "-" (the storage tool would tak
   t.equal(id, Buffer.alloc(16, 0x41).toString('base64url'));
   t.equal(draws.length, 0, 'it drew again');
   const ids = Array.from({ length: 2000 }, () => newKafkaClusterId());
-  t.same(ids.filter((random) => !/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(random)), [], '2,000 random ids: 22 base64url characters, none starting with "-"');
+  t.same(
+    ids.filter((random) => !/^[A-Za-z0-9_][A-Za-z0-9_-]{21}$/.test(random)),
+    [],
+    '2,000 random ids: 22 base64url characters, none starting with "-"',
+  );
 });
 
 t.test('make up runs PROCESSOR_REPLICAS processor replicas, replica i on PROCESSOR_PORT + 10·i', async (t) => {
   const portsOf = (env: NodeJS.ProcessEnv) => servicesOf(env).map((service) => [service.name, service.port, service.env.PROCESSOR_PORT ?? null]);
-  t.same(portsOf({}), [
-    ['ingress', 3000, null],
-    ['processor-0', 3001, '3001'],
-    ['processor-1', 3011, '3011'],
-    ['monitoring', 3002, null],
-  ], 'two replicas by default, both cores busy');
+  t.same(
+    portsOf({}),
+    [
+      ['ingress', 3000, null],
+      ['processor-0', 3001, '3001'],
+      ['processor-1', 3011, '3011'],
+      ['monitoring', 3002, null],
+    ],
+    'two replicas by default, both cores busy',
+  );
   t.same(
     portsOf({ PROCESSOR_REPLICAS: '3', PROCESSOR_PORT: '4001' }).filter(([name]) => String(name).startsWith('processor')),
     [
@@ -815,8 +888,8 @@ t.test('make up runs PROCESSOR_REPLICAS processor replicas, replica i on PROCESS
   t.throws(() => servicesOf({ PROCESSOR_REPLICAS: '2', MONITORING_PORT: '3011' }), /port 3011 is taken twice/, 'a replica port that clashes is refused');
 });
 
-t.test('the dev profile\'s registry: its own management port, and a Java 21+ found, not assumed', async (t) => {
-  t.equal(stackPorts({}).registryManagement, 8082, 'beside the registry, off MinIO\'s 9000 (Apicurio 3\'s default)');
+t.test("the dev profile's registry: its own management port, and a Java 21+ found, not assumed", async (t) => {
+  t.equal(stackPorts({}).registryManagement, 8082, "beside the registry, off MinIO's 9000 (Apicurio 3's default)");
   t.equal(stackPorts({ SCHEMA_REGISTRY_URL: 'http://127.0.0.1:18081/apis/ccompat/v7' }).registryManagement, 18082);
   t.equal(stackPorts({ REGISTRY_MANAGEMENT_PORT: '9999' }).registryManagement, 9999);
   t.equal(stackPaths('dev', {}).profile, 'dev', 'the paths say whose registry to start');
@@ -843,8 +916,16 @@ t.test('the dev profile\'s registry: its own management port, and a Java 21+ fou
   versionOf.java = 'openjdk version "17.0.15"';
   const probe = (java: string) => versionOf[java];
 
-  t.same(findJava({ env: {}, jvmDirs: [jvm], probe }), { java: join(jvm, 'temurin-25-jdk-amd64', 'bin', 'java'), major: 25, source: join(jvm, 'temurin-25-jdk-amd64') }, 'PATH has 17: the newest installed JDK');
-  t.equal(findJava({ env: { JAVA_HOME_21_X64: home21 }, jvmDirs: [jvm], probe }).java, join(home21, 'bin', 'java'), 'a JAVA_HOME_<n> the machine names comes first');
+  t.same(
+    findJava({ env: {}, jvmDirs: [jvm], probe }),
+    { java: join(jvm, 'temurin-25-jdk-amd64', 'bin', 'java'), major: 25, source: join(jvm, 'temurin-25-jdk-amd64') },
+    'PATH has 17: the newest installed JDK',
+  );
+  t.equal(
+    findJava({ env: { JAVA_HOME_21_X64: home21 }, jvmDirs: [jvm], probe }).java,
+    join(home21, 'bin', 'java'),
+    'a JAVA_HOME_<n> the machine names comes first',
+  );
   t.equal(findJava({ env: {}, jvmDirs: [jvm], probe, minimumMajor: 17 }).java, 'java', 'java on PATH when it is new enough');
   t.throws(
     () => findJava({ env: { REGISTRY_JAVA_HOME: join(jvm, 'java-17-openjdk-amd64') }, jvmDirs: [jvm], probe }),

@@ -152,11 +152,7 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
  * The partition count of `topic` as the cluster reports it, read at start-up and again every
  * minute: after the topic grows, the split stage spreads pieces over the new partitions too.
  */
-async function followPartitionCount(
-  admin: LazyClient<Admin>,
-  topic: string,
-  logger: Logger,
-): Promise<{ current: () => number; stop: () => void }> {
+async function followPartitionCount(admin: LazyClient<Admin>, topic: string, logger: Logger): Promise<{ current: () => number; stop: () => void }> {
   const read = async () => (await partitionCountsOf(await admin.connected(), [topic]))(topic);
   let count = await read();
   const timer = setInterval(() => {

@@ -72,7 +72,6 @@ process.once('exit', () => {
   for (const child of children) if (child.proc.exitCode === null) child.proc.kill('SIGKILL');
 });
 
-
 export async function waitForHttp(child: Child, path: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';

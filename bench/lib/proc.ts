@@ -101,4 +101,3 @@ export function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
     return Number.NaN;
   }
 }
-

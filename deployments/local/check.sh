@@ -7,7 +7,7 @@ source deployments/local/use-stack.sh
 
 echo "[check] typecheck"
 npm run --silent typecheck
-echo "[check] lint: the dependency rule (.dependency-cruiser.cjs)"
+echo "[check] lint: eslint, prettier and the dependency rule"
 npm run --silent lint
 echo "[check] unit tests"
 npm test

@@ -7,19 +7,7 @@
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -79,9 +67,7 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
 
 /** The stack's ports; each overridable by env, defaults matching core/config.ts. */
 export function stackPorts(env: NodeJS.ProcessEnv = process.env): Ports {
-  const brokers = (env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094')
-    .split(',')
-    .map((broker) => Number(broker.trim().split(':')[1]));
+  const brokers = (env.KAFKA_BROKERS ?? '127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094').split(',').map((broker) => Number(broker.trim().split(':')[1]));
   if (brokers.length !== 3 || brokers.some((p) => !Number.isInteger(p))) {
     throw new Error(`KAFKA_BROKERS must name the 3 local brokers as 127.0.0.1:<port>, got ${env.KAFKA_BROKERS}`);
   }
@@ -618,7 +604,8 @@ export function startSqlRegistry(
   { port, managementPort, database, java = findJava().java, name = 'registry' }: SqlRegistryOptions,
 ): ManagedProcess {
   const home = apicurioSqlHome(paths);
-  if (!existsSync(join(home, 'quarkus-run.jar'))) throw new Error(`Apicurio Registry ${versions.apicurioSql} is not installed in ${home}: run stack.ts install`);
+  if (!existsSync(join(home, 'quarkus-run.jar')))
+    throw new Error(`Apicurio Registry ${versions.apicurioSql} is not installed in ${home}: run stack.ts install`);
   const registry = new ManagedProcess(name, paths);
   registry.start(
     java,
@@ -672,15 +659,7 @@ function startMinio(paths: StackPaths, ports: Ports): void {
   const { user, password } = minioCredentials();
   new ManagedProcess('minio', paths).start(
     minioBinary(paths),
-    [
-      'server',
-      dir,
-      '--quiet',
-      '--address',
-      `127.0.0.1:${ports.minio}`,
-      '--console-address',
-      `127.0.0.1:${ports.minioConsole}`,
-    ],
+    ['server', dir, '--quiet', '--address', `127.0.0.1:${ports.minio}`, '--console-address', `127.0.0.1:${ports.minioConsole}`],
     { MINIO_ROOT_USER: user, MINIO_ROOT_PASSWORD: password, MINIO_BROWSER: 'off', MINIO_UPDATE: 'off' },
   );
 }
@@ -709,7 +688,10 @@ function letPostgresThrough(dir: string): void {
   for (let current = dirname(dir); ; current = dirname(current)) {
     const { mode, uid: owner } = statSync(current);
     if ((mode & 0o001) === 0) {
-      if (owner !== uid) throw new Error(`PostgreSQL runs as user postgres, which cannot enter ${current} (mode ${(mode & 0o777).toString(8)}, not ours): let others search it (chmod o+x) or use a checkout elsewhere`);
+      if (owner !== uid)
+        throw new Error(
+          `PostgreSQL runs as user postgres, which cannot enter ${current} (mode ${(mode & 0o777).toString(8)}, not ours): let others search it (chmod o+x) or use a checkout elsewhere`,
+        );
       chmodSync(current, (mode & 0o7777) | 0o001);
       log(`PostgreSQL runs as user postgres: gave others passage (o+x, not listing) into ${current}`);
     }
@@ -781,20 +763,7 @@ function stopPostgres(paths: StackPaths): void {
 
 export function psqlAdmin(paths: StackPaths, ports: Ports, sql: string, database = 'postgres'): string {
   const { socket } = postgresDirs(paths);
-  const [cmd, args] = asPostgres('psql', [
-    '-h',
-    socket,
-    '-p',
-    String(ports.postgres),
-    '-U',
-    'postgres',
-    '-d',
-    database,
-    '-v',
-    'ON_ERROR_STOP=1',
-    '-tAc',
-    sql,
-  ]);
+  const [cmd, args] = asPostgres('psql', ['-h', socket, '-p', String(ports.postgres), '-U', 'postgres', '-d', database, '-v', 'ON_ERROR_STOP=1', '-tAc', sql]);
   return execFileSync(cmd, args, { encoding: 'utf8' }).trim();
 }
 
@@ -834,10 +803,7 @@ export async function waitHealthy(ports: Ports): Promise<void> {
 }
 
 export async function stop(paths: StackPaths): Promise<void> {
-  await Promise.all([
-    new ManagedProcess('registry', paths).stop(),
-    new ManagedProcess('minio', paths).stop(),
-  ]);
+  await Promise.all([new ManagedProcess('registry', paths).stop(), new ManagedProcess('minio', paths).stop()]);
   // All brokers at once: stopped one by one, the last waits for a controller quorum that
   // is already gone. Each gets 20 s for a clean shutdown before it is killed.
   await Promise.all([1, 2, 3].map((node) => new ManagedProcess(`kafka-${node}`, paths).stop('SIGTERM', 20_000)));
@@ -909,7 +875,9 @@ export async function startServer(paths: StackPaths, ports: Ports, name: ServerN
  * AlterConfigs): for topics of an older stack, which were created with other settings.
  */
 export function alterTopicConfigs(paths: StackPaths, ports: Ports, topicNames: readonly string[], config: Record<string, string>): void {
-  const settings = Object.entries(config).map(([name, value]) => `${name}=${value}`).join(',');
+  const settings = Object.entries(config)
+    .map(([name, value]) => `${name}=${value}`)
+    .join(',');
   for (const topic of topicNames) {
     run('java', [
       '-Xmx256m',

@@ -33,7 +33,9 @@ export function servicesOf(env: NodeJS.ProcessEnv): ServiceSpec[] {
   const ports = [ingressPort, monitoringPort, ...processors.map((processor) => processor.port)];
   const clash = ports.find((port, index) => ports.indexOf(port) !== index);
   if (clash !== undefined) {
-    throw new Error(`port ${clash} is taken twice: the processor replicas use PROCESSOR_PORT + ${processorPortStep}·i (PROCESSOR_PORT=${processorPort}, PROCESSOR_REPLICAS=${replicas}); move INGRESS_PORT or MONITORING_PORT`);
+    throw new Error(
+      `port ${clash} is taken twice: the processor replicas use PROCESSOR_PORT + ${processorPortStep}·i (PROCESSOR_PORT=${processorPort}, PROCESSOR_REPLICAS=${replicas}); move INGRESS_PORT or MONITORING_PORT`,
+    );
   }
   return [
     { name: 'ingress', entry: 'ingress/main.ts', port: ingressPort, env: {} },

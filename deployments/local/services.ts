@@ -39,7 +39,9 @@ async function main(): Promise<void> {
     for (const name of new Set([...byName.keys(), ...startedNames(paths)])) {
       const pid = handleOf(name, paths).pid();
       const port = byName.get(name)?.port;
-      process.stdout.write(`${pid === undefined ? 'down' : 'up  '}  ${name.padEnd(12)} ${port === undefined ? '' : `http://127.0.0.1:${port}`}${pid === undefined ? '' : ` pid ${pid}`}\n`);
+      process.stdout.write(
+        `${pid === undefined ? 'down' : 'up  '}  ${name.padEnd(12)} ${port === undefined ? '' : `http://127.0.0.1:${port}`}${pid === undefined ? '' : ` pid ${pid}`}\n`,
+      );
     }
   } else if (command === 'running') {
     // Exit status 0 when any of them runs (check.sh stops them for the integration tests).

@@ -53,7 +53,7 @@ async function setupKafka(paths: StackPaths, ports: Ports): Promise<void> {
     if (grown.length > 0) {
       log(`grew topics: ${grown.map(({ topic, from, to }) => `${topic} ${from} → ${to} partitions`).join(', ')}`);
       log(
-        'warning: keys already written stay in their old partition, so per-key order holds only for messages written after the growth (a key\'s new messages may go to another partition while its old ones are still unconsumed in the old one)',
+        "warning: keys already written stay in their old partition, so per-key order holds only for messages written after the growth (a key's new messages may go to another partition while its old ones are still unconsumed in the old one)",
       );
     }
     if (larger.length > 0) {

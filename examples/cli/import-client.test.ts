@@ -23,10 +23,33 @@ const connectionFailed: AttemptResult = { kind: 'connection-failed', code: 'ECON
 
 t.test('options: defaults, environment, and a usage error naming each bad option', async (t) => {
   const options = parseImportArgs(['acme', 'data/'], {}) as ImportOptions;
-  t.match(options, { tenant: 'acme', target: 'data/', url: 'http://127.0.0.1:3000', token: '', concurrency: 4, retries: 10, maxDelayMs: 30_000, requestIdPrefix: undefined });
+  t.match(options, {
+    tenant: 'acme',
+    target: 'data/',
+    url: 'http://127.0.0.1:3000',
+    token: '',
+    concurrency: 4,
+    retries: 10,
+    maxDelayMs: 30_000,
+    requestIdPrefix: undefined,
+  });
   t.match(parseImportArgs(['acme', 'f.json'], { INGRESS_URL: 'https://in.example/', TOKEN: 'tok' }), { url: 'https://in.example', token: 'tok' });
   t.match(
-    parseImportArgs(['acme', 'f.json', '--url=http://h:1', '--token', 'x', '--concurrency', '2', '--retries', '0', '--max-delay', '1.5', '--request-id-prefix', 'batch_7']),
+    parseImportArgs([
+      'acme',
+      'f.json',
+      '--url=http://h:1',
+      '--token',
+      'x',
+      '--concurrency',
+      '2',
+      '--retries',
+      '0',
+      '--max-delay',
+      '1.5',
+      '--request-id-prefix',
+      'batch_7',
+    ]),
     { url: 'http://h:1', token: 'x', concurrency: 2, retries: 0, maxDelayMs: 1500, requestIdPrefix: 'batch_7' },
   );
   t.equal(parseImportArgs(['--help']), 'help');
@@ -46,7 +69,11 @@ t.test('options: defaults, environment, and a usage error naming each bad option
     [['acme', 'f', '--token'], /--token/],
   ];
   for (const [argv, message] of bad) t.throws(() => parseImportArgs(argv), { name: 'UsageError', code: 'ERR_USAGE', message }, argv.join(' '));
-  t.type(t.throws(() => parseImportArgs(['acme'])), UsageError, 'callers match on the class');
+  t.type(
+    t.throws(() => parseImportArgs(['acme'])),
+    UsageError,
+    'callers match on the class',
+  );
 });
 
 t.test('request ids: one per file of a run, stable for its prefix, valid for the ingress', async (t) => {
@@ -88,8 +115,14 @@ t.test('Retry-After in seconds and HTTP-date forms', async (t) => {
 t.test('backoff: exponential, jittered between half and whole, capped, never under Retry-After', async (t) => {
   const low = () => 0;
   const high = () => 1;
-  t.same([1, 2, 3, 4].map((retry) => retryDelayMs(retry, undefined, low)), [250, 500, 1000, 2000]);
-  t.same([1, 2, 3, 4].map((retry) => retryDelayMs(retry, undefined, high)), [500, 1000, 2000, 4000]);
+  t.same(
+    [1, 2, 3, 4].map((retry) => retryDelayMs(retry, undefined, low)),
+    [250, 500, 1000, 2000],
+  );
+  t.same(
+    [1, 2, 3, 4].map((retry) => retryDelayMs(retry, undefined, high)),
+    [500, 1000, 2000, 4000],
+  );
   t.equal(retryDelayMs(20, undefined, high), 30_000, 'capped at maxDelayMs');
   t.equal(retryDelayMs(20, undefined, low), 15_000);
   t.equal(retryDelayMs(3, undefined, high, { maxDelayMs: 1500 }), 1500);
@@ -147,13 +180,19 @@ t.test('a file is retried through 503, a lost connection and 409 until its first
   t.equal(outcome.attempts, 5);
   t.equal(outcome.requestId, 'imp-1-a-json-0123456789');
   t.same(ingress.slept, [1000, 500, 1000, 10_000 - 2500], 'Retry-After honoured (seconds, then a date), backoff otherwise');
-  t.same(ingress.notices.map((notice) => [notice.retry, notice.result.kind === 'answer' ? notice.result.status : notice.result.code]), [
-    [1, 503],
-    [2, 'ECONNREFUSED'],
-    [3, 409],
-    [4, 503],
-  ]);
-  t.ok(ingress.notices.every((notice) => notice.requestId === outcome.requestId), 'every retry names the same request id');
+  t.same(
+    ingress.notices.map((notice) => [notice.retry, notice.result.kind === 'answer' ? notice.result.status : notice.result.code]),
+    [
+      [1, 503],
+      [2, 'ECONNREFUSED'],
+      [3, 409],
+      [4, 503],
+    ],
+  );
+  t.ok(
+    ingress.notices.every((notice) => notice.requestId === outcome.requestId),
+    'every retry names the same request id',
+  );
 });
 
 t.test('a final refusal is not retried; retries run out into "gave up"', async (t) => {

@@ -129,8 +129,15 @@ export function newRunPrefix(now: number = Date.now(), random: Buffer = randomBy
  * run gets the first results instead of importing twice (within the ingress's dedupe window).
  */
 export function requestIdFor(prefix: string, file: { path: string; size: number; mtimeMs: number }): string {
-  const slug = basename(file.path).replace(/[^A-Za-z0-9_-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'file';
-  const hash = createHash('sha256').update(`${resolve(file.path)}\u0000${file.size}\u0000${Math.trunc(file.mtimeMs)}`).digest('hex').slice(0, 10);
+  const slug =
+    basename(file.path)
+      .replace(/[^A-Za-z0-9_-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 40) || 'file';
+  const hash = createHash('sha256')
+    .update(`${resolve(file.path)}\u0000${file.size}\u0000${Math.trunc(file.mtimeMs)}`)
+    .digest('hex')
+    .slice(0, 10);
   const id = `${prefix}-${slug}-${hash}`;
   if (!requestIdPattern.test(id)) throw new UsageError(`request id "${id}" is not valid; choose another --request-id-prefix`);
   return id;

@@ -4,7 +4,16 @@ import { Progress } from './progress.js';
 function fakeTerminal(tty: boolean, totalBytes = 1000, files = 2) {
   let clock = 0;
   const written: string[] = [];
-  const progress = new Progress({ totalBytes, files, tty, write: (text) => written.push(text), now: () => clock, redrawMs: 100, plainEveryMs: 10_000, barWidth: 10 });
+  const progress = new Progress({
+    totalBytes,
+    files,
+    tty,
+    write: (text) => written.push(text),
+    now: () => clock,
+    redrawMs: 100,
+    plainEveryMs: 10_000,
+    barWidth: 10,
+  });
   return {
     progress,
     written,
@@ -34,7 +43,7 @@ t.test('a retry sends a file from its first byte again; a finished file counts w
   const { progress, written, advance } = fakeTerminal(true, 1000, 2);
   progress.sent('a.json', 300);
   progress.restart('a.json');
-  t.equal(progress.sentBytes, 0, 'the failed attempt\'s bytes no longer count');
+  t.equal(progress.sentBytes, 0, "the failed attempt's bytes no longer count");
   progress.sent('b.json', 100);
   progress.finished('a.json', 600);
   t.equal(progress.sentBytes, 700);

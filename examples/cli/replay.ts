@@ -35,7 +35,8 @@ const requestId = option('request-id');
 const tenant = option('tenant');
 const [since, until, run] = [option('since'), option('until'), option('run')];
 if (requestId === undefined && tenant === undefined) usage('name an import (--request-id) or a tenant (--tenant)');
-if (requestId !== undefined && (since !== undefined || until !== undefined || run !== undefined)) usage('--since, --until and --run go with a tenant run, not --request-id');
+if (requestId !== undefined && (since !== undefined || until !== undefined || run !== undefined))
+  usage('--since, --until and --run go with a tenant run, not --request-id');
 
 const headers: Record<string, string> = token === '' ? {} : { authorization: `Bearer ${token}` };
 
@@ -85,7 +86,10 @@ function bar(done: number, total: number, width = 30): string {
 }
 
 if (requestId !== undefined) {
-  const answer = await call<ReplayStarted>('POST', `/imports/${encodeURIComponent(requestId)}/replay${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`);
+  const answer = await call<ReplayStarted>(
+    'POST',
+    `/imports/${encodeURIComponent(requestId)}/replay${tenant === undefined ? '' : `?tenant=${encodeURIComponent(tenant)}`}`,
+  );
   if (answer.status !== 202) refused(answer);
   process.stdout.write(`replaying ${requestId} as ${answer.json.replay_request_id} (${answer.json.records} records): ${url}${answer.json.status_url}\n`);
 } else {

@@ -68,7 +68,12 @@ t.test('after "100 Continue" the whole file goes out, with its headers, and the 
   const url = await serve(t, server);
   let sent = 0;
   const result = await sendFile({ url, path: file, size: content.length, headers: { 'x-request-id': 'req-000002' }, onBytes: (bytes) => (sent += bytes) });
-  t.same(result, { kind: 'answer', status: 202, retryAfter: undefined, body: { size: content.length, same: true, id: 'req-000002', length: String(content.length) } });
+  t.same(result, {
+    kind: 'answer',
+    status: 202,
+    retryAfter: undefined,
+    body: { size: content.length, same: true, id: 'req-000002', length: String(content.length) },
+  });
   t.equal(sent, content.length, 'progress saw every byte');
 });
 

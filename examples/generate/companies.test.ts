@@ -5,16 +5,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { normalizeRecord } from '../../topology/etl/normalize.js';
 import { validateRecord } from '../../topology/etl/validate-record.js';
-import {
-  INVALID_RULES,
-  companies,
-  generateCompanies,
-  mulberry32,
-  summarize,
-  writeCompanies,
-  type GenerateOptions,
-  type GeneratedRecord,
-} from './companies.js';
+import { INVALID_RULES, companies, generateCompanies, mulberry32, summarize, writeCompanies, type GenerateOptions, type GeneratedRecord } from './companies.js';
 
 const options: GenerateOptions = { count: 2_000, seed: 42, invalidEvery: 10, duplicateEvery: 25 };
 const records = [...generateCompanies(options)];
@@ -35,7 +26,10 @@ t.test('mulberry32 is deterministic and in [0, 1)', async (t) => {
   const a = mulberry32(7);
   const b = mulberry32(7);
   const xs = Array.from({ length: 1000 }, () => a());
-  t.same(xs, Array.from({ length: 1000 }, () => b()));
+  t.same(
+    xs,
+    Array.from({ length: 1000 }, () => b()),
+  );
   t.ok(xs.every((x) => x >= 0 && x < 1));
   t.not(mulberry32(8)(), mulberry32(7)());
 });
@@ -86,10 +80,22 @@ t.test('every line is one line of JSON in MongoDB export shape', async (t) => {
   }
   t.same(problems, [], 'every line parses and has the export shape');
   t.ok(docs.length > 0);
-  t.ok(docs.some((d) => typeof d.created_at === 'string'), 'some dates are Crunchbase strings');
-  t.ok(docs.some((d) => typeof d.created_at === 'object'), 'some dates are $date');
-  t.ok(docs.some((d) => (d.offices as unknown[]).length > 0), 'some records have offices');
-  t.ok(docs.some((d) => (d.funding_rounds as unknown[]).length > 0), 'some records have funding rounds');
+  t.ok(
+    docs.some((d) => typeof d.created_at === 'string'),
+    'some dates are Crunchbase strings',
+  );
+  t.ok(
+    docs.some((d) => typeof d.created_at === 'object'),
+    'some dates are $date',
+  );
+  t.ok(
+    docs.some((d) => (d.offices as unknown[]).length > 0),
+    'some records have offices',
+  );
+  t.ok(
+    docs.some((d) => (d.funding_rounds as unknown[]).length > 0),
+    'some records have funding rounds',
+  );
   t.ok(docs.some((d) => d.email_address === '') && docs.some((d) => d.email_address === null), 'some fields are empty');
 });
 
@@ -119,7 +125,10 @@ t.test('invalid records break exactly the expected rule, valid records pass', as
   t.equal(invalid, 200);
   t.same([...seen].sort(), [...INVALID_RULES].sort(), 'every rule is used');
   t.same(
-    records.filter((r) => !r.expectedValid).slice(0, 10).map((r) => r.brokenRule),
+    records
+      .filter((r) => !r.expectedValid)
+      .slice(0, 10)
+      .map((r) => r.brokenRule),
     INVALID_RULES,
     'rules are used in turn',
   );
@@ -152,7 +161,10 @@ t.test('duplicates reuse the permalink of an earlier valid record, with other co
   }
   t.same(problems, [], 'every duplicate repeats an earlier valid permalink with other content');
   // 25, 50 (invalid: moved to 51), 75, 100 (invalid: moved to 101), ... (1-based)
-  t.same(duplicates.slice(0, 4).map((r) => r.index + 1), [25, 51, 75, 101]);
+  t.same(
+    duplicates.slice(0, 4).map((r) => r.index + 1),
+    [25, 51, 75, 101],
+  );
 });
 
 t.test('summarize counts records, validity and distinct valid permalinks', async (t) => {

@@ -296,7 +296,28 @@ const int = (rng: Rng, min: number, max: number): number => min + Math.floor(rng
 const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)]!;
 const chance = (rng: Rng, p: number): boolean => rng() < p;
 
-const WORDS = ['data', 'mesh', 'hub', 'digg', 'advent', 'face', 'wet', 'zoom', 'paint', 'cloud', 'fox', 'lab', 'stone', 'river', 'book', 'quant', 'info', 'net', 'omni', 'blue'];
+const WORDS = [
+  'data',
+  'mesh',
+  'hub',
+  'digg',
+  'advent',
+  'face',
+  'wet',
+  'zoom',
+  'paint',
+  'cloud',
+  'fox',
+  'lab',
+  'stone',
+  'river',
+  'book',
+  'quant',
+  'info',
+  'net',
+  'omni',
+  'blue',
+];
 const NAME_STYLES = ['', '', '', ' Labs', ' Inc', ' Technologies', ' Systems'];
 const UNICODE_NAMES = ['Société Générale Labs', 'Zürich Analytics', 'Ñandú Software', '東京 Data', 'Kraków Cloud', 'Ørsted Digital'];
 const CATEGORIES = ['web', 'software', 'social', 'mobile', 'enterprise', 'games_video', 'ecommerce', 'advertising', 'network_hosting', 'other', null];
@@ -386,9 +407,7 @@ function companyDocument(id: Identity, rng: Rng): Doc {
     created_at: dateValue(createdMillis, rng),
     updated_at: dateValue(updatedMillis, rng),
     overview: '',
-    image: chance(rng, 0.3)
-      ? null
-      : { available_sizes: [[[150, 75], `assets/images/resized/0000/${int(rng, 1000, 9999)}/${id.slug}.png`]], attribution: null },
+    image: chance(rng, 0.3) ? null : { available_sizes: [[[150, 75], `assets/images/resized/0000/${int(rng, 1000, 9999)}/${id.slug}.png`]], attribution: null },
     products: Array.from({ length: int(rng, 0, 3) }, (_, k) => ({ name: `Product ${k}`, permalink: `${id.slug}-p${k}` })),
     relationships: Array.from({ length: int(rng, 0, 4) }, () => ({
       is_past: chance(rng, 0.3),

@@ -316,8 +316,16 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   /** The statements writing `items` (distinct keys), as one multi-statement text inside a savepoint. */
   function chunkSql(items: Prepared[]): string {
     const statements = [`SAVEPOINT ${SAVEPOINT}`];
-    statements.push(pgp.helpers.insert(items.map((item) => item.company), companyColumns) + upsertSuffix);
-    const keys = pgp.helpers.values(items.map((item) => item.company), keyColumns);
+    statements.push(
+      pgp.helpers.insert(
+        items.map((item) => item.company),
+        companyColumns,
+      ) + upsertSuffix,
+    );
+    const keys = pgp.helpers.values(
+      items.map((item) => item.company),
+      keyColumns,
+    );
     statements.push(`DELETE FROM company_offices WHERE (tenant, permalink) IN (VALUES ${keys})`);
     statements.push(`DELETE FROM company_funding_rounds WHERE (tenant, permalink) IN (VALUES ${keys})`);
     const offices = items.flatMap((item) => item.offices);
@@ -395,9 +403,24 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     staged.add(client);
     let results: unknown[][];
     try {
-      await copyRows(client, STAGE.companies, companyColumnNames, items.map((item) => item.company));
-      await copyRows(client, STAGE.offices, officeColumnNames, items.flatMap((item) => item.offices));
-      await copyRows(client, STAGE.rounds, roundColumnNames, items.flatMap((item) => item.rounds));
+      await copyRows(
+        client,
+        STAGE.companies,
+        companyColumnNames,
+        items.map((item) => item.company),
+      );
+      await copyRows(
+        client,
+        STAGE.offices,
+        officeColumnNames,
+        items.flatMap((item) => item.offices),
+      );
+      await copyRows(
+        client,
+        STAGE.rounds,
+        roundColumnNames,
+        items.flatMap((item) => item.rounds),
+      );
       results = await t.multi(mergeSql);
     } catch (error) {
       const code = sqlState(error);
@@ -439,13 +462,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     }
   }
 
-  async function writeBatchInTx(
-    t: ITask<unknown>,
-    client: pg.Client,
-    batch: PartitionBatch,
-    next: bigint,
-    hooks: WriteHooks,
-  ): Promise<BatchWriteResult> {
+  async function writeBatchInTx(t: ITask<unknown>, client: pg.Client, batch: PartitionBatch, next: bigint, hooks: WriteHooks): Promise<BatchWriteResult> {
     const stored = await lockStoredOffset(t, batch);
     if (stored >= next) {
       return { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
@@ -723,7 +740,11 @@ function prepare(record: SinkRecord, key: string): Prepared | string {
       funded_day: integer(round.funded_day),
     });
   });
-  for (const [table, rows] of [['companies', [company]], ['company_offices', offices], ['company_funding_rounds', rounds]] as const) {
+  for (const [table, rows] of [
+    ['companies', [company]],
+    ['company_offices', offices],
+    ['company_funding_rounds', rounds],
+  ] as const) {
     for (const row of rows) {
       for (const [column, value] of Object.entries(row)) {
         if (column !== 'document' && typeof value === 'string' && value.includes('\u0000')) {

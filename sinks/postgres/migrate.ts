@@ -72,10 +72,7 @@ export async function migrateUp(db: Db, migrations: Migration[] = readMigrations
       if (done.has(migration.version)) continue;
       await task.tx(async (tx) => {
         await tx.none(migration.up);
-        await tx.none('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [
-          migration.version,
-          migration.name,
-        ]);
+        await tx.none('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name]);
       });
       applied.push(migration.version);
     }

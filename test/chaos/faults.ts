@@ -6,32 +6,11 @@
 import { Readable } from 'node:stream';
 import { ListMultipartUploadsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { request } from 'undici';
-import {
-  ManagedProcess,
-  startServer,
-  stopServer,
-  waitHealthy,
-  type Ports,
-  type ServerName,
-  type StackPaths,
-} from '../../deployments/local/servers.js';
+import { ManagedProcess, startServer, stopServer, waitHealthy, type Ports, type ServerName, type StackPaths } from '../../deployments/local/servers.js';
 import { createKafka } from '../../core/kafka.js';
 import { topics } from '../../core/pipeline.js';
 import { generateCompanies } from '../../examples/generate/companies.js';
-import {
-  config,
-  eventually,
-  ImportLoad,
-  Ledger,
-  log,
-  reckon,
-  s3,
-  seededRandom,
-  sleep,
-  startService,
-  type Reckoning,
-  type Service,
-} from './harness.js';
+import { config, eventually, ImportLoad, Ledger, log, reckon, s3, seededRandom, sleep, startService, type Reckoning, type Service } from './harness.js';
 
 export type Profile = 'short' | 'full';
 
@@ -145,7 +124,9 @@ export async function runScenario(scenario: Scenario, context: ScenarioContext):
     await scenario.during(run, context);
     await load.stop();
     const answers = run.answersSince(0);
-    behaviour.push(`client: ${answers.accepted} × 202 of ${load.stats.answers.length} answers${formatRefused(answers.refused)}; every file retried with its X-Request-Id until 202`);
+    behaviour.push(
+      `client: ${answers.accepted} × 202 of ${load.stats.answers.length} answers${formatRefused(answers.refused)}; every file retried with its X-Request-Id until 202`,
+    );
     if (load.stats.givenUp.length > 0) checks.push({ what: `${load.stats.givenUp.length} file(s) never accepted`, ok: false });
     for (const { file, status, code } of load.stats.unexpected) checks.push({ what: `file ${file} got ${status} ${code ?? ''}`.trim(), ok: false });
     result.reckoning = await reckon(tenant, load.stats.accepted, ledger, { timeoutMs: 300_000 });
@@ -264,7 +245,9 @@ export const scenarios: Scenario[] = [
       await Promise.all([startServer(context.paths, context.ports, 'kafka-2'), startServer(context.paths, context.ports, 'kafka-3')]);
       await waitHealthy(context.ports);
       const readyAfter = await waitReadiness(run.ingress, 200, 180_000).catch(() => -1);
-      run.behaviour.push(readyAfter < 0 ? 'ingress /readiness did not recover' : `brokers back; ingress /readiness 200 again after ${(readyAfter / 1000).toFixed(1)} s`);
+      run.behaviour.push(
+        readyAfter < 0 ? 'ingress /readiness did not recover' : `brokers back; ingress /readiness 200 again after ${(readyAfter / 1000).toFixed(1)} s`,
+      );
       run.check('readiness recovers with no manual step', readyAfter >= 0);
     },
   },
@@ -297,7 +280,10 @@ export const scenarios: Scenario[] = [
       const outage = run.answersSince(since + 2_000);
       run.behaviour.push(`ingress while MinIO was down: ${outage.accepted} × 202${formatRefused(outage.refused)}`);
       run.check('no 202 while S3 is down', outage.accepted === 0);
-      run.check('imports get 503 while S3 is down', Object.keys(outage.refused).some((label) => label.startsWith('503')));
+      run.check(
+        'imports get 503 while S3 is down',
+        Object.keys(outage.refused).some((label) => label.startsWith('503')),
+      );
       await startServer(context.paths, context.ports, 'minio');
       await waitHealthy(context.ports);
       run.behaviour.push('MinIO started again');
@@ -317,7 +303,9 @@ export const scenarios: Scenario[] = [
       const since = Date.now();
       run.behaviour.push(`registry frozen after ${run.load.stats.accepted.size} files accepted`);
       const notReadyAfter = await waitReadiness(run.ingress, 503, 30_000).catch(() => -1);
-      run.behaviour.push(notReadyAfter < 0 ? 'ingress /readiness stayed 200' : `ingress /readiness 503 after ${(notReadyAfter / 1000).toFixed(1)} s (registry unreachable)`);
+      run.behaviour.push(
+        notReadyAfter < 0 ? 'ingress /readiness stayed 200' : `ingress /readiness 503 after ${(notReadyAfter / 1000).toFixed(1)} s (registry unreachable)`,
+      );
       // A replica that starts now needs the registry to register its schemas: it must fail cleanly.
       const fresh = await startService('processor', {}, 'liveness').then(
         (service) => service,
@@ -327,7 +315,9 @@ export const scenarios: Scenario[] = [
       else {
         run.adopt(fresh);
         const exit = await Promise.race([fresh.exited, sleep(15_000).then(() => 'running')]);
-        run.behaviour.push(`a processor started during the outage: ${exit === 'running' ? 'still waiting for the registry after 15 s' : `exited with ${String(exit)}`}`);
+        run.behaviour.push(
+          `a processor started during the outage: ${exit === 'running' ? 'still waiting for the registry after 15 s' : `exited with ${String(exit)}`}`,
+        );
       }
       await sleep(Math.max(0, 20_000 - (Date.now() - since)));
       const outage = run.answersSince(since);
@@ -368,19 +358,21 @@ export const scenarios: Scenario[] = [
       // Under the ledger's prefix, so any event for it would be seen.
       const requestId = `chaos-${tenant}-killed`;
       let sent = 0;
-      const body = Readable.from((async function* () {
-        const records = generateCompanies({ count: 40_000, seed: 5, bytesPerRecord: 1000 });
-        let chunk = '';
-        for (const record of records) {
-          chunk += `${record.line}\n`;
-          if (chunk.length >= 256 * 1024) {
-            sent += chunk.length;
-            yield Buffer.from(chunk);
-            chunk = '';
-            await sleep(20);
+      const body = Readable.from(
+        (async function* () {
+          const records = generateCompanies({ count: 40_000, seed: 5, bytesPerRecord: 1000 });
+          let chunk = '';
+          for (const record of records) {
+            chunk += `${record.line}\n`;
+            if (chunk.length >= 256 * 1024) {
+              sent += chunk.length;
+              yield Buffer.from(chunk);
+              chunk = '';
+              await sleep(20);
+            }
           }
-        }
-      })());
+        })(),
+      );
       const upload = request(`${victim.url}/import/${tenant}`, {
         method: 'POST',
         body,

@@ -371,18 +371,12 @@ export function openPostgres(): Postgres {
 }
 
 /** Waits until the pipeline has committed everything the accepted files should give, then counts. */
-export async function reckon(
-  tenant: string,
-  accepted: Map<string, ImportFile>,
-  ledger: Ledger,
-  options: { timeoutMs: number },
-): Promise<Reckoning> {
+export async function reckon(tenant: string, accepted: Map<string, ImportFile>, ledger: Ledger, options: { timeoutMs: number }): Promise<Reckoning> {
   const expected = expectedOf(accepted.values());
   const postgres = openPostgres();
   const problems: string[] = [];
   try {
-    const settled = () =>
-      sum(ledger.counts.recordValidated) >= expected.valid && sum(ledger.counts.validationError) >= expected.invalid;
+    const settled = () => sum(ledger.counts.recordValidated) >= expected.valid && sum(ledger.counts.validationError) >= expected.invalid;
     try {
       await eventually(
         `${expected.rows} rows and every record's outcome for ${tenant}`,

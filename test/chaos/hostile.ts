@@ -30,7 +30,16 @@ export interface HostileResult {
   error?: string;
 }
 
-const PARSE_ERRORS = new Set(['EMPTY_BODY', 'INVALID_JSON', 'INVALID_UTF8', 'TRUNCATED', 'TRAILING_DATA', 'TOP_LEVEL_SCALAR', 'NESTING_TOO_DEEP', 'LINE_TOO_LONG']);
+const PARSE_ERRORS = new Set([
+  'EMPTY_BODY',
+  'INVALID_JSON',
+  'INVALID_UTF8',
+  'TRUNCATED',
+  'TRAILING_DATA',
+  'TOP_LEVEL_SCALAR',
+  'NESTING_TOO_DEEP',
+  'LINE_TOO_LONG',
+]);
 
 interface Answer {
   status: number;
@@ -151,7 +160,8 @@ function corruptions(seed: number, count: number): Array<{ name: string; body: B
     const at = Math.floor(random() * bytes.length);
     const kind = Math.floor(random() * 3);
     let body: Buffer;
-    if (kind === 0) body = bytes.subarray(0, at); // truncated
+    if (kind === 0)
+      body = bytes.subarray(0, at); // truncated
     else if (kind === 1) {
       bytes[at] = junk[Math.floor(random() * junk.length)]!.charCodeAt(0) & 0xff; // one byte replaced
       body = bytes;
@@ -250,7 +260,12 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
     for (const depth of [1_000, 100_000]) {
       const requestId = idFor();
       const body = Buffer.from(`${'['.repeat(depth)}${']'.repeat(depth)}`);
-      record(`nesting ${depth.toLocaleString('en')} levels deep`, { status: 400, code: 'NESTING_TOO_DEEP' }, await post(url, body, { ...json, 'x-request-id': requestId }), requestId);
+      record(
+        `nesting ${depth.toLocaleString('en')} levels deep`,
+        { status: 400, code: 'NESTING_TOO_DEEP' },
+        await post(url, body, { ...json, 'x-request-id': requestId }),
+        requestId,
+      );
     }
     // A single 100 MB string, streamed (the client never holds it either).
     {
@@ -264,7 +279,13 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
           yield Buffer.from('"}');
         })(),
       );
-      record('one 100 MB string', { status: 400, code: 'LINE_TOO_LONG' }, await post(url, body, { ...json, 'x-request-id': requestId }), requestId, 'a record is bounded by INGRESS_MAX_LINE_BYTES (16 MiB)');
+      record(
+        'one 100 MB string',
+        { status: 400, code: 'LINE_TOO_LONG' },
+        await post(url, body, { ...json, 'x-request-id': requestId }),
+        requestId,
+        'a record is bounded by INGRESS_MAX_LINE_BYTES (16 MiB)',
+      );
     }
     // Seeded random corruptions: the answer must agree with a strict parser.
     for (const { name, body } of corruptions(context.seed, context.profile === 'short' ? 40 : 200)) {
@@ -295,8 +316,18 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
       record(`request id ${JSON.stringify(id.length > 20 ? `${id.slice(0, 12)}…` : id)}`, { status: 400, code: 'INVALID_REQUEST_ID' }, got, undefined);
     }
     record('Content-Type text/plain', { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }, await post(url, '{}', { 'content-type': 'text/plain' }), undefined);
-    record('charset latin1', { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' }, await post(url, '{}', { 'content-type': 'application/json; charset=latin1' }), undefined);
-    record('Content-Length beyond the limit', { status: 413, code: 'BODY_TOO_LARGE' }, await raw(port, `POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nContent-Length: ${300 * 1024 * 1024}\r\nConnection: close\r\n\r\n`), undefined);
+    record(
+      'charset latin1',
+      { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+      await post(url, '{}', { 'content-type': 'application/json; charset=latin1' }),
+      undefined,
+    );
+    record(
+      'Content-Length beyond the limit',
+      { status: 413, code: 'BODY_TOO_LARGE' },
+      await raw(port, `POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nContent-Length: ${300 * 1024 * 1024}\r\nConnection: close\r\n\r\n`),
+      undefined,
+    );
     // Header injection through the filename: stored as an inert label, never as headers.
     {
       const requestId = idFor();
@@ -316,7 +347,12 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
       services.push(small);
       const requestId = idFor();
       const body = `{"name":"ok"}\n{"name":"${'b'.repeat(70 * 1024)}"}\n`;
-      record('NDJSON line over INGRESS_MAX_LINE_BYTES=64 KiB', { status: 400, code: 'LINE_TOO_LONG' }, await post(`${small.url}/import/${tenant}`, body, { ...ndjson, 'x-request-id': requestId }), requestId);
+      record(
+        'NDJSON line over INGRESS_MAX_LINE_BYTES=64 KiB',
+        { status: 400, code: 'LINE_TOO_LONG' },
+        await post(`${small.url}/import/${tenant}`, body, { ...ndjson, 'x-request-id': requestId }),
+        requestId,
+      );
       const bigId = idFor();
       const streamed = Readable.from(
         (function* () {
@@ -325,14 +361,21 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
           yield Buffer.from(']');
         })(),
       );
-      record('streamed body over INGRESS_MAX_BODY_BYTES=1 MiB', { status: 413, code: 'BODY_TOO_LARGE' }, await post(`${small.url}/import/${tenant}`, streamed, { ...json, 'x-request-id': bigId }), bigId);
+      record(
+        'streamed body over INGRESS_MAX_BODY_BYTES=1 MiB',
+        { status: 413, code: 'BODY_TOO_LARGE' },
+        await post(`${small.url}/import/${tenant}`, streamed, { ...json, 'x-request-id': bigId }),
+        bigId,
+      );
     }
     // Slowloris: one byte per second.
     {
       const requestId = idFor();
       const got = await new Promise<Answer>((resolve) => {
         const socket = connect(port, '127.0.0.1', () =>
-          socket.write(`POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${requestId}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`),
+          socket.write(
+            `POST /import/${tenant} HTTP/1.1\r\nHost: x\r\nX-Request-Id: ${requestId}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n[`,
+          ),
         );
         const drip = setInterval(() => socket.writable && socket.write(' '), 1000);
         let data = '';
@@ -343,7 +386,13 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
           resolve(parseAnswer(data));
         });
       });
-      record('body at one byte per second (slowloris)', { status: 408, code: 'BODY_TOO_SLOW' }, got, requestId, 'answered after one INGRESS_BODY_RATE_WINDOW_MS (5 s) window');
+      record(
+        'body at one byte per second (slowloris)',
+        { status: 408, code: 'BODY_TOO_SLOW' },
+        got,
+        requestId,
+        'answered after one INGRESS_BODY_RATE_WINDOW_MS (5 s) window',
+      );
     }
     // More concurrent large uploads than admitted: an ingress admitting 3 at a time.
     {
@@ -379,7 +428,8 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
       const badRefusal = refused.map(({ upload }) => upload.answer!).find((answer) => !isRefusal(answer));
       const heldAnswers = answers.filter(({ requestId }) => held.some((entry) => entry.requestId === requestId)).map(({ answer }) => answer);
       const served = await serverAnswers(admitted);
-      const label = (answer: Answer) => `${answer.status} ${answer.code ?? ''}${answer.retryAfter === undefined ? '' : ` Retry-After: ${answer.retryAfter}`}`.trim();
+      const label = (answer: Answer) =>
+        `${answer.status} ${answer.code ?? ''}${answer.retryAfter === undefined ? '' : ` Retry-After: ${answer.retryAfter}`}`.trim();
       const tally = new Map<string, number>();
       for (const { answer } of answers) tally.set(label(answer), (tally.get(label(answer)) ?? 0) + 1);
       for (const { answer, requestId } of answers) (answer.status === 202 ? acceptedIds : refusedIds).push(requestId);
@@ -408,10 +458,14 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
     const lastId = idFor();
     const last = await post(url, '{"name":"last","permalink":"last"}', { ...json, 'x-request-id': lastId });
     record('a well-formed file after the corpus', { status: 202 }, last, lastId);
-    const ledgerCaughtUp = await eventually('the ledger to read the last file\'s event', async () => {
-      await ledger.catchUp();
-      return ledger.counts.fileExtractSuccess.has(lastId) ? true : undefined;
-    }, 60_000).then(
+    const ledgerCaughtUp = await eventually(
+      "the ledger to read the last file's event",
+      async () => {
+        await ledger.catchUp();
+        return ledger.counts.fileExtractSuccess.has(lastId) ? true : undefined;
+      },
+      60_000,
+    ).then(
       () => true,
       () => false,
     );
@@ -428,16 +482,26 @@ export async function runHostileCorpus(context: { seed: number; profile: Profile
     };
     const storedFor = (keys: string[]) => refusedIds.filter((id) => keys.some((key) => key.endsWith(`/${id}.json`)));
     // A refused upload is aborted in the background after its answer: what is checked is that nothing stays.
-    const cleanKeys = await eventually('nothing stored for a refused request', async () => {
-      const keys = await listKeys();
-      return storedFor(keys).length === 0 ? keys : undefined;
-    }, 30_000).catch(() => undefined);
+    const cleanKeys = await eventually(
+      'nothing stored for a refused request',
+      async () => {
+        const keys = await listKeys();
+        return storedFor(keys).length === 0 ? keys : undefined;
+      },
+      30_000,
+    ).catch(() => undefined);
     const keys = cleanKeys ?? (await listKeys());
     checks.push({ what: `nothing stored for the ${refusedIds.length} refused requests`, ok: cleanKeys !== undefined });
-    checks.push({ what: `every one of the ${acceptedIds.length} accepted requests stored`, ok: acceptedIds.every((id) => keys.some((key) => key.endsWith(`/${id}.json`))) });
+    checks.push({
+      what: `every one of the ${acceptedIds.length} accepted requests stored`,
+      ok: acceptedIds.every((id) => keys.some((key) => key.endsWith(`/${id}.json`))),
+    });
     const announcedRefused = refusedIds.filter((id) => (ledger.counts.fileExtractSuccess.get(id) ?? 0) > 0);
     checks.push({ what: `no ${topics.fileExtractSuccess.name} for a refused request`, ok: announcedRefused.length === 0 });
-    checks.push({ what: `one ${topics.fileExtractSuccess.name} per accepted request`, ok: acceptedIds.every((id) => ledger.counts.fileExtractSuccess.get(id) === 1) });
+    checks.push({
+      what: `one ${topics.fileExtractSuccess.name} per accepted request`,
+      ok: acceptedIds.every((id) => ledger.counts.fileExtractSuccess.get(id) === 1),
+    });
   } catch (error) {
     result.error = error instanceof Error ? error.message : String(error);
     log(`hostile corpus: ${result.error}`);

@@ -78,7 +78,9 @@ function render(faults: ScenarioResult[], corpus: HostileResult | undefined): st
   for (const result of faults) {
     const r = result.reckoning;
     const failedChecks = result.checks.filter((check) => !check.ok).map((check) => check.what);
-    const did = [...result.behaviour, ...(result.error === undefined ? [] : [`error: ${result.error}`]), ...failedChecks.map((what) => `FAILED: ${what}`)].join('; ');
+    const did = [...result.behaviour, ...(result.error === undefined ? [] : [`error: ${result.error}`]), ...failedChecks.map((what) => `FAILED: ${what}`)].join(
+      '; ',
+    );
     lines.push(
       `| **${result.name}**: ${cell(result.fault)} | ${cell(did)} | ${r?.filesAccepted ?? '—'} | ${r?.rowsExpected ?? '—'} | ${r?.rowsFound ?? '—'} | ${r?.duplicates ?? '—'} | ${r?.lost ?? '—'} | ${result.seed} | ${result.ok ? 'PASS' : '**FAIL**'} (${result.seconds} s) |`,
     );
@@ -113,7 +115,8 @@ function render(faults: ScenarioResult[], corpus: HostileResult | undefined): st
     if (corruptions.length > 0) {
       const valid = corruptions.filter((entry) => entry.expected.status === 202).length;
       const codes = new Map<string, number>();
-      for (const entry of corruptions) codes.set(`${entry.got.status} ${entry.got.code ?? ''}`.trim(), (codes.get(`${entry.got.status} ${entry.got.code ?? ''}`.trim()) ?? 0) + 1);
+      for (const entry of corruptions)
+        codes.set(`${entry.got.status} ${entry.got.code ?? ''}`.trim(), (codes.get(`${entry.got.status} ${entry.got.code ?? ''}`.trim()) ?? 0) + 1);
       lines.push(
         `| ${corruptions.length} seeded corruptions of a valid NDJSON file (truncations, replaced or removed bytes) | 400 with a parse error code, or 202 when the damage still leaves valid NDJSON (${valid} of them) | ${[...codes].map(([label, count]) => `${count} × ${label}`).join(', ')} | ${corruptions.every((entry) => entry.ok) ? 'PASS' : `**FAIL** (${corruptions.filter((entry) => !entry.ok).length})`} |`,
       );
@@ -126,7 +129,7 @@ function render(faults: ScenarioResult[], corpus: HostileResult | undefined): st
     '## Security (covered by the unit and integration tests)',
     '',
     '- Record fields holding SQL, shell or pg-promise variable text are stored literally: parameterised statements only (`test/integration/company-writer.test.ts`, "SQL, shell and pg-promise variable text is stored literally").',
-    '- S3 keys cannot leave the tenant\'s prefix: the tenant is `[a-z0-9][a-z0-9._-]{0,62}` without `..`, checked before the body is read, and the key is `<tenant>/files/<date>/<request id>.json` with a validated request id (hostile tenants above; `ingress/request-id.test.ts`).',
+    "- S3 keys cannot leave the tenant's prefix: the tenant is `[a-z0-9][a-z0-9._-]{0,62}` without `..`, checked before the body is read, and the key is `<tenant>/files/<date>/<request id>.json` with a validated request id (hostile tenants above; `ingress/request-id.test.ts`).",
     '- Tokens are compared in constant time (`ingress/auth.ts`, `crypto.timingSafeEqual` over SHA-256 digests).',
     '- Responses never carry stack traces: every error answer is `{ error: { code, message, request_id } }` (the corpus above; a 500 says only "the import failed unexpectedly").',
     '- Credentials come only from the environment or mounted files (`*_FILE`); the images run as a non-root user (`deployments/docker/Dockerfile`, `test/deployments.test.ts`).',

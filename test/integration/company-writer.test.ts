@@ -9,12 +9,7 @@ import t, { type Test } from 'tap';
 import { loadConfig } from '../../core/config.js';
 import { PipelineError } from '../../core/errors.js';
 import { createPostgres } from '../../core/postgres.js';
-import {
-  createCompanyWriter,
-  type BatchWriteResult,
-  type PartitionBatch,
-  type SinkRecord,
-} from '../../sinks/postgres/company-writer.js';
+import { createCompanyWriter, type BatchWriteResult, type PartitionBatch, type SinkRecord } from '../../sinks/postgres/company-writer.js';
 import { normalizeRecord } from '../../topology/etl/normalize.js';
 
 const config = loadConfig();
@@ -50,9 +45,7 @@ function newGroup(): string {
   return group;
 }
 
-const sample = normalizeRecord(
-  JSON.parse(readFileSync(new URL('../../examples/data/json/c.json', import.meta.url), 'utf8')),
-) as Record<string, unknown>;
+const sample = normalizeRecord(JSON.parse(readFileSync(new URL('../../examples/data/json/c.json', import.meta.url), 'utf8'))) as Record<string, unknown>;
 
 function doc(permalink: string, overrides: Record<string, unknown> = {}): Record<string, unknown> {
   return { ...structuredClone(sample), permalink, name: `Company ${permalink}`, ...overrides };
@@ -130,7 +123,11 @@ for (const method of ['copy', 'insert'] as const) {
     const tenant = newTenant();
     const group = newGroup();
     const first = await writer.writeBatch(
-      batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1, { doc: doc('b', { created_at: '', updated_at: 'yesterday', founded_year: 2004 }) }), rec(tenant, 'c', 2)], 3),
+      batch(
+        group,
+        [rec(tenant, 'a', 0), rec(tenant, 'b', 1, { doc: doc('b', { created_at: '', updated_at: 'yesterday', founded_year: 2004 }) }), rec(tenant, 'c', 2)],
+        3,
+      ),
     );
     t.match(first, { inserted: 3, updated: 0, rejected: [], collapsed: 0, skipped: false });
     t.same(first.perRequest, [{ requestId: 'req-1', tenant, inserted: 3, updated: 0, rejected: 0 }]);
@@ -155,7 +152,14 @@ for (const method of ['copy', 'insert'] as const) {
     t.equal(b.founded_year, 2004);
 
     const second = await writer.writeBatch(
-      batch(group, [rec(tenant, 'a', 3, { doc: doc('a', { name: 'A renamed', number_of_employees: 5 }), requestId: 'req-2' }), rec(tenant, 'd', 4, { requestId: 'req-2' })], 5),
+      batch(
+        group,
+        [
+          rec(tenant, 'a', 3, { doc: doc('a', { name: 'A renamed', number_of_employees: 5 }), requestId: 'req-2' }),
+          rec(tenant, 'd', 4, { requestId: 'req-2' }),
+        ],
+        5,
+      ),
     );
     t.match(second, { inserted: 1, updated: 1, rejected: [], collapsed: 0, skipped: false });
     const after = await companies(tenant);
@@ -181,7 +185,13 @@ for (const method of ['copy', 'insert'] as const) {
     );
     t.match(result, { inserted: 2, updated: 0, collapsed: 2, rejected: [] });
     const rows = await companies(tenant);
-    t.same(rows.map((row) => [row.permalink, row.name, row.source_record_index]), [['x', 'third', 13], ['y', 'Company y', 11]]);
+    t.same(
+      rows.map((row) => [row.permalink, row.name, row.source_record_index]),
+      [
+        ['x', 'third', 13],
+        ['y', 'Company y', 11],
+      ],
+    );
     t.same(
       result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
       [
@@ -199,13 +209,26 @@ for (const method of ['copy', 'insert'] as const) {
     const copies = (tenant: string) => ({
       oldX: rec(tenant, 'x', 0, { doc: doc('x', { name: 'old x', offices: [{ city: 'Old' }] }), requestId: 'req-old', recordIndex: 0, acceptedAt: 1000 }),
       oldY: rec(tenant, 'y', 1, { doc: doc('y', { name: 'old y' }), requestId: 'req-old', recordIndex: 1, acceptedAt: 1000 }),
-      newX0: rec(tenant, 'x', 2, { doc: doc('x', { name: 'new x, first', offices: [{ city: 'Mid' }] }), requestId: 'req-new', recordIndex: 0, acceptedAt: 2000 }),
-      newX5: rec(tenant, 'x', 3, { doc: doc('x', { name: 'new x, last', offices: [{ city: 'New' }, { city: 'Newer' }] }), requestId: 'req-new', recordIndex: 5, acceptedAt: 2000 }),
+      newX0: rec(tenant, 'x', 2, {
+        doc: doc('x', { name: 'new x, first', offices: [{ city: 'Mid' }] }),
+        requestId: 'req-new',
+        recordIndex: 0,
+        acceptedAt: 2000,
+      }),
+      newX5: rec(tenant, 'x', 3, {
+        doc: doc('x', { name: 'new x, last', offices: [{ city: 'New' }, { city: 'Newer' }] }),
+        requestId: 'req-new',
+        recordIndex: 5,
+        acceptedAt: 2000,
+      }),
     });
     const orders: Array<Array<Array<keyof ReturnType<typeof copies>>>> = [
       [['oldX', 'oldY'], ['newX0'], ['newX5']],
       [['newX5'], ['newX0'], ['oldX', 'oldY']],
-      [['newX5', 'oldX'], ['oldY', 'newX0']],
+      [
+        ['newX5', 'oldX'],
+        ['oldY', 'newX0'],
+      ],
       [['newX0', 'newX5', 'oldY', 'oldX']],
     ];
     const finals: unknown[] = [];
@@ -229,16 +252,24 @@ for (const method of ['copy', 'insert'] as const) {
       ['x', 'new x, last', 'req-new', 5],
       ['y', 'old y', 'req-old', 1],
     ]);
-    t.same(first.offices.filter((office) => office.permalink === 'x').map((office) => office.city), ['New', 'Newer'], 'x has the offices of its newest copy');
+    t.same(
+      first.offices.filter((office) => office.permalink === 'x').map((office) => office.city),
+      ['New', 'Newer'],
+      'x has the offices of its newest copy',
+    );
     for (const [i, final] of finals.entries()) t.same(final, finals[0], `order ${JSON.stringify(orders[i])} ends with the same rows and child rows`);
   });
 
   t.test(`[${method}] an older copy changes nothing and is counted as outdated, and as updated of its import`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
-    await writer.writeBatch(batch(group, [rec(tenant, 'x', 0, { doc: doc('x', { name: 'newer', offices: [{ city: 'Kept' }] }), requestId: 'b', acceptedAt: 2000 })], 1));
+    await writer.writeBatch(
+      batch(group, [rec(tenant, 'x', 0, { doc: doc('x', { name: 'newer', offices: [{ city: 'Kept' }] }), requestId: 'b', acceptedAt: 2000 })], 1),
+    );
     const before = await companies(tenant);
-    const result = await writer.writeBatch(batch(group, [rec(tenant, 'x', 1, { doc: doc('x', { name: 'older', offices: [] }), requestId: 'a', acceptedAt: 1000 })], 2));
+    const result = await writer.writeBatch(
+      batch(group, [rec(tenant, 'x', 1, { doc: doc('x', { name: 'older', offices: [] }), requestId: 'a', acceptedAt: 1000 })], 2),
+    );
     t.match(result, { inserted: 0, updated: 0, outdated: 1, collapsed: 0, rejected: [] });
     t.same(result.perRequest, [{ requestId: 'a', tenant, inserted: 0, updated: 1, rejected: 0 }]);
     t.same(await companies(tenant), before, 'the row is untouched (loaded_at too)');
@@ -261,7 +292,11 @@ for (const method of ['copy', 'insert'] as const) {
     t.equal(hookCalls, 0, 'no hook for a skipped batch');
     const after = await companies(tenant);
     t.equal(after.length, before.length);
-    t.same(after.map((row) => row.loaded_at.getTime()), before.map((row) => row.loaded_at.getTime()), 'loaded_at unchanged');
+    t.same(
+      after.map((row) => row.loaded_at.getTime()),
+      before.map((row) => row.loaded_at.getTime()),
+      'loaded_at unchanged',
+    );
 
     const older = await writer.writeBatch(batch(group, [rec(tenant, 'a', 50)], 51));
     t.equal(older.skipped, true, 'an older batch is skipped too');
@@ -281,9 +316,19 @@ for (const method of ['copy', 'insert'] as const) {
   t.test(`[${method}] a partial overlap writes only the records at or after the stored offset`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
-    await writer.writeBatch(batch(group, [0, 1, 2, 3, 4].map((offset) => rec(tenant, `p${offset}`, offset)), 5));
+    await writer.writeBatch(
+      batch(
+        group,
+        [0, 1, 2, 3, 4].map((offset) => rec(tenant, `p${offset}`, offset)),
+        5,
+      ),
+    );
     const result = await writer.writeBatch(
-      batch(group, [3, 4, 5, 6, 7].map((offset) => rec(tenant, `p${offset}`, offset, { doc: doc(`p${offset}`, { name: `again ${offset}` }), requestId: 'req-2' })), 8),
+      batch(
+        group,
+        [3, 4, 5, 6, 7].map((offset) => rec(tenant, `p${offset}`, offset, { doc: doc(`p${offset}`, { name: `again ${offset}` }), requestId: 'req-2' })),
+        8,
+      ),
     );
     t.match(result, { inserted: 3, updated: 0, alreadyCommitted: 2, skipped: false });
     t.same(result.perRequest, [{ requestId: 'req-2', tenant, inserted: 3, updated: 0, rejected: 0 }]);
@@ -296,7 +341,18 @@ for (const method of ['copy', 'insert'] as const) {
     const tenant = newTenant();
     const group = newGroup();
     const offices = [
-      { description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41, extra: 'kept' },
+      {
+        description: 'HQ',
+        address1: '1 Main St',
+        address2: '',
+        zip_code: '94107',
+        city: 'San Francisco',
+        state_code: 'CA',
+        country_code: 'USA',
+        latitude: 37.77,
+        longitude: -122.41,
+        extra: 'kept',
+      },
       { description: 'Wrong types', address1: 42, zip_code: 94107, city: ['x'], latitude: 'north', longitude: null },
       { city: 'Berlin' },
     ];
@@ -308,26 +364,88 @@ for (const method of ['copy', 'insert'] as const) {
 
     const officeRows = await db.any('SELECT * FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
     t.same(officeRows, [
-      { tenant, permalink: 'k', position: 0, description: 'HQ', address1: '1 Main St', address2: '', zip_code: '94107', city: 'San Francisco', state_code: 'CA', country_code: 'USA', latitude: 37.77, longitude: -122.41 },
-      { tenant, permalink: 'k', position: 1, description: 'Wrong types', address1: null, address2: null, zip_code: null, city: null, state_code: null, country_code: null, latitude: null, longitude: null },
-      { tenant, permalink: 'k', position: 2, description: null, address1: null, address2: null, zip_code: null, city: 'Berlin', state_code: null, country_code: null, latitude: null, longitude: null },
+      {
+        tenant,
+        permalink: 'k',
+        position: 0,
+        description: 'HQ',
+        address1: '1 Main St',
+        address2: '',
+        zip_code: '94107',
+        city: 'San Francisco',
+        state_code: 'CA',
+        country_code: 'USA',
+        latitude: 37.77,
+        longitude: -122.41,
+      },
+      {
+        tenant,
+        permalink: 'k',
+        position: 1,
+        description: 'Wrong types',
+        address1: null,
+        address2: null,
+        zip_code: null,
+        city: null,
+        state_code: null,
+        country_code: null,
+        latitude: null,
+        longitude: null,
+      },
+      {
+        tenant,
+        permalink: 'k',
+        position: 2,
+        description: null,
+        address1: null,
+        address2: null,
+        zip_code: null,
+        city: 'Berlin',
+        state_code: null,
+        country_code: null,
+        latitude: null,
+        longitude: null,
+      },
     ]);
     const roundRows = await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']);
     t.same(roundRows, [
-      { tenant, permalink: 'k', position: 0, round_code: 'a', raised_amount: '1500000.5', raised_currency_code: 'USD', funded_year: 2010, funded_month: 3, funded_day: 1 },
-      { tenant, permalink: 'k', position: 1, round_code: null, raised_amount: null, raised_currency_code: null, funded_year: null, funded_month: null, funded_day: null },
+      {
+        tenant,
+        permalink: 'k',
+        position: 0,
+        round_code: 'a',
+        raised_amount: '1500000.5',
+        raised_currency_code: 'USD',
+        funded_year: 2010,
+        funded_month: 3,
+        funded_day: 1,
+      },
+      {
+        tenant,
+        permalink: 'k',
+        position: 1,
+        round_code: null,
+        raised_amount: null,
+        raised_currency_code: null,
+        funded_year: null,
+        funded_month: null,
+        funded_day: null,
+      },
     ]);
     const otherOffices = await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other']);
     t.equal(otherOffices.n, 2, 'the sample record has two offices');
 
     const second = await writer.writeBatch(batch(group, [rec(tenant, 'k', 2, { doc: doc('k', { offices: [{ city: 'Paris' }], funding_rounds: null }) })], 3));
     t.equal(second.updated, 1);
-    t.same(
-      (await db.any('SELECT position, city FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k'])),
-      [{ position: 0, city: 'Paris' }],
-    );
+    t.same(await db.any('SELECT position, city FROM company_offices WHERE tenant = $1 AND permalink = $2 ORDER BY position', [tenant, 'k']), [
+      { position: 0, city: 'Paris' },
+    ]);
     t.same(await db.any('SELECT * FROM company_funding_rounds WHERE tenant = $1 AND permalink = $2', [tenant, 'k']), []);
-    t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other'])).n, 2, 'other companies untouched');
+    t.equal(
+      (await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1 AND permalink = $2', [tenant, 'other'])).n,
+      2,
+      'other companies untouched',
+    );
   });
 
   t.test(`[${method}] bad rows are rejected alone; their neighbours are written`, async (t) => {
@@ -360,7 +478,12 @@ for (const method of ['copy', 'insert'] as const) {
     t.equal(mixedResult.inserted, 9);
     t.same(
       mixedResult.rejected.map((r) => [r.record.permalink, r.code]),
-      [['m01', '22003'], ['m06', '23502'], ['m07', '22P05'], ['m12', '22021']],
+      [
+        ['m01', '22003'],
+        ['m06', '23502'],
+        ['m07', '22P05'],
+        ['m12', '22021'],
+      ],
     );
     t.equal((await companies(tenant2)).length, 9);
   });
@@ -380,7 +503,10 @@ for (const method of ['copy', 'insert'] as const) {
       ),
     );
     t.match(result, { inserted: 1, updated: 0, collapsed: 1 });
-    t.same(result.rejected.map((r) => r.record.offset), ['2']);
+    t.same(
+      result.rejected.map((r) => r.record.offset),
+      ['2'],
+    );
     t.equal((await companies(tenant))[0]?.name, 'v2');
     t.same(
       result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
@@ -399,16 +525,29 @@ for (const method of ['copy', 'insert'] as const) {
     // Pass 1 writes a and b's last version is refused before any SQL (a NUL in a column), so
     // pass 2 writes b's version before it — in the same transaction, after pass 1's rows.
     const result = await writer.writeBatch(
-      batch(group, [
-        rec(tenant, 'a', 0),
-        rec(tenant, 'b', 1, { doc: doc('b', { name: 'b1' }) }),
-        rec(tenant, 'b', 2, { doc: doc('b', { name: 'nul \u0000 in a column' }) }),
-      ], 3),
+      batch(
+        group,
+        [
+          rec(tenant, 'a', 0),
+          rec(tenant, 'b', 1, { doc: doc('b', { name: 'b1' }) }),
+          rec(tenant, 'b', 2, { doc: doc('b', { name: 'nul \u0000 in a column' }) }),
+        ],
+        3,
+      ),
     );
     queries.stop();
     t.match(result, { inserted: 2, updated: 0, collapsed: 0 });
-    t.same(result.rejected.map((r) => [r.record.offset, r.code]), [['2', '22021']]);
-    t.same((await companies(tenant)).map((row) => [row.permalink, row.name]), [['a', 'Company a'], ['b', 'b1']]);
+    t.same(
+      result.rejected.map((r) => [r.record.offset, r.code]),
+      [['2', '22021']],
+    );
+    t.same(
+      (await companies(tenant)).map((row) => [row.permalink, row.name]),
+      [
+        ['a', 'Company a'],
+        ['b', 'b1'],
+      ],
+    );
     t.equal((await db.one('SELECT count(*)::int AS n FROM company_offices WHERE tenant = $1', [tenant])).n, 4, 'two offices each, none twice');
     if (method === 'copy') {
       const merges = queries.filter((q) => /INSERT INTO companies \(.*\) SELECT/s.test(q));
@@ -483,7 +622,13 @@ for (const method of ['copy', 'insert'] as const) {
     await writer.writeBatch(batch(group, [rec(tenant, 'a', 7)], 9, 0));
     await writer.writeBatch(batch(group, [rec(tenant, 'b', 40)], 41, 2));
     await writer.writeBatch(batch(group, [], 12, 0)); // only skipped messages: the offset still moves
-    t.same(await writer.storedOffsets(group, topic), new Map([[0, '12'], [2, '41']]));
+    t.same(
+      await writer.storedOffsets(group, topic),
+      new Map([
+        [0, '12'],
+        [2, '41'],
+      ]),
+    );
     t.same(await writer.storedOffsets(group, 'another.topic'), new Map());
     t.same(await writer.storedOffsets(newGroup(), topic), new Map());
   });
@@ -494,11 +639,14 @@ for (const method of ['copy', 'insert'] as const) {
     const nasty = {
       name: "Robert'); DROP TABLE companies;--",
       category_code: '$(rm -rf /)',
-      homepage_url: '${name} $1 $/x/ :raw \\x00 E\'\\\\\'',
+      homepage_url: "${name} $1 $/x/ :raw \\x00 E'\\\\'",
       email_address: '`id`; \\ "quoted" \'single\'',
       offices: [{ city: "'; DELETE FROM company_offices;--", description: '$$ dollar $$ $tag$' }],
       // COPY text format's own specials: field and row separators, escapes, the end-of-data marker, the null marker.
-      funding_rounds: [{ round_code: 'a\tb\nc\rd\\e', raised_currency_code: '\\.' }, { round_code: '\\N', raised_currency_code: '\n\\.\n' }],
+      funding_rounds: [
+        { round_code: 'a\tb\nc\rd\\e', raised_currency_code: '\\.' },
+        { round_code: '\\N', raised_currency_code: '\n\\.\n' },
+      ],
     };
     const permalink = "it's-$1";
     await writer.writeBatch(batch(group, [rec(tenant, permalink, 0, { doc: doc(permalink, nasty) })], 1));
@@ -563,7 +711,10 @@ for (const method of ['copy', 'insert'] as const) {
       // through the driver itself): the statement count does not grow with the batch.
       t.equal(queries.length, 6, 'no per-row round trips');
       t.equal(queries.filter((q) => /INSERT INTO companies \(.*\) SELECT/s.test(q)).length, 1, 'one merge from the staging table');
-      t.notOk(queries.some((q) => q.includes('INSERT INTO "companies"')), 'no multi-row INSERT');
+      t.notOk(
+        queries.some((q) => q.includes('INSERT INTO "companies"')),
+        'no multi-row INSERT',
+      );
       t.ok(queries.join('').length < 8192, 'no row travels as SQL text (a few KB of statements for megabytes of rows)');
     }
     t.equal((await db.one('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant])).n, 2500);

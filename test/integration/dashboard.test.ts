@@ -75,23 +75,38 @@ const quiet = { LOG_LEVEL: 'warn' };
 
 t.test('the dashboard reads metrics of every service', async (t) => {
   for (const prefix of ['ingress_', 'processor_', 'monitoring_']) {
-    t.ok([...used].some((name) => name.startsWith(prefix)), `some ${prefix}* metric`);
+    t.ok(
+      [...used].some((name) => name.startsWith(prefix)),
+      `some ${prefix}* metric`,
+    );
   }
-  t.same([...used].filter((name) => !/^(ingress|processor|monitoring|process|nodejs)_/.test(name)), [], 'no metric of an unknown source');
+  t.same(
+    [...used].filter((name) => !/^(ingress|processor|monitoring|process|nodejs)_/.test(name)),
+    [],
+    'no metric of an unknown source',
+  );
 });
 
-t.test('ingress: the dashboard\'s ingress_* metrics are on its /metrics', async (t) => {
+t.test("ingress: the dashboard's ingress_* metrics are on its /metrics", async (t) => {
   const config = loadIngressConfig({ ...process.env, ...quiet, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1' });
   const ingress = await startIngress(config, createLogger(config.log, 'ingress-itest'));
   t.teardown(() => ingress.close());
   const names = await exported(`http://127.0.0.1:${ingress.port}`);
   const expected = [...used].filter((name) => name.startsWith('ingress_'));
   t.ok(expected.length >= 8, `${expected.length} ingress metrics on the dashboard`);
-  t.same(expected.filter((name) => !names.has(name)), [], 'every one exported');
-  t.same(shared.filter((name) => !names.has(name)), [], 'and the process metrics');
+  t.same(
+    expected.filter((name) => !names.has(name)),
+    [],
+    'every one exported',
+  );
+  t.same(
+    shared.filter((name) => !names.has(name)),
+    [],
+    'and the process metrics',
+  );
 });
 
-t.test('processor: the dashboard\'s processor_* metrics are on its /metrics', async (t) => {
+t.test("processor: the dashboard's processor_* metrics are on its /metrics", async (t) => {
   // One stage is enough: every metric family is registered at start, whatever runs.
   const config = loadProcessorConfig({ ...process.env, ...quiet, PROCESSOR_PORT: '0', PROCESSOR_HOST: '127.0.0.1', PROCESSOR_STAGES: 'extract' });
   const processor = await startProcessor(config, createLogger(config.log, 'processor-itest'));
@@ -99,17 +114,33 @@ t.test('processor: the dashboard\'s processor_* metrics are on its /metrics', as
   const names = await exported(`http://127.0.0.1:${processor.port}`);
   const expected = [...used].filter((name) => name.startsWith('processor_'));
   t.ok(expected.length >= 6, `${expected.length} processor metrics on the dashboard`);
-  t.same(expected.filter((name) => !names.has(name)), [], 'every one exported');
-  t.same(shared.filter((name) => !names.has(name)), [], 'and the process metrics');
+  t.same(
+    expected.filter((name) => !names.has(name)),
+    [],
+    'every one exported',
+  );
+  t.same(
+    shared.filter((name) => !names.has(name)),
+    [],
+    'and the process metrics',
+  );
 });
 
-t.test('monitoring: the dashboard\'s monitoring_* metrics are on its /metrics', async (t) => {
+t.test("monitoring: the dashboard's monitoring_* metrics are on its /metrics", async (t) => {
   const config = loadMonitoringConfig({ ...process.env, ...quiet, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1' });
   const monitoring = await startMonitoring(config, createLogger(config.log, 'monitoring-itest'));
   t.teardown(() => monitoring.close());
   const names = await exported(`http://127.0.0.1:${monitoring.port}`);
   const expected = [...used].filter((name) => name.startsWith('monitoring_'));
   t.ok(expected.length >= 8, `${expected.length} monitoring metrics on the dashboard`);
-  t.same(expected.filter((name) => !names.has(name)), [], 'every one exported');
-  t.same(shared.filter((name) => !names.has(name)), [], 'and the process metrics');
+  t.same(
+    expected.filter((name) => !names.has(name)),
+    [],
+    'every one exported',
+  );
+  t.same(
+    shared.filter((name) => !names.has(name)),
+    [],
+    'and the process metrics',
+  );
 });

@@ -146,9 +146,16 @@ t.test('the build stage runs: npm ci, npm run build with the build args, npm pru
   t.same(readdirSync(app).sort(), ['dist', 'node_modules', 'package.json']);
 });
 
-t.test('the runtime files start the ingress with the image\'s CMD; /liveness reports the build', async (t) => {
+t.test("the runtime files start the ingress with the image's CMD; /liveness reports the build", async (t) => {
   if (!existsSync(join(app, 'dist'))) return t.fail('the build did not finish');
-  const cmd = JSON.parse(/^CMD\s+(\[.*\])$/m.exec(ingressStage!.instructions.filter((i) => i.op === 'CMD').map((i) => `CMD ${i.args}`).join('\n'))?.[1] ?? '[]') as string[];
+  const cmd = JSON.parse(
+    /^CMD\s+(\[.*\])$/m.exec(
+      ingressStage!.instructions
+        .filter((i) => i.op === 'CMD')
+        .map((i) => `CMD ${i.args}`)
+        .join('\n'),
+    )?.[1] ?? '[]',
+  ) as string[];
   t.same(cmd, ['node', 'dist/ingress/main.js']);
   const port = await freePort();
   const env: NodeJS.ProcessEnv = { ...cleanEnv(), INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
@@ -163,11 +170,15 @@ t.test('the runtime files start the ingress with the image\'s CMD; /liveness rep
     }
   });
   const url = `http://127.0.0.1:${port}`;
-  const liveness = await eventually('the ingress to answer /liveness', async () => {
-    if (child.exitCode !== null) throw new Error(`the ingress exited with ${child.exitCode}`);
-    const response = await request(`${url}/liveness`);
-    return response.statusCode === 200 ? ((await response.body.json()) as Record<string, unknown>) : undefined;
-  }, 60_000);
+  const liveness = await eventually(
+    'the ingress to answer /liveness',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`the ingress exited with ${child.exitCode}`);
+      const response = await request(`${url}/liveness`);
+      return response.statusCode === 200 ? ((await response.body.json()) as Record<string, unknown>) : undefined;
+    },
+    60_000,
+  );
   t.equal(liveness.service, 'ingress');
   t.equal(liveness.version, buildArgs.BUILD_VERSION, 'version from BUILD_VERSION');
   t.equal(liveness.commit, buildArgs.GIT_COMMIT, 'commit from GIT_COMMIT');
@@ -191,11 +202,16 @@ t.test('the runtime files start the ingress with the image\'s CMD; /liveness rep
   t.equal(check[0], 'node');
   const result = spawnSync(process.execPath, check.slice(1), { cwd: app, env, encoding: 'utf8', timeout: 10_000 });
   t.equal(result.status, 0, 'HEALTHCHECK passes', { stderr: result.stderr });
-  const failing = spawnSync(process.execPath, check.slice(1), { cwd: app, env: { ...env, INGRESS_PORT: String(await freePort()) }, encoding: 'utf8', timeout: 10_000 });
+  const failing = spawnSync(process.execPath, check.slice(1), {
+    cwd: app,
+    env: { ...env, INGRESS_PORT: String(await freePort()) },
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   t.not(failing.status, 0, 'and fails when nothing answers');
 });
 
-t.test('the runtime files also run the processor\'s describe and the migrations CLI', async (t) => {
+t.test("the runtime files also run the processor's describe and the migrations CLI", async (t) => {
   if (!existsSync(join(app, 'dist'))) return t.fail('the build did not finish');
   const env = { ...cleanEnv(), NODE_ENV: 'production', LOG_LEVEL: 'warn' };
   const describe = spawnSync(process.execPath, ['dist/topology/main.js', 'describe'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
@@ -204,5 +220,5 @@ t.test('the runtime files also run the processor\'s describe and the migrations 
   const status = spawnSync(process.execPath, ['dist/sinks/postgres/migrate-cli.js', 'status'], { cwd: app, env, encoding: 'utf8', timeout: 60_000 });
   t.equal(status.status, 0, 'node dist/sinks/postgres/migrate-cli.js status', { stderr: status.stderr });
   t.match(status.stdout, /0001_companies/);
-  t.ok(existsSync(join(app, 'dist/monitoring/main.js')), 'the monitoring target\'s entry point is built');
+  t.ok(existsSync(join(app, 'dist/monitoring/main.js')), "the monitoring target's entry point is built");
 });

@@ -14,15 +14,7 @@ import { createEventCodec, subjectOf, type EventCodec } from '../../core/event-c
 import { allTopics } from '../../core/pipeline.js';
 import { createPostgres } from '../../core/postgres.js';
 import { createRegistry } from '../../core/registry.js';
-import {
-  findJava,
-  installApicurioSql,
-  type ManagedProcess,
-  registryAnswers,
-  stackPaths,
-  startSqlRegistry,
-  waitFor,
-} from '../../deployments/local/servers.js';
+import { findJava, installApicurioSql, type ManagedProcess, registryAnswers, stackPaths, startSqlRegistry, waitFor } from '../../deployments/local/servers.js';
 import { schemaOfTopic, type AvroSchema } from '../../schemas/index.js';
 import { config, createTestTopic, freePort, registryCall, readTopic, testKafka, uniqueName } from './helpers.js';
 
@@ -113,7 +105,11 @@ t.test('schemas, ids and rules outlive a restart of the dev registry; new ids ar
   // Each subject's rule as it stands, one of them made stricter than the codec's.
   const [first] = allTopics;
   const firstSubject = encodeURIComponent(subjectOf(first!.name));
-  t.equal((await registryOfTest(`/config/${firstSubject}`, 'PUT', { compatibility: 'FULL_TRANSITIVE' })).status, 200, `${first!.name}: held to FULL_TRANSITIVE`);
+  t.equal(
+    (await registryOfTest(`/config/${firstSubject}`, 'PUT', { compatibility: 'FULL_TRANSITIVE' })).status,
+    200,
+    `${first!.name}: held to FULL_TRANSITIVE`,
+  );
   const rulesBefore = new Map<string, unknown>();
   for (const { name } of allTopics) rulesBefore.set(name, (await registryOfTest(`/config/${encodeURIComponent(subjectOf(name))}`)).json?.compatibilityLevel);
 

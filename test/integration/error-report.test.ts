@@ -68,7 +68,13 @@ function offsets(count: number): number {
 }
 
 /** Applies events as one partition batch of `topic` under a fresh consumer group, at offsets from `first`. */
-async function apply(topic: string, partition: number, events: LineageEvent[], first = offsets(events.length), group = uniqueName('itest.report')): Promise<void> {
+async function apply(
+  topic: string,
+  partition: number,
+  events: LineageEvent[],
+  first = offsets(events.length),
+  group = uniqueName('itest.report'),
+): Promise<void> {
   await store.applyBatch({
     consumerGroup: group,
     topic,
@@ -129,7 +135,11 @@ t.test('pages walk the whole report once, in order; a download streams every pag
     pages += 1;
   }
   t.equal(pages, 3);
-  t.same(seen, Array.from({ length: total }, (_, i) => i), 'every record index once, ascending');
+  t.same(
+    seen,
+    Array.from({ length: total }, (_, i) => i),
+    'every record index once, ascending',
+  );
 
   const download = await request(`${url}/imports/${requestId}/errors?tenant=${tenant}`, { headers: { accept: 'application/x-ndjson' } });
   t.equal(download.statusCode, 200);

@@ -44,11 +44,7 @@ export async function createTestTopic(admin: Admin, topic: string): Promise<void
   await ensureTopics(admin, [topic], { partitions: config.pipeline.partitions, replicationFactor, config: topicConfig }, { timeoutMs: 60_000 });
 }
 
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 30_000,
-): Promise<T> {
+export async function eventually<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -112,7 +108,6 @@ export async function collectEvents<T>(
   }
 }
 
-
 /**
  * Writes one LZ4-compressed batch of 20 compressible lines to partition 0 with kcat (librdkafka),
  * as Java and librdkafka producers with compression on do; returns the lines. (librdkafka sends
@@ -137,8 +132,25 @@ export function produceWithKcat(topic: string, values: readonly Buffer[], option
   const input = Buffer.concat(values.flatMap((value) => [Buffer.from(`${options.key}\t`), value, Buffer.from(delimiter)]));
   execFileSync(
     'kcat',
-    ['-P', '-b', config.kafka.brokers[0]!, '-t', topic, '-p', String(options.partition ?? 0), '-z', options.codec, '-K', '\t', '-D', delimiter, '-X', 'acks=all', '-X', 'linger.ms=100'],
+    [
+      '-P',
+      '-b',
+      config.kafka.brokers[0]!,
+      '-t',
+      topic,
+      '-p',
+      String(options.partition ?? 0),
+      '-z',
+      options.codec,
+      '-K',
+      '\t',
+      '-D',
+      delimiter,
+      '-X',
+      'acks=all',
+      '-X',
+      'linger.ms=100',
+    ],
     { input },
   );
 }
-

@@ -63,7 +63,12 @@ function runCli(t: Test, args: string[]): CliRun {
   const env = { ...process.env };
   delete env.INGRESS_URL;
   delete env.TOKEN;
-  const child = spawn('npx', ['--no-install', 'tsx', 'examples/cli/import.ts', ...args], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const child = spawn('npx', ['--no-install', 'tsx', 'examples/cli/import.ts', ...args], {
+    cwd: repoRoot,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
@@ -154,7 +159,10 @@ t.test('a folder: a request id per file, a refused file in the summary and exit 
   t.equal(await run.exitCode, 1, 'exit 1: a file was refused', { stderr: run.stderr() });
 
   const ids = ['a.json', 'b.ndjson', 'broken.json'].map((file) => printedId(run, file));
-  t.ok(ids.every((id) => id !== undefined), 'each file has a printed request id');
+  t.ok(
+    ids.every((id) => id !== undefined),
+    'each file has a printed request id',
+  );
   t.equal(new Set(ids).size, 3, 'one id per file');
   t.notOk(run.stderr().includes('notes.txt'), 'only .json/.ndjson/.jsonl files are sent');
   const [a, b, broken] = ids as [string, string, string];
@@ -241,5 +249,9 @@ t.test('refused connections (started before the ingress listens) are retried; th
   const id = printedId(run, 'a.json');
   t.match(run.stdout(), new RegExp(`^ok +a\\.json +202 1 records +after \\d+ attempts +request id ${id}$`, 'm'));
   const events = await successesOf(tenant, 1);
-  t.same(events.map((event) => event.value.request_id), [id], 'one FileExtractSuccess, under the printed id');
+  t.same(
+    events.map((event) => event.value.request_id),
+    [id],
+    'one FileExtractSuccess, under the printed id',
+  );
 });

@@ -37,7 +37,7 @@ async function startReplica(t: Test): Promise<{ ingress: Ingress; url: string }>
 async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
   const response = await request(url, { method: 'POST', body, headers: { 'content-type': 'application/json', ...headers } });
   const text = await response.body.text();
-  return { status: response.statusCode, json: text === '' ? undefined : (JSON.parse(text)) };
+  return { status: response.statusCode, json: text === '' ? undefined : JSON.parse(text) };
 }
 
 async function filesOf(tenant: string): Promise<string[]> {
@@ -161,7 +161,7 @@ t.test('a claim left by an ingress killed mid-upload blocks the retry only until
 
   const survivor = await startReplica(t);
   const retry = await eventually(
-    'the dead ingress\'s claim to run out',
+    "the dead ingress's claim to run out",
     async () => {
       const answer = await post(`${survivor.url}/import/${tenant}`, sampleObject, { 'x-request-id': requestId });
       if (answer.status === 409) {
@@ -175,5 +175,5 @@ t.test('a claim left by an ingress killed mid-upload blocks the retry only until
   t.equal(retry.status, 202, 'the retry imports once the lease is over');
   t.notOk(retry.json.duplicate);
   t.equal((await eventsOf(tenant, 1)).length, 1, 'one FileExtractSuccess');
-  t.same(await filesOf(tenant), [retry.json.key], 'only the retry\'s file is stored');
+  t.same(await filesOf(tenant), [retry.json.key], "only the retry's file is stored");
 });

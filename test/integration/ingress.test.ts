@@ -35,10 +35,7 @@ t.teardown(() => s3.destroy());
 const sampleObject = readFileSync(new URL('../../examples/data/json/c.json', import.meta.url));
 const sampleNdjson = readFileSync(new URL('../../examples/data/json/companies-sample.ndjson', import.meta.url));
 
-async function withIngress(
-  t: Test,
-  env: Record<string, string> = {},
-): Promise<{ ingress: Ingress; url: string; config: IngressConfig }> {
+async function withIngress(t: Test, env: Record<string, string> = {}): Promise<{ ingress: Ingress; url: string; config: IngressConfig }> {
   const config = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', INGRESS_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', ...env });
   const ingress = await startIngress(config, createLogger(config.log, 'ingress-itest'));
   t.teardown(() => ingress.close());
@@ -48,7 +45,7 @@ async function withIngress(
 async function post(url: string, body: string | Buffer, headers: Record<string, string> = {}) {
   const response = await request(url, { method: 'POST', body, headers });
   const text = await response.body.text();
-  return { status: response.statusCode, headers: response.headers, json: text === '' ? undefined : (JSON.parse(text)) };
+  return { status: response.statusCode, headers: response.headers, json: text === '' ? undefined : JSON.parse(text) };
 }
 
 /** True once nothing listens on the port any more (undefined while something accepts). */
@@ -106,7 +103,7 @@ t.test('accepts the three shapes, stores each file and announces it', async (t) 
   for (const response of accepted) {
     const event = events.find((candidate) => candidate.value.request_id === response.request_id);
     t.ok(event, `event for ${response.format}`);
-    t.equal(event!.key, `${tenant}/${response.request_id}`, 'keyed by tenant and request id, so a tenant\'s files spread over the partitions');
+    t.equal(event!.key, `${tenant}/${response.request_id}`, "keyed by tenant and request id, so a tenant's files spread over the partitions");
     t.same(event!.value.pieces, [], 'a small file is one piece');
     t.ok(Number(event!.value.accepted_at) >= Number(event!.value.received_at), 'accepted after it was received');
     t.same(event!.headers, { request_id: response.request_id, event_type: 'FileExtractSuccess', 'content-type': 'application/vnd.etl.avro' });
@@ -129,20 +126,47 @@ t.test('accepts the three shapes, stores each file and announces it', async (t) 
 t.test('a file larger than INGRESS_PIECE_BYTES is announced with record-aligned pieces that ranged GETs read on their own', async (t) => {
   const { url } = await withIngress(t, { INGRESS_PIECE_BYTES: '4096' });
   const tenant = uniqueName('pieces');
-  const arrayBody = Buffer.from(JSON.stringify(sampleNdjson.toString().trim().split('\n').map((line) => JSON.parse(line) as unknown), null, 1));
-  for (const [format, body] of [['ndjson', sampleNdjson], ['array', arrayBody]] as const) {
+  const arrayBody = Buffer.from(
+    JSON.stringify(
+      sampleNdjson
+        .toString()
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as unknown),
+      null,
+      1,
+    ),
+  );
+  for (const [format, body] of [
+    ['ndjson', sampleNdjson],
+    ['array', arrayBody],
+  ] as const) {
     const response = await post(`${url}/import/${tenant}`, body, { 'content-type': format === 'ndjson' ? 'application/x-ndjson' : 'application/json' });
     t.equal(response.status, 202);
-    const [event] = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.request_id === response.json.request_id, { count: 1, decode });
+    const [event] = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.request_id === response.json.request_id, {
+      count: 1,
+      decode,
+    });
     const pieces = event!.value.pieces ?? [];
     t.ok(pieces.length > 1 && pieces.length <= Math.ceil(body.length / 4096), `${format}: ${pieces.length} pieces of a ${body.length}-byte file`);
-    t.ok(pieces.slice(0, -1).every((piece) => Number(piece.byte_end) - Number(piece.byte_start) >= 4096), 'each piece but the last spans at least INGRESS_PIECE_BYTES');
+    t.ok(
+      pieces.slice(0, -1).every((piece) => Number(piece.byte_end) - Number(piece.byte_start) >= 4096),
+      'each piece but the last spans at least INGRESS_PIECE_BYTES',
+    );
     const records: unknown[] = [];
     for (const piece of pieces) {
-      const object = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: response.json.key, Range: `bytes=${piece.byte_start}-${Number(piece.byte_end) - 1}` }));
+      const object = await s3.send(
+        new GetObjectCommand({ Bucket: bucket, Key: response.json.key, Range: `bytes=${piece.byte_start}-${Number(piece.byte_end) - 1}` }),
+      );
       const text = await object.Body!.transformToString();
       t.equal(Buffer.byteLength(text), Number(piece.byte_end) - Number(piece.byte_start), 'the range is what S3 returns');
-      const values = format === 'array' ? (JSON.parse(`[${text}]`) as unknown[]) : text.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line) as unknown);
+      const values =
+        format === 'array'
+          ? (JSON.parse(`[${text}]`) as unknown[])
+          : text
+              .split('\n')
+              .filter((line) => line.trim() !== '')
+              .map((line) => JSON.parse(line) as unknown);
       t.equal(values.length, Number(piece.record_count));
       t.equal(Number(piece.record_start), records.length);
       records.push(...values);
@@ -199,10 +223,7 @@ t.test('unparseable files: 400 with code and offset, nothing stored, a FileExtra
     decode,
   });
   t.equal(events.length, cases.length, 'one FileExtractError per refused file');
-  t.same(
-    events.map((event) => event.value.reason_code).sort(),
-    cases.map((testCase) => testCase.code).sort(),
-  );
+  t.same(events.map((event) => event.value.reason_code).sort(), cases.map((testCase) => testCase.code).sort());
   for (const event of events) t.equal(event.headers.event_type, 'FileExtractError');
 });
 
@@ -366,7 +387,7 @@ t.test('a client that goes away after sending the whole body: the import finishe
     return answer.status === 409 ? undefined : answer;
   });
   t.equal(retry.status, 202);
-  t.equal(retry.json.duplicate, true, 'the first attempt\'s result');
+  t.equal(retry.json.duplicate, true, "the first attempt's result");
   const events = await collectEvents<FileExtractSuccess>(topics.fileExtractSuccess.name, (value) => value.tenant === tenant, { count: 1, decode });
   t.equal(events.length, 1, 'announced once');
   t.same(await objectsOf(tenant), [retry.json.key], 'stored once, where the event says');
@@ -420,7 +441,13 @@ t.test('SIGTERM: stops accepting, finishes in-flight imports, exits 0, loses not
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'ingress/main.ts'], {
     // The test holds the bodies back itself; the slow-body guard would answer 408 to them.
-    env: { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', INGRESS_BODY_MIN_BYTES_PER_SECOND: '0', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' },
+    env: {
+      ...process.env,
+      INGRESS_PORT: String(port),
+      INGRESS_HOST: '127.0.0.1',
+      INGRESS_BODY_MIN_BYTES_PER_SECOND: '0',
+      LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn',
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -465,9 +492,5 @@ t.test('SIGTERM: stops accepting, finishes in-flight imports, exits 0, loses not
     count: accepted.length,
     decode,
   });
-  t.same(
-    events.map((event) => event.value.request_id).sort(),
-    accepted.map((result) => result.body.request_id).sort(),
-    'every accepted import has its event',
-  );
+  t.same(events.map((event) => event.value.request_id).sort(), accepted.map((result) => result.body.request_id).sort(), 'every accepted import has its event');
 });

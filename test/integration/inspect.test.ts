@@ -43,7 +43,10 @@ t.test('inspect decodes batches kcat compressed with gzip, snappy, lz4 and zstd,
   }
 
   const { stdout } = await run(process.execPath, ['--import', 'tsx', 'examples/cli/inspect.ts', topic], { env: process.env, maxBuffer: 16 * 1024 * 1024 });
-  const lines = stdout.trim().split('\n').map((line) => JSON.parse(line) as { topic: string; key: string; partition: number; value: FileExtractError });
+  const lines = stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { topic: string; key: string; partition: number; value: FileExtractError });
   t.same(lines.map((line) => line.value.request_id).sort(), [...expected].sort(), 'every event, once, decoded');
   for (const line of lines) {
     const name = line.value.request_id.split('-')[0]!;

@@ -44,7 +44,13 @@ const invalid = (tenant: string, requestId: string): LineageEvent => ({
   violations: [{ path: '/name', keyword: 'minLength', message: 'must NOT have fewer than 1 characters' }],
   source: { topic: topics.recordExtracted.name, partition: 0, offset: 0 },
 });
-const events = [received(acme, acmeImport), received(globex, globexImport), received(acme, sharedId), received(globex, sharedId), invalid(globex, globexImport)];
+const events = [
+  received(acme, acmeImport),
+  received(globex, globexImport),
+  received(acme, sharedId),
+  received(globex, sharedId),
+  invalid(globex, globexImport),
+];
 const first = 2e12 + Math.floor(Math.random() * 1e6) * 100;
 await store.applyBatch({
   consumerGroup: uniqueName('itest.access'),
@@ -87,7 +93,12 @@ t.test("a tenant's token: its own imports; another tenant's are 404, not 403", a
   const own = await get(`/imports/${acmeImport}`, as(tokens.acme));
   t.equal(own.status, 200);
   t.equal(own.json.tenant, acme);
-  for (const path of [`/imports/${globexImport}`, `/imports/${globexImport}?tenant=${globex}`, `/imports/${globexImport}/errors`, `/imports/${globexImport}/errors?tenant=${globex}&format=csv`]) {
+  for (const path of [
+    `/imports/${globexImport}`,
+    `/imports/${globexImport}?tenant=${globex}`,
+    `/imports/${globexImport}/errors`,
+    `/imports/${globexImport}/errors?tenant=${globex}&format=csv`,
+  ]) {
     const answer = await get(path, as(tokens.acme));
     t.equal(answer.status, 404, path);
     t.equal(answer.json.error.code, 'IMPORT_NOT_FOUND', path);
@@ -101,7 +112,10 @@ t.test("a tenant's token: its own imports; another tenant's are 404, not 403", a
   const listed = await get('/imports?limit=500', as(tokens.acme));
   t.equal(listed.status, 200);
   t.ok(listed.json.imports.length >= 2);
-  t.ok(listed.json.imports.every((item: any) => item.tenant === acme), 'only its own imports are listed');
+  t.ok(
+    listed.json.imports.every((item: any) => item.tenant === acme),
+    'only its own imports are listed',
+  );
   t.same((await get(`/imports?tenant=${globex}`, as(tokens.acme))).json.imports, [], "asking for another tenant's list gives nothing");
   const page = await get(`/?tenant=${globex}`, { ...as(tokens.acme), accept: 'text/html' });
   t.equal(page.status, 200);

@@ -126,4 +126,3 @@ export async function waitAllApplied(): Promise<void> {
     await postgres.close();
   }
 }
-

@@ -29,7 +29,12 @@ const ingressConfig = loadIngressConfig({ ...process.env, INGRESS_PORT: '0', ING
 const ingress = await startIngress(ingressConfig, createLogger(ingressConfig.log, 'ingress-itest'));
 t.teardown(() => ingress.close());
 
-const monitoringConfig = loadMonitoringConfig({ ...process.env, MONITORING_PORT: '0', MONITORING_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn' });
+const monitoringConfig = loadMonitoringConfig({
+  ...process.env,
+  MONITORING_PORT: '0',
+  MONITORING_HOST: '127.0.0.1',
+  LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn',
+});
 const monitoring = await startMonitoring(monitoringConfig, createLogger(monitoringConfig.log, 'monitoring-itest'));
 t.teardown(() => monitoring.close());
 const monitoringUrl = `http://127.0.0.1:${monitoring.port}`;
@@ -54,11 +59,7 @@ async function startProcessor(): Promise<void> {
   processor = { child, exited: new Promise((resolve) => child.once('exit', (code) => resolve(code))) };
   // Listening is enough: the page test waits for the import's outcome itself (on a shared
   // stack the processor's groups may rebalance for a while before it is ready).
-  await eventually(
-    'the processor to listen',
-    async () => ((await request(`http://127.0.0.1:${port}/liveness`)).statusCode === 200 ? true : undefined),
-    60_000,
-  );
+  await eventually('the processor to listen', async () => ((await request(`http://127.0.0.1:${port}/liveness`)).statusCode === 200 ? true : undefined), 60_000);
 }
 
 async function importFile(tenant: string, body: Buffer | string, headers: Record<string, string>): Promise<{ status: number; json: any }> {
@@ -144,7 +145,9 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   t.teardown(() => void (watching = false));
   const watcher = (async () => {
     while (watching) {
-      const status = await statusOf(page, firstId).textContent({ timeout: 1000 }).catch(() => null);
+      const status = await statusOf(page, firstId)
+        .textContent({ timeout: 1000 })
+        .catch(() => null);
       if (status !== null && seen.at(-1) !== status) seen.push(status);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -160,7 +163,9 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   const second = await importFile(tenant, '{"name": broken', { 'content-type': 'application/json', 'x-filename': 'second.json' });
   t.equal(second.status, 400);
   const secondId = second.json.error.request_id as string;
-  await statusOf(page, secondId).filter({ hasText: /^failed$/ }).waitFor({ timeout: 60_000 });
+  await statusOf(page, secondId)
+    .filter({ hasText: /^failed$/ })
+    .waitFor({ timeout: 60_000 });
   t.same(
     await page.locator('#imports-body tr').evaluateAll((rows) => rows.map((element) => element.getAttribute('data-request-id'))),
     [secondId, firstId],
@@ -171,7 +176,9 @@ t.test('the page lists a real import, updates it live without reloading, and esc
 
   // The pipeline runs: the first row's status changes on the page by itself.
   await startProcessor();
-  await statusOf(page, firstId).filter({ hasText: /^complete$/ }).waitFor({ timeout: 200_000 });
+  await statusOf(page, firstId)
+    .filter({ hasText: /^complete$/ })
+    .waitFor({ timeout: 200_000 });
   t.equal(await row.locator('td.extracted').textContent(), '60');
   t.equal(await row.locator('td.invalid').textContent(), '3');
   t.equal(await row.locator('td.loaded').textContent(), '57');
@@ -193,14 +200,11 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   t.equal(await page.locator('#status').textContent(), 'complete');
   t.equal(await page.locator('#filename').textContent(), `${hostileName} (${sample.length} bytes)`, 'the hostile filename is text here too');
   t.match((await page.locator('#raw-object').textContent()) ?? '', new RegExp(`^s3://[^/]+/.*${tenant}`), 'where the raw file is');
-  t.same(
-    await page.locator('#timeline li').evaluateAll((items) => items.map((item) => [item.getAttribute('data-step'), item.className])),
-    [
-      ['received', 'done'],
-      ['extracted', 'done'],
-      ['completed', 'done'],
-    ],
-  );
+  t.same(await page.locator('#timeline li').evaluateAll((items) => items.map((item) => [item.getAttribute('data-step'), item.className])), [
+    ['received', 'done'],
+    ['extracted', 'done'],
+    ['completed', 'done'],
+  ]);
   t.equal(await page.locator('tr[data-count="invalid"] td').textContent(), '3');
   t.equal(await page.locator('tr[data-count="loaded"] td').textContent(), '57');
   const entries = page.locator('#errors tr.error-entry');
@@ -211,13 +215,19 @@ t.test('the page lists a real import, updates it live without reloading, and esc
   const csv = await page.request.get(new URL(csvHref!, page.url()).toString());
   t.equal(csv.status(), 200);
   t.match(csv.headers()['content-type'], /^text\/csv/);
-  t.equal((await csv.text()).split('\r\n').filter(Boolean)[0], 'record_index,record_key,kind,stage,code,path,keyword,message,source_topic,source_partition,source_offset,detected_at');
+  t.equal(
+    (await csv.text()).split('\r\n').filter(Boolean)[0],
+    'record_index,record_key,kind,stage,code,path,keyword,message,source_topic,source_partition,source_offset,detected_at',
+  );
   // Start a replay from the page: the browser lands on the replay's page, linked to the original.
   await page.locator('#replay').click();
   await page.waitForURL(new RegExp(`/imports/${firstId}-r[a-z0-9]+\\?tenant=${tenant}$`));
   // Until the monitoring has seen the replay's announcement the page says so and looks again.
   t.equal(await page.locator('#replay-of').textContent({ timeout: 60_000 }), firstId, 'the replay names its original');
-  await page.locator('#status').filter({ hasText: /^(received|extracting|extracted|complete)$/ }).waitFor();
+  await page
+    .locator('#status')
+    .filter({ hasText: /^(received|extracting|extracted|complete)$/ })
+    .waitFor();
   await page.locator('#replay-of').click();
   await page.waitForURL(`**/imports/${firstId}?tenant=${tenant}`);
   await page.locator('#back').click();

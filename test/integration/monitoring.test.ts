@@ -47,7 +47,16 @@ t.test('one load batch holding records of two imports counts for both; a repeate
   const store = createLineageStore(postgres);
   const [first, second] = [uniqueName('shared-batch-a'), uniqueName('shared-batch-b')];
   const batchId = `etl-load/RecordValidated/1/${uniqueName('0')}-15`;
-  const loaded = (requestId: string, inserted: number) => ({ kind: 'loaded' as const, requestId, tenant: 'acme', at: Date.now(), batchId, inserted, updated: 0, rejected: 0 });
+  const loaded = (requestId: string, inserted: number) => ({
+    kind: 'loaded' as const,
+    requestId,
+    tenant: 'acme',
+    at: Date.now(),
+    batchId,
+    inserted,
+    updated: 0,
+    rejected: 0,
+  });
   const group = uniqueName('itest.lineage');
   const applied = await store.applyBatch({
     consumerGroup: group,
@@ -61,7 +70,13 @@ t.test('one load batch holding records of two imports counts for both; a repeate
     ],
   });
   t.equal(applied.applied, 2, 'two distinct (batch, import) announcements');
-  await store.applyBatch({ consumerGroup: group, topic: topics.recordsLoaded.name, partition: 0, nextOffset: '4', events: [{ offset: '3', event: loaded(second, 3) }] });
+  await store.applyBatch({
+    consumerGroup: group,
+    topic: topics.recordsLoaded.name,
+    partition: 0,
+    nextOffset: '4',
+    events: [{ offset: '3', event: loaded(second, 3) }],
+  });
   t.match((await store.find(first, 'acme'))[0]?.lineage, { loaded: 12 });
   t.match((await store.find(second, 'acme'))[0]?.lineage, { loaded: 3 }, 'the second import of the batch is counted, once');
 });
@@ -76,8 +91,7 @@ t.test('two tenants that send the same request id are two imports, counted apart
   const at = Date.now();
   const received = (tenant: string, records: number) =>
     ({ kind: 'received', requestId, tenant, at, filename: `${tenant}.json`, size: 100, recordsExpected: records }) as const;
-  const loaded = (tenant: string, inserted: number) =>
-    ({ kind: 'loaded', requestId, tenant, at, batchId, inserted, updated: 0, rejected: 0 }) as const;
+  const loaded = (tenant: string, inserted: number) => ({ kind: 'loaded', requestId, tenant, at, batchId, inserted, updated: 0, rejected: 0 }) as const;
   const group = uniqueName('itest.lineage');
   await store.applyBatch({
     consumerGroup: group,
@@ -101,7 +115,10 @@ t.test('two tenants that send the same request id are two imports, counted apart
     ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
     'one row per tenant, each with its own counts',
   );
-  t.match((await store.find(requestId, globex)).map(({ lineage }) => lineage.loaded), [2]);
+  t.match(
+    (await store.find(requestId, globex)).map(({ lineage }) => lineage.loaded),
+    [2],
+  );
 
   const { url } = await startInProcess(t);
   const ambiguous = await getJson(`${url}/imports/${requestId}`);
@@ -148,7 +165,11 @@ t.test('monitoring follows events that kcat compressed with gzip, snappy, lz4 an
   for (const [name, ids] of idsOf) {
     for (const requestId of ids) {
       const lineage = await waitForStatus(url, requestId, 'failed', 120_000);
-      t.match(lineage, { request_id: requestId, tenant, error_code: 'INVALID_JSON', filename: `${name}.json` }, `${name}: ${requestId} failed, as its event says`);
+      t.match(
+        lineage,
+        { request_id: requestId, tenant, error_code: 'INVALID_JSON', filename: `${name}.json` },
+        `${name}: ${requestId} failed, as its event says`,
+      );
     }
   }
 });
@@ -181,7 +202,10 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
   const requestId = accepted.json.request_id as string;
   t.equal(accepted.json.status_url, `${ingressConfig.ingress.monitoringUrl}/imports/${requestId}?tenant=${tenant}`, 'the ingress points to this API');
   const complete = await waitForStatus(url, requestId, 'complete');
-  t.match(await getJson(accepted.json.status_url.replace(ingressConfig.ingress.monitoringUrl, url)), { status: 200, json: { request_id: requestId, tenant, status: 'complete' } });
+  t.match(await getJson(accepted.json.status_url.replace(ingressConfig.ingress.monitoringUrl, url)), {
+    status: 200,
+    json: { request_id: requestId, tenant, status: 'complete' },
+  });
   t.match(complete, {
     request_id: requestId,
     tenant,
@@ -210,10 +234,17 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
   t.equal(report.json.errors.length, sampleCounts.invalid);
   for (const entry of report.json.errors) {
     t.match(entry, { kind: 'validation', stage: 'validate', code: 'CONTRACT_VIOLATION', record_index: Number, source: { topic: 'RecordExtracted' } });
-    t.ok(entry.violations.length >= 1 && entry.violations.every((v: any) => typeof v.keyword === 'string' && typeof v.path === 'string'), 'violations with path and keyword');
+    t.ok(
+      entry.violations.length >= 1 && entry.violations.every((v: any) => typeof v.keyword === 'string' && typeof v.path === 'string'),
+      'violations with path and keyword',
+    );
   }
   const indexes = report.json.errors.map((entry: any) => entry.record_index);
-  t.same(indexes, [...indexes].sort((a: number, b: number) => a - b), 'in record order');
+  t.same(
+    indexes,
+    [...indexes].sort((a: number, b: number) => a - b),
+    'in record order',
+  );
   const csv = await request(`${url}/imports/${requestId}/errors`, { headers: { accept: 'text/csv' } });
   t.match(csv.headers['content-type'], /^text\/csv/);
   t.match(csv.headers['content-disposition'], `attachment; filename="${requestId}-errors.csv"`);
@@ -243,7 +274,9 @@ t.test('lineage, listing, metrics and refusals, with the whole pipeline running'
   // Metrics: per tenant and in total, latency observed, lag of every stage's group.
   const metrics = await eventually('lag measured for every group', async () => {
     const text = await (await request(`${url}/metrics`)).body.text();
-    return ['etl-extract', 'etl-validate', 'etl-load', 'etl-monitoring-RecordsLoaded'].every((group) => text.includes(`monitoring_consumer_group_lag{group="${group}"`))
+    return ['etl-extract', 'etl-validate', 'etl-load', 'etl-monitoring-RecordsLoaded'].every((group) =>
+      text.includes(`monitoring_consumer_group_lag{group="${group}"`),
+    )
       ? text
       : undefined;
   });

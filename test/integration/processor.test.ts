@@ -41,7 +41,14 @@ t.teardown(async () => {
 async function startReplica(env: Record<string, string> = {}): Promise<Replica> {
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'topology/main.ts', 'run'], {
-    env: { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000', ...env },
+    env: {
+      ...process.env,
+      PROCESSOR_PORT: String(port),
+      PROCESSOR_HOST: '127.0.0.1',
+      LOG_LEVEL: process.env.ITEST_LOG_LEVEL ?? 'warn',
+      PROCESSOR_LAG_INTERVAL_MS: '1000',
+      ...env,
+    },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -107,23 +114,25 @@ async function rowCount(tenant: string): Promise<number> {
 }
 
 /** Waits until the import is fully processed: every valid record loaded, every invalid one reported. */
-async function expectExactOutcome(
-  t: Test,
-  tenant: string,
-  requestId: string,
-  records: GeneratedRecord[],
-): Promise<void> {
+async function expectExactOutcome(t: Test, tenant: string, requestId: string, records: GeneratedRecord[]): Promise<void> {
   const expected = summarize(records);
   // Rows of this import, not of an earlier one of the same tenant (a resend finds them all there).
-  await eventually(`${expected.distinctValidPermalinks} rows of ${requestId}`, async () => {
-    const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND source_request_id = $2', [tenant, requestId]);
-    return n >= expected.distinctValidPermalinks ? true : undefined;
-  }, 180_000);
-  const validationErrors = await collectEvents<ValidationError>(
-    topics.validationError.name,
-    (value) => value.request_id === requestId,
-    { count: expected.invalid, decode, timeoutMs: 120_000 },
+  await eventually(
+    `${expected.distinctValidPermalinks} rows of ${requestId}`,
+    async () => {
+      const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND source_request_id = $2', [
+        tenant,
+        requestId,
+      ]);
+      return n >= expected.distinctValidPermalinks ? true : undefined;
+    },
+    180_000,
   );
+  const validationErrors = await collectEvents<ValidationError>(topics.validationError.name, (value) => value.request_id === requestId, {
+    count: expected.invalid,
+    decode,
+    timeoutMs: 120_000,
+  });
   t.equal(await rowCount(tenant), expected.distinctValidPermalinks, 'exactly one row per distinct valid permalink');
   t.equal(validationErrors.length, expected.invalid, 'exactly one ValidationError per invalid record');
   const byIndex = new Map(validationErrors.map((event) => [Number(event.value.record_index), event.value]));
@@ -142,7 +151,10 @@ async function expectExactOutcome(
   );
   const wrong = rows.filter((row) => lastByPermalink.get(row.permalink)?.index !== row.source_record_index);
   t.same(wrong, [], 'each row holds the last valid version of its company');
-  t.ok(rows.every((row) => row.source_request_id === requestId), 'rows name their import');
+  t.ok(
+    rows.every((row) => row.source_request_id === requestId),
+    'rows name their import',
+  );
   const validated = await collectEvents<CompanyRecordEvent>(topics.recordValidated.name, (value) => value.request_id === requestId, {
     count: expected.valid,
     decode,
@@ -192,13 +204,25 @@ t.test('events of a batch committed by a replica that died before sending them g
   // batch's events in sink_outbox, committed with the rows (sinks/postgres/load-sink.ts).
   const requestId = uniqueName('outbox');
   const batchId = `etl-load/${topics.recordValidated.name}/1/${requestId}`;
-  const event: RecordsLoaded = { request_id: requestId, tenant: 'outbox-itest', batch_id: batchId, inserted: 7, updated: 2, rejected: 0, loaded_at: Date.now() };
+  const event: RecordsLoaded = {
+    request_id: requestId,
+    tenant: 'outbox-itest',
+    batch_id: batchId,
+    inserted: 7,
+    updated: 2,
+    rejected: 0,
+    loaded_at: Date.now(),
+  };
   const { id } = await postgres.db.one<{ id: string }>(
     'INSERT INTO sink_outbox (consumer_group, topic, partition, events) VALUES ($1, $2, 1, $3::jsonb) RETURNING id',
     ['etl-load', topics.recordValidated.name, JSON.stringify([{ to: 'loaded', key: requestId, value: event, requestId }])],
   );
   await startReplica();
-  const sent = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (value) => value.request_id === requestId, { count: 1, decode, timeoutMs: 60_000 });
+  const sent = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (value) => value.request_id === requestId, {
+    count: 1,
+    decode,
+    timeoutMs: 60_000,
+  });
   t.equal(sent.length, 1, 'announced once, with no new input on the partition');
   t.match(sent[0]?.value, { batch_id: batchId, inserted: 7, updated: 2, rejected: 0 });
   t.equal(sent[0]?.headers.request_id, requestId, 'with the usual headers');
@@ -236,10 +260,10 @@ t.test('records of several MB (a file of big records) go through every stage', a
   });
   const imported = await importFile(tenant, Buffer.from(`${lines.join('\n')}\n`));
   await expectExactOutcome(t, tenant, imported.request_id, records);
-  const overview = await postgres.db.one<{ n: number }>(
-    "SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND length(document->>'overview') = $2",
-    [tenant, 3 * 1024 * 1024],
-  );
+  const overview = await postgres.db.one<{ n: number }>("SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND length(document->>'overview') = $2", [
+    tenant,
+    3 * 1024 * 1024,
+  ]);
   t.ok(overview.n >= 3, `the big records are stored whole (${overview.n})`);
 });
 
@@ -250,9 +274,7 @@ t.test('two replicas share the partitions and together load each record once', a
     'both replicas own partitions of every stage',
     async () => {
       const [countsA, countsB] = [await assignedPartitions(a), await assignedPartitions(b)];
-      return stageNames.every((stage) => (countsA[stage] ?? 0) > 0 && (countsB[stage] ?? 0) > 0 && countsA[stage]! + countsB[stage]! === 3)
-        ? true
-        : undefined;
+      return stageNames.every((stage) => (countsA[stage] ?? 0) > 0 && (countsB[stage] ?? 0) > 0 && countsA[stage]! + countsB[stage]! === 3) ? true : undefined;
     },
     90_000,
   );
@@ -288,7 +310,11 @@ t.test('one 20,000-record file with 3 replicas: exact rows and ValidationErrors,
   const imported = await importFile(tenant, body);
   await expectExactOutcome(t, tenant, imported.request_id, records);
   const shares = await Promise.all(three.map(recordsExtractedBy));
-  t.equal(shares.reduce((sum, share) => sum + share, 0), records.length, `the replicas extracted ${shares.join(' + ')} records: the file once`);
+  t.equal(
+    shares.reduce((sum, share) => sum + share, 0),
+    records.length,
+    `the replicas extracted ${shares.join(' + ')} records: the file once`,
+  );
   for (const [i, share] of shares.entries()) t.ok(share >= 0.15 * records.length, `replica ${i} extracted ${share} records (≥ 15%)`);
 });
 
@@ -320,7 +346,7 @@ t.test('SIGTERM: the processor finishes its work, leaves its groups and exits 0'
       .filter((group) => group.members.some((member) => member.clientId.startsWith(clientId)))
       .map((group) => group.groupId)
       .sort();
-  t.same(await groupsWithIt(), [...groupIds].sort(), 'a member of every stage\'s group while it runs');
+  t.same(await groupsWithIt(), [...groupIds].sort(), "a member of every stage's group while it runs");
   const tenant = uniqueName('sigterm');
   const { body, records } = generated(tenant, 3000, 19);
   const imported = await importFile(tenant, body);

@@ -92,7 +92,10 @@ t.test('a replayed import is a new import linked to its original; the tables kee
   const replayed = await waitForStatus(url, replayId, 'complete', 240_000, tenant);
   t.match(replayed, { replay_of: original, extracted: expected.total, invalid: expected.invalid, loaded: expected.valid, accepted_at: first.accepted_at });
   t.same(await rowsOf(tenant), before, 'the same rows with the same data');
-  const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND source_request_id = $2', [tenant, replayId]);
+  const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND source_request_id = $2', [
+    tenant,
+    replayId,
+  ]);
   t.equal(n, expected.distinctValidPermalinks, "the replay's copy is the one kept (it sorts after its original)");
   const [event] = (await announcements([replayId])).get(replayId)!;
   t.match(event, { replay_of: original, record_count: expected.total, key: String, sha256: String });
@@ -101,7 +104,17 @@ t.test('a replayed import is a new import linked to its original; the tables kee
   t.match(await page.body.text(), `<a id="replay-of" href="${original}?tenant=${tenant}">`, 'the page links the replay to its original');
 
   // The CLI does the same through the API.
-  const cli = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'examples/cli/replay.ts', '--request-id', original, '--tenant', tenant, '--url', url]);
+  const cli = await promisify(execFile)(process.execPath, [
+    '--import',
+    'tsx',
+    'examples/cli/replay.ts',
+    '--request-id',
+    original,
+    '--tenant',
+    tenant,
+    '--url',
+    url,
+  ]);
   t.match(cli.stdout, new RegExp(`^replaying ${original} as ${original}-r[a-z0-9]+ \\(${expected.total} records\\)`));
 });
 

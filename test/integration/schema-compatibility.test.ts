@@ -63,7 +63,10 @@ async function proveCompatibility(t: Test, schemaName: string, topic: string): P
   const removed = fields.find((field) => !('default' in field));
   if (removed === undefined) throw new Error(`${schemaName} has no field without a default to remove`);
   // BACKWARD alone accepts this one: a reader of the previous version would miss the field.
-  const requiredRemoved = withFields(v1, fields.filter((field) => field !== removed));
+  const requiredRemoved = withFields(
+    v1,
+    fields.filter((field) => field !== removed),
+  );
   const retyped = fields.find((field) => field.type === 'string');
   if (retyped === undefined) throw new Error(`${schemaName} has no string field to change the type of`);
   // A string read as a long: no Avro promotion allows it.

@@ -54,7 +54,10 @@ const currentFields = current.fields as Field[];
 /** The next version: one new optional field with a default, as schemas/README.md prescribes. */
 const next: AvroSchema = {
   ...current,
-  fields: [...currentFields, { name: 'uploader', type: ['null', 'string'], default: null, doc: 'Who uploaded the file, if known (a field of the next version).' }],
+  fields: [
+    ...currentFields,
+    { name: 'uploader', type: ['null', 'string'], default: null, doc: 'Who uploaded the file, if known (a field of the next version).' },
+  ],
 };
 
 /** `etag` has no default: a reader of the current schema cannot do without it. */
@@ -131,7 +134,11 @@ t.test('FileExtractSuccess: a next version with an optional field; old readers r
   t.equal(fromNew.readUInt32BE(1), newId, 'the new event names version 2');
 
   const newReadByOld = await readAs(current, fromNew);
-  t.same(newReadByOld, asWritten(current, { ...event, request_id: '0193a5f0-0000-7000-8000-000000000002' }), 'a reader of version 1 reads a version 2 event: every field it knows');
+  t.same(
+    newReadByOld,
+    asWritten(current, { ...event, request_id: '0193a5f0-0000-7000-8000-000000000002' }),
+    'a reader of version 1 reads a version 2 event: every field it knows',
+  );
   t.notOk('uploader' in newReadByOld, 'and not the field it does not know');
   t.same(await readAs(next, fromOld), asWritten(next, event), 'a reader of version 2 reads a version 1 event: the new field takes its default');
   t.equal((await readAs(next, fromOld)).uploader, null, 'null, the default');
@@ -167,7 +174,11 @@ for (const [change, incompatible, named] of [
       );
     t.ok(error instanceof IncompatibleSchemaError, 'an IncompatibleSchemaError');
     t.match(error, { code: 'ERR_SCHEMA_INCOMPATIBLE', retriable: false, subject, compatibility: compatibilityRule, latestVersion: 1 });
-    t.match((error as Error).message, `schema for subject ${subject} is incompatible with version 1 under ${compatibilityRule}: `, 'naming the subject, the version and the rule');
+    t.match(
+      (error as Error).message,
+      `schema for subject ${subject} is incompatible with version 1 under ${compatibilityRule}: `,
+      'naming the subject, the version and the rule',
+    );
     t.ok((error as IncompatibleSchemaError).reason.includes(named), `with the registry's reason, which names ${named}`);
     t.same(await versionsOf(subject), [1], 'nothing was stored');
   });
@@ -219,8 +230,16 @@ t.test('the ingress, built with a schema the subject refuses, exits 1 at start-u
   // The subject's history: a version with a field the ingress's schema does not have and that
   // has no default (a newer build's, say), held to FULL_TRANSITIVE, stricter than the rule.
   const newer: AvroSchema = { ...current, fields: [...currentFields, { name: 'region', type: 'string', doc: 'Where the file was received.' }] };
-  t.equal((await call('POST', `/subjects/${subjectPath(scratchSubject)}/versions`, { schemaType: 'AVRO', schema: JSON.stringify(newer) })).status, 200, 'the newer version registered');
-  t.equal((await call('PUT', `/config/${subjectPath(scratchSubject)}`, { compatibility: 'FULL_TRANSITIVE' })).status, 200, 'the subject held to FULL_TRANSITIVE');
+  t.equal(
+    (await call('POST', `/subjects/${subjectPath(scratchSubject)}/versions`, { schemaType: 'AVRO', schema: JSON.stringify(newer) })).status,
+    200,
+    'the newer version registered',
+  );
+  t.equal(
+    (await call('PUT', `/config/${subjectPath(scratchSubject)}`, { compatibility: 'FULL_TRANSITIVE' })).status,
+    200,
+    'the subject held to FULL_TRANSITIVE',
+  );
   const registry = await prefixingRegistry(t, prefix);
 
   const child = spawn(process.execPath, ['--import', 'tsx', 'ingress/main.ts'], {
@@ -251,7 +270,14 @@ t.test('the ingress, built with a schema the subject refuses, exits 1 at start-u
     'names the subject and the level the subject has (not lowered to the rule)',
   );
   t.match(fatal?.err?.message, /region/, "with the registry's reason, which names the field");
-  t.equal(registry.calls.filter((line) => line === `POST /subjects/${encodeURIComponent(scratchSubject)}/versions`).length, 1, 'the registration was tried once');
-  t.notOk(registry.calls.some((line) => line.startsWith('PUT')), 'and the stricter level left alone');
+  t.equal(
+    registry.calls.filter((line) => line === `POST /subjects/${encodeURIComponent(scratchSubject)}/versions`).length,
+    1,
+    'the registration was tried once',
+  );
+  t.notOk(
+    registry.calls.some((line) => line.startsWith('PUT')),
+    'and the stricter level left alone',
+  );
   t.same(await versionsOf(scratchSubject), [1], 'nothing was stored');
 });

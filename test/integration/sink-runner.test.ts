@@ -76,7 +76,12 @@ t.test('events of a batch whose send failed after its commit go out before the n
   // The group starts at today's end of RecordValidated: its stored offsets say so (the sink's
   // offsets are the truth on assignment), so it reads only what this test writes.
   for (const { partition, high } of await admin.fetchTopicOffsets(input, { isolationLevel: readCommitted })) {
-    await postgres.db.none('INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)', [groupId, input, partition, high]);
+    await postgres.db.none('INSERT INTO sink_offsets (consumer_group, topic, partition, next_offset) VALUES ($1, $2, $3, $4)', [
+      groupId,
+      input,
+      partition,
+      high,
+    ]);
   }
 
   // The first send of RecordsLoaded fails before it reaches a broker; later ones go through.
@@ -115,10 +120,14 @@ t.test('events of a batch whose send failed after its commit go out before the n
   );
   await real.send({ topic: input, messages });
 
-  await eventually('every row loaded', async () => {
-    const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant]);
-    return n === count ? true : undefined;
-  }, 60_000);
+  await eventually(
+    'every row loaded',
+    async () => {
+      const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant]);
+      return n === count ? true : undefined;
+    },
+    60_000,
+  );
   const loaded = await collectEvents<RecordsLoaded>(topics.recordsLoaded.name, (event) => event.request_id === requestId, {
     count: 1,
     timeoutMs: 60_000,
@@ -132,11 +141,18 @@ t.test('events of a batch whose send failed after its commit go out before the n
     count,
     'the announced batches add up to the records written, nothing written twice',
   );
-  t.same(loaded.map((event) => event.value.rejected), loaded.map(() => 0));
-  await eventually('the outbox to be empty for the group', async () => {
-    const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM sink_outbox WHERE consumer_group = $1', [groupId]);
-    return n === 0 ? true : undefined;
-  }, 30_000);
+  t.same(
+    loaded.map((event) => event.value.rejected),
+    loaded.map(() => 0),
+  );
+  await eventually(
+    'the outbox to be empty for the group',
+    async () => {
+      const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM sink_outbox WHERE consumer_group = $1', [groupId]);
+      return n === 0 ? true : undefined;
+    },
+    30_000,
+  );
   const { n: rows } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1', [tenant]);
   t.equal(rows, count, 'one row per company');
 });

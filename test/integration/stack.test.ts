@@ -156,7 +156,6 @@ function clusterMetadata(topic: string): Promise<Metadata> {
   });
 }
 
-
 t.test('the cluster metadata lists 3 brokers, and every partition is replicated over them', async (t) => {
   const metadata = await clusterMetadata(allTopics[0]!.name);
   t.equal(metadata.brokers.length, 3, '3 brokers');
@@ -180,34 +179,37 @@ t.test('the cluster metadata lists 3 brokers, and every partition is replicated 
   t.same([...nodeIds].sort(), [1, 2, 3], 'the pipeline topics are led and replicated by exactly these 3 brokers');
 });
 
-t.test('every pipeline topic: PIPELINE_PARTITIONS partitions or more, RF 3, ISR 3; min.insync.replicas 2, max.message.bytes 32 MiB, compression.type producer', async (t) => {
-  const admin = testKafka().admin();
-  await admin.connect();
-  t.teardown(() => admin.disconnect());
-  const names = allTopics.map((topic) => topic.name);
-  const metadata = await admin.fetchTopicMetadata({ topics: names });
-  t.same(metadata.map((topic) => topic.name).sort(), [...names].sort(), 'every pipeline topic exists');
-  for (const topic of metadata) {
-    // More when a topic was grown under a larger PIPELINE_PARTITIONS once: Kafka cannot shrink it.
-    t.ok(topic.partitions.length >= config.pipeline.partitions, `${topic.name}: ${topic.partitions.length} partitions >= ${config.pipeline.partitions}`);
-    for (const partition of topic.partitions) {
-      t.equal(new Set(partition.replicas).size, 3, `${topic.name}[${partition.partitionId}] 3 distinct replicas`);
-      t.equal(partition.isr.length, 3, `${topic.name}[${partition.partitionId}] in sync`);
-      t.ok(partition.leader >= 0, `${topic.name}[${partition.partitionId}] led`);
+t.test(
+  'every pipeline topic: PIPELINE_PARTITIONS partitions or more, RF 3, ISR 3; min.insync.replicas 2, max.message.bytes 32 MiB, compression.type producer',
+  async (t) => {
+    const admin = testKafka().admin();
+    await admin.connect();
+    t.teardown(() => admin.disconnect());
+    const names = allTopics.map((topic) => topic.name);
+    const metadata = await admin.fetchTopicMetadata({ topics: names });
+    t.same(metadata.map((topic) => topic.name).sort(), [...names].sort(), 'every pipeline topic exists');
+    for (const topic of metadata) {
+      // More when a topic was grown under a larger PIPELINE_PARTITIONS once: Kafka cannot shrink it.
+      t.ok(topic.partitions.length >= config.pipeline.partitions, `${topic.name}: ${topic.partitions.length} partitions >= ${config.pipeline.partitions}`);
+      for (const partition of topic.partitions) {
+        t.equal(new Set(partition.replicas).size, 3, `${topic.name}[${partition.partitionId}] 3 distinct replicas`);
+        t.equal(partition.isr.length, 3, `${topic.name}[${partition.partitionId}] in sync`);
+        t.ok(partition.leader >= 0, `${topic.name}[${partition.partitionId}] led`);
+      }
     }
-  }
 
-  const configs = await describeTopicConfigs();
-  for (const name of names) {
-    const topic = configs.get(name);
-    t.ok(topic, `ConfigCommand described ${name}`);
-    t.equal(topic?.get('min.insync.replicas'), String(minInSyncReplicas), `${name} min.insync.replicas`);
-    t.equal(topic?.get('max.message.bytes'), String(maxMessageBytes), `${name} takes records as big as the ingress allows`);
-    t.equal(topic?.get('compression.type'), 'producer', `${name} keeps each batch as its producer compressed it`);
-  }
-  t.equal(maxMessageBytes, 33_554_432);
-  t.equal(minInSyncReplicas, 2);
-});
+    const configs = await describeTopicConfigs();
+    for (const name of names) {
+      const topic = configs.get(name);
+      t.ok(topic, `ConfigCommand described ${name}`);
+      t.equal(topic?.get('min.insync.replicas'), String(minInSyncReplicas), `${name} min.insync.replicas`);
+      t.equal(topic?.get('max.message.bytes'), String(maxMessageBytes), `${name} takes records as big as the ingress allows`);
+      t.equal(topic?.get('compression.type'), 'producer', `${name} keeps each batch as its producer compressed it`);
+    }
+    t.equal(maxMessageBytes, 33_554_432);
+    t.equal(minInSyncReplicas, 2);
+  },
+);
 
 t.test('ensureTopics returns once every partition of a new topic is led and fully in sync, and is idempotent', async (t) => {
   const admin = testKafka().admin();
@@ -266,7 +268,11 @@ t.test('ensureTopics grows a topic with fewer partitions than asked, keeps what 
   );
 
   t.same(await ensureTopics(admin, [topic], six), { created: [], grown: [], larger: [] }, 'asked for 6 again: nothing to do');
-  t.same(await ensureTopics(admin, [topic], three), { created: [], grown: [], larger: [{ topic, partitions: 6 }] }, 'asked for 3: kept at 6 and reported, no error');
+  t.same(
+    await ensureTopics(admin, [topic], three),
+    { created: [], grown: [], larger: [{ topic, partitions: 6 }] },
+    'asked for 3: kept at 6 and reported, no error',
+  );
   const [kept] = await admin.fetchTopicMetadata({ topics: [topic] });
   t.equal(kept?.partitions.length, 6, 'still 6 partitions');
 
@@ -331,8 +337,15 @@ t.test('an idempotent acks=all producer and a consumer group deliver every messa
   // How the brokers stored the batches: an idempotent producer's carry its producer id and sequence numbers.
   const files = [...new Set(stored.map((message) => message.partition))].flatMap((partition) => segmentFiles(1, topic, partition));
   const batches = [...(await dumpBatches(files)).values()].flat();
-  t.equal(batches.reduce((sum, batch) => sum + batch.count, 0), 30, 'DumpLogSegments sees the 30 records');
-  t.ok(batches.every((batch) => batch.producerId >= 0 && batch.baseSequence >= 0), 'every batch has a producer id and a sequence number (idempotent)');
+  t.equal(
+    batches.reduce((sum, batch) => sum + batch.count, 0),
+    30,
+    'DumpLogSegments sees the 30 records',
+  );
+  t.ok(
+    batches.every((batch) => batch.producerId >= 0 && batch.baseSequence >= 0),
+    'every batch has a producer id and a sequence number (idempotent)',
+  );
 });
 
 /** `count` distinct JSON lines that compress well (librdkafka sends a batch uncompressed when compressing does not shrink it). */
@@ -368,7 +381,11 @@ t.test('keys land on the partition a Java producer would choose (murmur2)', asyn
   const stored = await readTopic(topic);
   t.equal(stored.length, keys.length, 'every message read back');
   const wrong = stored.filter((message) => message.partition !== javaPartitionOf(message.key!, partitions));
-  t.same(wrong.map((message) => ({ key: message.key, partition: message.partition, java: javaPartitionOf(message.key!, partitions) })), [], 'each key on its murmur2 partition');
+  t.same(
+    wrong.map((message) => ({ key: message.key, partition: message.partition, java: javaPartitionOf(message.key!, partitions) })),
+    [],
+    'each key on its murmur2 partition',
+  );
   t.same(stored.map((message) => message.value!.toString()).sort(), [...keys].sort(), 'each key once');
   t.equal(new Set(stored.map((message) => message.partition)).size, partitions, 'the keys spread over all partitions (the check is not vacuous)');
 });
@@ -391,7 +408,11 @@ t.test('a batch kcat compressed with gzip, snappy, lz4 or zstd is read in full, 
     // Compressible lines: librdkafka sends a batch uncompressed when compressing does not shrink it.
     const lines = compressibleLines(20, codec);
     linesOf.set(topic, lines);
-    produceWithKcat(topic, lines.map((line) => Buffer.from(line)), { codec, key: `codec-${codec}`, partition: 0 });
+    produceWithKcat(
+      topic,
+      lines.map((line) => Buffer.from(line)),
+      { codec, key: `codec-${codec}`, partition: 0 },
+    );
   }
 
   // The control: the brokers kept each batch as kcat compressed it (compression.type=producer).
@@ -399,19 +420,28 @@ t.test('a batch kcat compressed with gzip, snappy, lz4 or zstd is read in full, 
   const dumped = await dumpBatches([...segments.values()].flat());
   for (const [codec, topic] of topicOf) {
     const batches = segments.get(topic)!.flatMap((file) => dumped.get(file) ?? []);
-    t.equal(batches.reduce((sum, batch) => sum + batch.count, 0), 20, `${codec}: 20 records stored`);
-    t.ok(batches.length > 0 && batches.every((batch) => batch.codec === codec), `${codec}: stored ${codec}-compressed (${batches.map((batch) => batch.codec).join(', ')})`);
+    t.equal(
+      batches.reduce((sum, batch) => sum + batch.count, 0),
+      20,
+      `${codec}: 20 records stored`,
+    );
+    t.ok(
+      batches.length > 0 && batches.every((batch) => batch.codec === codec),
+      `${codec}: stored ${codec}-compressed (${batches.map((batch) => batch.codec).join(', ')})`,
+    );
   }
 
   const received = new Map<string, Array<{ partition: number; offset: string; key: string | undefined; value: string }>>(names.map((name) => [name, []]));
   let crash: unknown;
   await consumer.connect();
   await consumer.subscribe({ topics: names });
-  await consumer.run({
-    eachMessage: async ({ topic, partition, message }) => {
-      received.get(topic)!.push({ partition, offset: message.offset, key: message.key?.toString(), value: message.value!.toString() });
-    },
-  }).catch((error: unknown) => void (crash = error));
+  await consumer
+    .run({
+      eachMessage: async ({ topic, partition, message }) => {
+        received.get(topic)!.push({ partition, offset: message.offset, key: message.key?.toString(), value: message.value!.toString() });
+      },
+    })
+    .catch((error: unknown) => void (crash = error));
   await eventually(
     'every batch consumed',
     async () => {
@@ -423,15 +453,34 @@ t.test('a batch kcat compressed with gzip, snappy, lz4 or zstd is read in full, 
   const offsets = Array.from({ length: 20 }, (_, i) => String(i));
   for (const [codec, topic] of topicOf) {
     const messages = received.get(topic)!;
-    t.same(messages.map((message) => message.value), linesOf.get(topic), `${codec}: the pipeline consumer read every message, in order`);
-    t.same(messages.map((message) => message.offset), offsets, `${codec}: offsets 0..19 of partition 0, nothing skipped or repeated`);
-    t.ok(messages.every((message) => message.partition === 0 && message.key === `codec-${codec}`), `${codec}: partition and key as written`);
+    t.same(
+      messages.map((message) => message.value),
+      linesOf.get(topic),
+      `${codec}: the pipeline consumer read every message, in order`,
+    );
+    t.same(
+      messages.map((message) => message.offset),
+      offsets,
+      `${codec}: offsets 0..19 of partition 0, nothing skipped or repeated`,
+    );
+    t.ok(
+      messages.every((message) => message.partition === 0 && message.key === `codec-${codec}`),
+      `${codec}: partition and key as written`,
+    );
 
     const reader = new TopicReader(topic);
     try {
       const read = await reader.readToEnd();
-      t.same(read.map((message) => message.value!.toString()), linesOf.get(topic), `${codec}: TopicReader read every message, in order`);
-      t.same(read.map((message) => message.offset), offsets, `${codec}: TopicReader offsets`);
+      t.same(
+        read.map((message) => message.value!.toString()),
+        linesOf.get(topic),
+        `${codec}: TopicReader read every message, in order`,
+      );
+      t.same(
+        read.map((message) => message.offset),
+        offsets,
+        `${codec}: TopicReader offsets`,
+      );
     } finally {
       await reader.close();
     }
@@ -541,7 +590,11 @@ t.test('transactions: consume-transform-produce with sendOffsets, aborted writes
 
   // read_committed to the end of the output (its last stable offset): whatever is there is read.
   const seen = await readTopic(output);
-  t.same(seen.map((message) => message.value!.toString()), ['HELLO'], 'a read_committed reader never sees the aborted write');
+  t.same(
+    seen.map((message) => message.value!.toString()),
+    ['HELLO'],
+    'a read_committed reader never sees the aborted write',
+  );
   const ends = await admin.fetchTopicOffsets(output);
   t.equal(
     ends.reduce((sum, partition) => sum + Number(partition.high), 0),
@@ -591,14 +644,22 @@ t.test('KIP-447: while a transaction holds offsets for a group, no stable fetch 
   await first.send({ topic: output, messages: [{ key: 'k', value: 'first' }] });
   await first.sendOffsets({ consumer: member, topics: offsetsAt('1') });
   await first.commit();
-  t.equal(await eventually('the old offset committed', async () => {
-    const entry = partition0(await fetchOffsets(true));
-    return entry?.error === null ? entry.offset : undefined;
-  }), '1', 'old offset 1 committed');
+  t.equal(
+    await eventually('the old offset committed', async () => {
+      const entry = partition0(await fetchOffsets(true));
+      return entry?.error === null ? entry.offset : undefined;
+    }),
+    '1',
+    'old offset 1 committed',
+  );
 
   // The fresh consumer of G, connected (its coordinator known) before the transaction opens.
   await fresh.connect();
-  t.same((await fresh.committed([{ topic: input, partition: 0 }], 30_000)).map((entry) => entry.offset), ['1'], 'the fresh consumer sees the old offset before the transaction');
+  t.same(
+    (await fresh.committed([{ topic: input, partition: 0 }], 30_000)).map((entry) => entry.offset),
+    ['1'],
+    'the fresh consumer sees the old offset before the transaction',
+  );
 
   // The new offset: 3, sent in a transaction left open.
   const open = await transactional.transaction();
@@ -610,26 +671,44 @@ t.test('KIP-447: while a transaction holds offsets for a group, no stable fetch 
   const freshCommitted = fresh.committed([{ topic: input, partition: 0 }], 60_000).finally(() => void (committedSettled = true));
   // A full coordinator round trip, started after both stable fetches.
   const unstable = partition0(await fetchOffsets(false));
-  t.equal(unstable?.offset, '1', 'read_uncommitted (requireStableOffsets: false) answers the old offset while the transaction is open: the test would see a difference');
+  t.equal(
+    unstable?.offset,
+    '1',
+    'read_uncommitted (requireStableOffsets: false) answers the old offset while the transaction is open: the test would see a difference',
+  );
 
   const stableWhileOpen = partition0(await stableAdmin);
   t.not(stableWhileOpen?.offset, '1', 'admin.fetchOffsets with requireStableOffsets never answers the old offset while the transaction is open');
-  t.equal(stableWhileOpen?.error?.code, kafkaErrorCodes.ERR_UNSTABLE_OFFSET_COMMIT, `…it answers UNSTABLE_OFFSET_COMMIT for the partition at once, without waiting (offset ${stableWhileOpen?.offset})`);
+  t.equal(
+    stableWhileOpen?.error?.code,
+    kafkaErrorCodes.ERR_UNSTABLE_OFFSET_COMMIT,
+    `…it answers UNSTABLE_OFFSET_COMMIT for the partition at once, without waiting (offset ${stableWhileOpen?.offset})`,
+  );
   t.equal(committedSettled, false, "the fresh consumer's committed() (read_committed: require_stable) is still waiting");
 
   await open.commit();
-  t.same((await freshCommitted).map((entry) => entry.offset), ['3'], "the fresh consumer's committed() resolves with the new offset once the transaction commits");
-  t.equal(await eventually('the new offset through admin', async () => {
-    const entry = partition0(await fetchOffsets(true));
-    return entry?.error === null ? entry.offset : undefined;
-  }), '3', 'a stable admin fetch now answers the new offset');
+  t.same(
+    (await freshCommitted).map((entry) => entry.offset),
+    ['3'],
+    "the fresh consumer's committed() resolves with the new offset once the transaction commits",
+  );
+  t.equal(
+    await eventually('the new offset through admin', async () => {
+      const entry = partition0(await fetchOffsets(true));
+      return entry?.error === null ? entry.offset : undefined;
+    }),
+    '3',
+    'a stable admin fetch now answers the new offset',
+  );
 
   // The fresh consumer joins G alone and resumes at the new offset: m3, never m1 or m2.
   await member.disconnect();
   consumers.splice(consumers.indexOf(member), 1);
   const resumed: Array<{ partition: number; offset: string; value: string }> = [];
   await fresh.subscribe({ topics: [input] });
-  await fresh.run({ eachMessage: async ({ partition, message }) => void resumed.push({ partition, offset: message.offset, value: message.value!.toString() }) });
+  await fresh.run({
+    eachMessage: async ({ partition, message }) => void resumed.push({ partition, offset: message.offset, value: message.value!.toString() }),
+  });
   await eventually('the fresh consumer reads m3', async () => (resumed.some((message) => message.value === 'm3') ? true : undefined), 60_000);
   t.same(resumed, [{ partition: 0, offset: '3', value: 'm3' }], 'it starts at offset 3 (a message before it would have come first)');
 });
@@ -663,13 +742,21 @@ t.test('back-to-back transactions over all 3 partition leaders commit every mess
   for (const message of stored) copies.set(message.value!.toString(), (copies.get(message.value!.toString()) ?? 0) + 1);
   t.equal(copies.size, expected, 'every message arrived');
   t.equal(stored.length, expected, 'read to the end: nothing more');
-  t.same([...copies].filter(([, count]) => count > 1), [], 'no message committed twice');
+  t.same(
+    [...copies].filter(([, count]) => count > 1),
+    [],
+    'no message committed twice',
+  );
   t.same(
     [...new Set(stored.map((message) => message.partition))].sort((a, b) => a - b),
     Array.from({ length: partitions }, (_, partition) => partition),
     'every partition (every leader) took part',
   );
-  t.same(stored.filter((message) => message.partition !== javaPartitionOf(message.key!, partitions)).map((message) => message.key), [], 'each key on its murmur2 partition');
+  t.same(
+    stored.filter((message) => message.partition !== javaPartitionOf(message.key!, partitions)).map((message) => message.key),
+    [],
+    'each key on its murmur2 partition',
+  );
 });
 
 t.test('Avro round trip through the Schema Registry in the Confluent wire format', async (t) => {
@@ -696,10 +783,7 @@ t.test('Avro round trip through the Schema Registry in the Confluent wire format
       { name: 'count', type: 'long' },
     ],
   };
-  const { id } = await registry.register(
-    { type: SchemaType.AVRO, schema: JSON.stringify(schema) },
-    { subject: `${topic}-value` },
-  );
+  const { id } = await registry.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject: `${topic}-value` });
   const encoded = await registry.encode(id, { id: 'probe-1', count: 42 });
   t.equal(encoded[0], 0, 'magic byte 0');
   t.equal(encoded.readInt32BE(1), id, 'the schema id follows the magic byte');
@@ -742,8 +826,7 @@ t.test('migrations go up, down and up again', async (t) => {
   });
   const migrations = readMigrations();
   const all = migrations.map((migration) => migration.version);
-  const tableExists = async () =>
-    (await postgres.db.one<{ name: string | null }>("SELECT to_regclass('companies')::text AS name")).name !== null;
+  const tableExists = async () => (await postgres.db.one<{ name: string | null }>("SELECT to_regclass('companies')::text AS name")).name !== null;
 
   t.same(await migrateUp(postgres.db), all, 'all migrations applied in order');
   t.same(await appliedVersions(postgres.db), all);

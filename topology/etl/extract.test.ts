@@ -58,12 +58,15 @@ t.test('splits NDJSON into records keyed by permalink, normalised, then a summar
   ].join('\n');
   const emits = await collect(createExtract(objectOf(ndjson))(fileEvent(), context));
   t.equal(emits.length, 4);
-  t.same(emits.map((emit) => [emit.to, emit.key]), [
-    ['records', 'a'],
-    ['records', 'b'],
-    ['records', 'req-1#2'],
-    ['summary', 'acme/req-1'],
-  ]);
+  t.same(
+    emits.map((emit) => [emit.to, emit.key]),
+    [
+      ['records', 'a'],
+      ['records', 'b'],
+      ['records', 'req-1#2'],
+      ['summary', 'acme/req-1'],
+    ],
+  );
   const first = emits[0]!.value as CompanyRecordEvent;
   t.same(JSON.parse(first.document), { _id: '9c0bf1b76f6ffa6746a21d40', name: 'A', permalink: 'a', created_at: '2010-05-15T12:45:44.000Z' });
   t.match(first, { request_id: 'req-1', tenant: 'acme', bucket: 'imports', key: 'acme/files/x.json', record_index: 0, accepted_at: 1500 });
@@ -74,11 +77,14 @@ t.test('splits NDJSON into records keyed by permalink, normalised, then a summar
 });
 
 t.test('a JSON array file yields its elements; an object file yields one record', async (t) => {
-  const array = await collect(
-    createExtract(objectOf('[{"permalink":"x"},{"permalink":"y"}]'))(fileEvent({ format: 'array', record_count: 2 }), context),
+  const array = await collect(createExtract(objectOf('[{"permalink":"x"},{"permalink":"y"}]'))(fileEvent({ format: 'array', record_count: 2 }), context));
+  t.same(
+    array.filter((emit) => emit.to === 'records').map((emit) => emit.key),
+    ['x', 'y'],
   );
-  t.same(array.filter((emit) => emit.to === 'records').map((emit) => emit.key), ['x', 'y']);
-  const object = await collect(createExtract(objectOf('{"permalink":"solo","n":{"$numberLong":"5"}}'))(fileEvent({ format: 'object', record_count: 1 }), context));
+  const object = await collect(
+    createExtract(objectOf('{"permalink":"solo","n":{"$numberLong":"5"}}'))(fileEvent({ format: 'object', record_count: 1 }), context),
+  );
   t.same(JSON.parse((object[0]!.value as CompanyRecordEvent).document), { permalink: 'solo', n: 5 });
 });
 
@@ -89,7 +95,8 @@ function piecesOf(body: string, format: 'array' | 'ndjson', target: number): Arr
     expect: format === 'ndjson' ? 'ndjson' : 'json',
     onRecordBounds: (index, start, end) => {
       const last = pieces.at(-1);
-      if (last === undefined || last.byte_end - last.byte_start >= target) pieces.push({ byte_start: start, byte_end: end, record_start: index, record_count: 1 });
+      if (last === undefined || last.byte_end - last.byte_start >= target)
+        pieces.push({ byte_start: start, byte_end: end, record_start: index, record_count: 1 });
       else Object.assign(last, { byte_end: end, record_count: last.record_count + 1 });
     },
   });
@@ -106,7 +113,9 @@ t.test('the pieces of a file yield together exactly the records of the whole fil
   } as const;
   for (const format of ['ndjson', 'array'] as const) {
     const body = bodies[format];
-    const whole = (await collect(createExtract(objectOf(body, 5))(fileEvent({ format, record_count: values.length }), context))).filter((emit) => emit.to === 'records');
+    const whole = (await collect(createExtract(objectOf(body, 5))(fileEvent({ format, record_count: values.length }), context))).filter(
+      (emit) => emit.to === 'records',
+    );
     for (const target of [1, 90, 400, 10_000]) {
       const pieces = piecesOf(body, format, target);
       const records: Emit[] = [];
@@ -118,19 +127,32 @@ t.test('the pieces of a file yield together exactly the records of the whole fil
         }
       }
       t.same(records, whole, `${format} in ${pieces.length} pieces of ~${target} bytes: the same records, keys and indexes`);
-      t.same(summaries.map((summary) => summary.record_count).reduce((a, b) => a + b, 0), values.length, 'the summaries add up to the file');
-      t.same(summaries.map((summary) => [summary.piece_index, summary.piece_count]), pieces.map((_, i) => [i, pieces.length]));
+      t.same(
+        summaries.map((summary) => summary.record_count).reduce((a, b) => a + b, 0),
+        values.length,
+        'the summaries add up to the file',
+      );
+      t.same(
+        summaries.map((summary) => [summary.piece_index, summary.piece_count]),
+        pieces.map((_, i) => [i, pieces.length]),
+      );
     }
   }
 });
 
 t.test('a piece whose range no longer holds what the ingress counted is poison', async (t) => {
   const body = '{"permalink":"a"}\n{"permalink":"b"}\n';
-  const short = await collect(createExtract(objectOf(body))(fileEvent({ byte_start: 0, byte_end: 17, record_count: 2 }), context)).catch((caught: unknown) => caught);
+  const short = await collect(createExtract(objectOf(body))(fileEvent({ byte_start: 0, byte_end: 17, record_count: 2 }), context)).catch(
+    (caught: unknown) => caught,
+  );
   t.equal((short as PipelineError).code, 'RECORD_COUNT_MISMATCH');
-  const cut = await collect(createExtract(objectOf(body))(fileEvent({ byte_start: 3, byte_end: 17, record_count: 1 }), context)).catch((caught: unknown) => caught);
+  const cut = await collect(createExtract(objectOf(body))(fileEvent({ byte_start: 3, byte_end: 17, record_count: 1 }), context)).catch(
+    (caught: unknown) => caught,
+  );
   t.equal((cut as PipelineError).code, 'FILE_CORRUPT');
-  const gone = await collect(createExtract(objectOf('{"permalink":"a"}'))(fileEvent({ byte_start: 0, byte_end: 30, record_count: 1 }), context)).catch((caught: unknown) => caught);
+  const gone = await collect(createExtract(objectOf('{"permalink":"a"}'))(fileEvent({ byte_start: 0, byte_end: 30, record_count: 1 }), context)).catch(
+    (caught: unknown) => caught,
+  );
   t.equal((gone as PipelineError).code, 'FILE_CORRUPT', 'fewer bytes than the range: the object changed');
 });
 

@@ -12,7 +12,6 @@ import type { CompanyRecordEvent, FileExtracted, FilePiece } from '../../schemas
 import type { Emit, InputMessage, StageContext } from '../lib/types.js';
 import { normalizeRecord } from './normalize.js';
 
-
 /** Bytes [start, end) of an object. */
 export interface ByteRange {
   start: number;

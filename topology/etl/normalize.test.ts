@@ -4,7 +4,9 @@ import { normalizeRecord, parseCrunchbaseDate, recordIdentity } from './normaliz
 import { validateRecord } from './validate-record.js';
 
 const dataDir = new URL('../../examples/data/json/', import.meta.url);
-const sampleLines = readFileSync(new URL('companies-sample.ndjson', dataDir), 'utf8').split('\n').filter((l) => l !== '');
+const sampleLines = readFileSync(new URL('companies-sample.ndjson', dataDir), 'utf8')
+  .split('\n')
+  .filter((l) => l !== '');
 
 /** Every key of `value`, at any depth. */
 function allKeys(value: unknown, into: Set<string> = new Set()): Set<string> {
@@ -99,7 +101,16 @@ t.test('$numberInt, $numberDouble and $numberDecimal become numbers', async (t) 
   t.equal(normalizeRecord({ $numberDouble: '-1.0E+10' }), -1e10);
   t.equal(normalizeRecord({ $numberDouble: '5250000.5' }), 5250000.5);
   t.equal(normalizeRecord({ $numberDecimal: '12400000.00' }), 12400000);
-  for (const bad of [{ $numberInt: '5.5' }, { $numberInt: 'five' }, { $numberDouble: 'NaN' }, { $numberDouble: 'Infinity' }, { $numberDouble: '-Infinity' }, { $numberDouble: '' }, { $numberDouble: '0x10' }, { $numberDouble: 1.5 }]) {
+  for (const bad of [
+    { $numberInt: '5.5' },
+    { $numberInt: 'five' },
+    { $numberDouble: 'NaN' },
+    { $numberDouble: 'Infinity' },
+    { $numberDouble: '-Infinity' },
+    { $numberDouble: '' },
+    { $numberDouble: '0x10' },
+    { $numberDouble: 1.5 },
+  ]) {
     t.same(normalizeRecord(bad), bad, `${JSON.stringify(bad)} is kept`);
   }
 });
@@ -226,7 +237,10 @@ t.test('every record of the sample normalises without wrappers left', async (t) 
   for (const [i, line] of sampleLines.entries()) {
     const normalized = normalizeRecord(JSON.parse(line));
     const keys = allKeys(normalized);
-    t.notOk([...keys].some((k) => k.startsWith('$')), `line ${i + 1} has no $-keys left`);
+    t.notOk(
+      [...keys].some((k) => k.startsWith('$')),
+      `line ${i + 1} has no $-keys left`,
+    );
     const record = normalized as Record<string, unknown>;
     t.match(record._id, /^[0-9a-f]{24}$/, `line ${i + 1} _id`);
     t.match(record.created_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/, `line ${i + 1} created_at`);

@@ -108,8 +108,7 @@ function millisToIso(millis: number): string | undefined {
   return new Date(Math.trunc(millis)).toISOString();
 }
 
-const ISO_DATE =
-  /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
+const ISO_DATE = /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
 
 /** Strict ISO-8601 parsing (calendar checked: no Feb 30, no 24:00, no leap seconds). */
 function parseIsoDate(text: string): string | undefined {
@@ -131,7 +130,18 @@ function parseIsoDate(text: string): string | undefined {
 }
 
 const MONTHS: Readonly<Record<string, number>> = {
-  Jan: 1, Feb: 2, Mar: 3, Apr: 4, May: 5, Jun: 6, Jul: 7, Aug: 8, Sep: 9, Oct: 10, Nov: 11, Dec: 12,
+  Jan: 1,
+  Feb: 2,
+  Mar: 3,
+  Apr: 4,
+  May: 5,
+  Jun: 6,
+  Jul: 7,
+  Aug: 8,
+  Sep: 9,
+  Oct: 10,
+  Nov: 11,
+  Dec: 12,
 };
 
 /**

@@ -59,11 +59,17 @@ t.test('the pieces of a file go to consecutive partitions, so they spread evenly
   for (const partitions of [1, 3, 6]) {
     for (const count of [2, 5, 10]) {
       const emits = [...createSplit(() => partitions)(fileEvent({ pieces: ranges(count) }))];
-      t.same(emits.map((emit) => (emit.value as FilePiece).piece_index), Array.from({ length: count }, (_, i) => i));
+      t.same(
+        emits.map((emit) => (emit.value as FilePiece).piece_index),
+        Array.from({ length: count }, (_, i) => i),
+      );
       const perPartition = new Map<number, number>();
       for (const emit of emits) perPartition.set(emit.partition!, (perPartition.get(emit.partition!) ?? 0) + 1);
       const counts = [...perPartition.values()];
-      t.ok(Math.max(...counts) - Math.min(...counts) <= 1 && perPartition.size === Math.min(partitions, count), `${count} pieces over ${partitions} partitions: ${JSON.stringify([...perPartition])}`);
+      t.ok(
+        Math.max(...counts) - Math.min(...counts) <= 1 && perPartition.size === Math.min(partitions, count),
+        `${count} pieces over ${partitions} partitions: ${JSON.stringify([...perPartition])}`,
+      );
       t.ok(emits.every((emit) => emit.partition! >= 0 && emit.partition! < partitions));
     }
   }

@@ -16,13 +16,7 @@ function violationsOf(record: unknown): Violation[] {
  * Asserts that setting `field` to each of `good` passes and each of `bad` fails at `path` only
  * (a value can break two constraints of one field, e.g. -0.5 employees: not an integer, < 0).
  */
-function checkField(
-  t: TapTest,
-  field: string,
-  good: unknown[],
-  bad: unknown[],
-  path = `/${field}`,
-): void {
+function checkField(t: TapTest, field: string, good: unknown[], bad: unknown[], path = `/${field}`): void {
   for (const value of good) {
     t.same(violationsOf({ ...base(), [field]: value }), [], `${field} = ${JSON.stringify(value)} is valid`);
   }
@@ -35,7 +29,6 @@ function checkField(
     );
   }
 }
-
 
 t.test('the schema has an $id, a title and a description', async (t) => {
   t.match(companySchema.$id, /company\.schema\.json$/);
@@ -75,9 +68,7 @@ t.test('permalink is required, 1-255 characters, no whitespace', async (t) => {
     ['a', 'x'.repeat(255), 'datamesh-0', 'é-ü'],
     ['', 'x'.repeat(256), 'has space', ' lead', 'trail ', 'tab\there', 'new\nline', 7, null],
   );
-  t.same(violationsOf({ name: 'x' }), [
-    { path: '/permalink', keyword: 'required', message: 'must have required property "permalink"' },
-  ]);
+  t.same(violationsOf({ name: 'x' }), [{ path: '/permalink', keyword: 'required', message: 'must have required property "permalink"' }]);
   t.match(violationsOf({ ...base(), permalink: '' })[0], { keyword: 'minLength', message: 'must have at least 1 character' });
   t.match(violationsOf({ ...base(), permalink: 'y'.repeat(256) })[0], {
     keyword: 'maxLength',
@@ -112,12 +103,7 @@ t.test('number_of_employees is null or an integer >= 0', async (t) => {
 });
 
 t.test('email_address is null, empty or a valid email', async (t) => {
-  checkField(
-    t,
-    'email_address',
-    [null, '', 'info@datamesh-0.com', 'first.last+tag@example.co.uk'],
-    ['not-an-email', 'a@', '@b.com', 'a b@c.com', ' ', 5, {}],
-  );
+  checkField(t, 'email_address', [null, '', 'info@datamesh-0.com', 'first.last+tag@example.co.uk'], ['not-an-email', 'a@', '@b.com', 'a b@c.com', ' ', 5, {}]);
   const [violation] = violationsOf({ ...base(), email_address: 'not-an-email' });
   t.equal(violation?.keyword, 'anyOf', 'the branches of the rule are one violation');
   t.match(violation?.message, /email/);
@@ -139,7 +125,13 @@ t.test('homepage_url and crunchbase_url are null, empty or a URI', async (t) => 
 
 t.test('offices[].latitude is null or in [-90, 90], longitude null or in [-180, 180]', async (t) => {
   const office = (latitude: unknown, longitude: unknown) => ({ city: 'Berlin', latitude, longitude });
-  for (const [lat, lng] of [[null, null], [-90, -180], [90, 180], [0, 0], [37.692934, -121.904945]] as const) {
+  for (const [lat, lng] of [
+    [null, null],
+    [-90, -180],
+    [90, 180],
+    [0, 0],
+    [37.692934, -121.904945],
+  ] as const) {
     t.same(violationsOf({ ...base(), offices: [office(lat, lng)] }), [], `(${lat}, ${lng}) is valid`);
   }
   t.same(violationsOf({ ...base(), offices: [{ city: 'no coordinates' }] }), [], 'absent coordinates are fine');
@@ -154,14 +146,23 @@ t.test('offices[].latitude is null or in [-90, 90], longitude null or in [-180, 
   ];
   for (const [lat, lng, paths] of cases) {
     const violations = violationsOf({ ...base(), offices: [office(1, 1), office(lat, lng)] });
-    t.same(violations.map((v) => v.path), paths, `(${JSON.stringify(lat)}, ${JSON.stringify(lng)}) → ${paths.join(', ')}`);
+    t.same(
+      violations.map((v) => v.path),
+      paths,
+      `(${JSON.stringify(lat)}, ${JSON.stringify(lng)}) → ${paths.join(', ')}`,
+    );
   }
   t.match(violationsOf({ ...base(), offices: [office(91, 0)] })[0], { keyword: 'maximum', message: 'must be <= 90' });
 });
 
 t.test('funding_rounds[].raised_amount is null or >= 0, raised_currency_code null or 3 capital letters', async (t) => {
   const round = (raised_amount: unknown, raised_currency_code: unknown) => ({ round_code: 'a', raised_amount, raised_currency_code });
-  for (const [amount, code] of [[null, null], [0, 'USD'], [5250000.5, 'EUR'], [12400000, 'JPY']] as const) {
+  for (const [amount, code] of [
+    [null, null],
+    [0, 'USD'],
+    [5250000.5, 'EUR'],
+    [12400000, 'JPY'],
+  ] as const) {
     t.same(violationsOf({ ...base(), funding_rounds: [round(amount, code)] }), [], `(${amount}, ${code}) is valid`);
   }
   const cases: [unknown, unknown, string[]][] = [
@@ -176,15 +177,25 @@ t.test('funding_rounds[].raised_amount is null or >= 0, raised_currency_code nul
   ];
   for (const [amount, code, paths] of cases) {
     const violations = violationsOf({ ...base(), funding_rounds: [round(amount, code)] });
-    t.same(violations.map((v) => v.path), paths, `(${JSON.stringify(amount)}, ${JSON.stringify(code)}) → ${paths.join(', ')}`);
+    t.same(
+      violations.map((v) => v.path),
+      paths,
+      `(${JSON.stringify(amount)}, ${JSON.stringify(code)}) → ${paths.join(', ')}`,
+    );
   }
   t.match(violationsOf({ ...base(), funding_rounds: [round(1, 'usd')] })[0]?.message, /\[A-Z\]\{3\}/);
 });
 
 t.test('offices and funding_rounds, when present, are lists of objects', async (t) => {
   t.same(violationsOf({ ...base(), offices: null, funding_rounds: null }), []);
-  t.same(violationsOf({ ...base(), offices: 'Berlin' }).map((v) => v.path), ['/offices']);
-  t.same(violationsOf({ ...base(), funding_rounds: [null] }).map((v) => v.path), ['/funding_rounds/0']);
+  t.same(
+    violationsOf({ ...base(), offices: 'Berlin' }).map((v) => v.path),
+    ['/offices'],
+  );
+  t.same(
+    violationsOf({ ...base(), funding_rounds: [null] }).map((v) => v.path),
+    ['/funding_rounds/0'],
+  );
 });
 
 t.test('extra fields are allowed everywhere and kept', async (t) => {
@@ -206,7 +217,10 @@ t.test('every violation is reported at once, with its path', async (t) => {
     founded_year: 2101,
     founded_month: 13,
     email_address: 'nope',
-    offices: [{ latitude: 0, longitude: 0 }, { latitude: -91, longitude: 0 }],
+    offices: [
+      { latitude: 0, longitude: 0 },
+      { latitude: -91, longitude: 0 },
+    ],
     funding_rounds: [{ raised_amount: -1, raised_currency_code: 'usd' }],
   });
   t.equal(result.valid, false);

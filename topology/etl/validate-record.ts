@@ -65,8 +65,7 @@ function escapePointerToken(token: string): string {
  */
 function toViolations(errors: readonly ErrorObject[]): Violation[] {
   const combinators = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
-  const branchOf = (e: ErrorObject): ErrorObject | undefined =>
-    combinators.find((c) => c !== e && e.schemaPath.startsWith(`${c.schemaPath}/`));
+  const branchOf = (e: ErrorObject): ErrorObject | undefined => combinators.find((c) => c !== e && e.schemaPath.startsWith(`${c.schemaPath}/`));
 
   const violations: Violation[] = [];
   for (const error of errors) {

@@ -27,7 +27,15 @@ t.test('an invalid record becomes a ValidationError with context and every viola
   const [emit] = [...validate(message({ name: ' ', permalink: 'acme', founded_year: 1700 }))];
   t.equal(emit!.to, 'invalid');
   const event = emit!.value as ValidationError;
-  t.match(event, { request_id: 'req-9', tenant: 't', record_key: 'acme', record_index: 4, source_topic: 'RecordExtracted', source_partition: 2, source_offset: 41 });
+  t.match(event, {
+    request_id: 'req-9',
+    tenant: 't',
+    record_key: 'acme',
+    record_index: 4,
+    source_topic: 'RecordExtracted',
+    source_partition: 2,
+    source_offset: 41,
+  });
   t.same(event.violations.map((violation) => violation.path).sort(), ['/founded_year', '/name']);
   for (const violation of event.violations) {
     t.type(violation.keyword, 'string');

@@ -10,7 +10,10 @@ t.test('describe lists every stage with its group, input, outputs and error rout
   t.teardown(() => s3.destroy());
   const text = describeTopology(etlTopology({ s3 }));
   t.match(text, /Stage split \(transform\)[\s\S]*consumer group: etl-split \(\d+ partitions[\s\S]*<-- FileExtractSuccess[\s\S]*--> FilePiece \(pieces\)/);
-  t.match(text, /Stage extract \(transform\)[\s\S]*consumer group: etl-extract \(\d+ partitions[\s\S]*<-- FilePiece[\s\S]*--> RecordExtracted \(records\)[\s\S]*--> FileExtracted \(summary\)/);
+  t.match(
+    text,
+    /Stage extract \(transform\)[\s\S]*consumer group: etl-extract \(\d+ partitions[\s\S]*<-- FilePiece[\s\S]*--> RecordExtracted \(records\)[\s\S]*--> FileExtracted \(summary\)/,
+  );
   t.match(text, /Stage validate \(transform\)[\s\S]*<-- RecordExtracted[\s\S]*--> RecordValidated \(valid\)[\s\S]*--> ValidationError \(invalid\)/);
   t.match(text, /Stage load \(sink\)[\s\S]*consumer group: etl-load[\s\S]*<-- RecordValidated[\s\S]*--> RecordsLoaded[\s\S]*--> ProcessingError \(errors\)/);
 });
@@ -27,5 +30,9 @@ t.test('describe prints the partition counts it is given, else the configured PI
   t.match(describeTopology(topology), new RegExp(`etl-a \\(${loadConfig().pipeline.partitions} partitions`));
   t.match(describeTopology(topology, 6), /etl-a \(6 partitions: up to 6 replicas share it\)[\s\S]*etl-b \(6 partitions/);
   const real = describeTopology(topology, (topic) => ({ X: 3, Y: 12 })[topic]!);
-  t.match(real, /etl-a \(3 partitions: up to 3 replicas share it\)[\s\S]*etl-b \(12 partitions: up to 12 replicas share it\)/, 'each stage its input topic\'s count');
+  t.match(
+    real,
+    /etl-a \(3 partitions: up to 3 replicas share it\)[\s\S]*etl-b \(12 partitions: up to 12 replicas share it\)/,
+    "each stage its input topic's count",
+  );
 });

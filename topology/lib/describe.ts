@@ -6,10 +6,7 @@ import { groupIdOf, type Topology } from './types.js';
  * `partitions`: each input topic's count, best as the cluster reports it (`partitionCountsOf`);
  * by default the configured PIPELINE_PARTITIONS, which a grown topic may exceed.
  */
-export function describeTopology(
-  topology: Topology,
-  partitions: number | ((topic: string) => number) = loadConfig().pipeline.partitions,
-): string {
+export function describeTopology(topology: Topology, partitions: number | ((topic: string) => number) = loadConfig().pipeline.partitions): string {
   const countOf = typeof partitions === 'number' ? () => partitions : partitions;
   const lines = [`Topology ${topology.name}`];
   for (const stage of topology.stages) {

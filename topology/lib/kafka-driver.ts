@@ -144,7 +144,9 @@ class KafkaStageConsumer implements StageConsumer {
     this.#handlers = handlers;
     this.#running = true;
     await this.consumer.connect();
-    const client = (this.consumer as unknown as { _getInternalClient(): { on(event: string, listener: (error: Error & { isFatal?: boolean }) => void): void } })._getInternalClient();
+    const client = (
+      this.consumer as unknown as { _getInternalClient(): { on(event: string, listener: (error: Error & { isFatal?: boolean }) => void): void } }
+    )._getInternalClient();
     client.on('event.error', (error) => {
       if (error.isFatal === true) this.onFatal?.(error);
     });
@@ -227,7 +229,12 @@ class KafkaTransactionalProducer implements TransactionalProducer {
         if (offsets.length > 0) {
           // The client's own sendOffsets drops offset metadata, which the partial commits of a
           // big input carry (their resume point): the binding keeps it.
-          const entries = offsets.map(({ partition, offset, metadata }) => ({ topic, partition, offset: Number(offset), ...(metadata === undefined ? {} : { metadata }) }));
+          const entries = offsets.map(({ partition, offset, metadata }) => ({
+            topic,
+            partition,
+            offset: Number(offset),
+            ...(metadata === undefined ? {} : { metadata }),
+          }));
           await transactionCall((callback) => client.sendOffsetsToTransaction(entries, consumerClient, transactionCallTimeoutMs, callback));
         }
         await transactionCall((callback) => client.commitTransaction(transactionCallTimeoutMs, callback));
@@ -237,7 +244,10 @@ class KafkaTransactionalProducer implements TransactionalProducer {
           await transactionCall((callback) => client.abortTransaction(transactionCallTimeoutMs, callback));
         } catch (error) {
           const code = (error as { code?: number }).code ?? -1;
-          this.#broken = kafkaErrorOf({ message: `the transaction could be neither committed nor aborted: ${(error as Error).message}`, code }, { fatal: true });
+          this.#broken = kafkaErrorOf(
+            { message: `the transaction could be neither committed nor aborted: ${(error as Error).message}`, code },
+            { fatal: true },
+          );
           throw error;
         }
       },

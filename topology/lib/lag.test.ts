@@ -5,8 +5,7 @@ import { pino } from 'pino';
 
 const silentLogger = pino({ level: 'silent' });
 
-const committed = (entries: Record<number, string | null>) =>
-  new Map(Object.entries(entries).map(([partition, offset]) => [Number(partition), { offset }]));
+const committed = (entries: Record<number, string | null>) => new Map(Object.entries(entries).map(([partition, offset]) => [Number(partition), { offset }]));
 
 t.test('lag: end minus committed, the whole partition when nothing is committed', async (t) => {
   const ends = [

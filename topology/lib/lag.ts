@@ -5,15 +5,7 @@
  * (end − start). The processor measures its stages' groups, monitoring every group it follows;
  * both with these functions.
  */
-import {
-  connectOnce,
-  readCommitted,
-  type Admin,
-  type CommittedOffset,
-  type GroupOffsetReader,
-  type KafkaClients,
-  type LazyClient,
-} from '../../core/kafka.js';
+import { connectOnce, readCommitted, type Admin, type CommittedOffset, type GroupOffsetReader, type KafkaClients, type LazyClient } from '../../core/kafka.js';
 import type { Logger } from '../../core/logger.js';
 
 export interface LagTarget {

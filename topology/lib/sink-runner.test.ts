@@ -78,7 +78,10 @@ class StoreSink implements Sink<Item> {
     this.rows.set(batch.partition, [...(this.rows.get(batch.partition) ?? []), ...fresh.map((m) => m.value.request_id)]);
     this.offsets.set(batch.partition, BigInt(batch.nextOffset));
     const batchId = `${batch.partition}/${batch.nextOffset}`;
-    const entry = { partition: batch.partition, events: [...batch.events, { to: 'loaded', key: batchId, value: { batch_id: batchId, records: fresh.length }, requestId: batchId }] };
+    const entry = {
+      partition: batch.partition,
+      events: [...batch.events, { to: 'loaded', key: batchId, value: { batch_id: batchId, records: fresh.length }, requestId: batchId }],
+    };
     this.outbox.push(entry);
     await produce(entry.events);
     this.outbox = this.outbox.filter((kept) => kept !== entry);
@@ -104,7 +107,15 @@ function setup(t: Test, options: { sink?: StoreSink; maxAttempts?: number; drive
   const codec = createMemoryCodec();
   const metrics: StageMetrics = createStageMetrics(new Registry());
   const sink = options.sink ?? new StoreSink();
-  const stage: SinkStage<Item> = { kind: 'sink', name: 'store', doc: 'keeps each input as a row', input: IN, outputs: { loaded: LOADED }, errors: ERRORS, sink: () => sink };
+  const stage: SinkStage<Item> = {
+    kind: 'sink',
+    name: 'store',
+    doc: 'keeps each input as a row',
+    input: IN,
+    outputs: { loaded: LOADED },
+    errors: ERRORS,
+    sink: () => sink,
+  };
   const started: RunningStage[] = [];
   t.teardown(async () => {
     for (const running of started) await running.stop();
@@ -131,7 +142,12 @@ function setup(t: Test, options: { sink?: StoreSink; maxAttempts?: number; drive
     input(items: Array<Item | Buffer>, partition = 0, headers: Record<string, string> = {}): void {
       driver.produce(
         IN,
-        items.map((item) => ({ key: Buffer.isBuffer(item) ? 'raw' : item.request_id, value: Buffer.isBuffer(item) ? item : codec.encodeSync(IN, item), headers, partition })),
+        items.map((item) => ({
+          key: Buffer.isBuffer(item) ? 'raw' : item.request_id,
+          value: Buffer.isBuffer(item) ? item : codec.encodeSync(IN, item),
+          headers,
+          partition,
+        })),
       );
     },
     errors(): ProcessingError[] {
@@ -149,7 +165,8 @@ function setup(t: Test, options: { sink?: StoreSink; maxAttempts?: number; drive
         // The offset hint is the runner's last step after a write (the sink stores its offset before it produces).
         () =>
           Object.entries(offsets).every(
-            ([partition, offset]) => sink.offsets.get(Number(partition)) === BigInt(offset) && driver.committedOffset(group, IN, Number(partition)).offset === offset,
+            ([partition, offset]) =>
+              sink.offsets.get(Number(partition)) === BigInt(offset) && driver.committedOffset(group, IN, Number(partition)).offset === offset,
           ),
         `the sink's offsets ${JSON.stringify(offsets)}`,
       );
@@ -161,8 +178,14 @@ const requests = (prefix: string, from: number, to: number): string[] => Array.f
 
 t.test("consumption resumes at the sink's stored offsets, not at the group's older hints", async (t) => {
   const h = setup(t, { sink: new StoreSink({ 0: '6' }) });
-  h.input(requests('r', 0, 10).map((request_id) => ({ request_id })), 0);
-  h.input(requests('s', 0, 3).map((request_id) => ({ request_id })), 1);
+  h.input(
+    requests('r', 0, 10).map((request_id) => ({ request_id })),
+    0,
+  );
+  h.input(
+    requests('s', 0, 3).map((request_id) => ({ request_id })),
+    1,
+  );
   h.driver.setCommittedOffsets(group, IN, [{ partition: 0, offset: '2' }]);
   await h.start();
   await h.storedUpTo({ 0: '10', 1: '3' });
@@ -179,7 +202,10 @@ t.test('a sink write failing with a transient error is retried in place; every r
   const sink = new StoreSink();
   sink.fail = (_batch, call) => (call <= 2 ? new PipelineError('SINK_DB_UNAVAILABLE', 'down', { retriable: true }) : undefined);
   const h = setup(t, { sink });
-  h.input(requests('r', 0, 4).map((request_id) => ({ request_id })), 0);
+  h.input(
+    requests('r', 0, 4).map((request_id) => ({ request_id })),
+    0,
+  );
   await h.start();
   await h.storedUpTo({ 0: '4' });
 
@@ -198,9 +224,13 @@ t.test('a sink write failing with a transient error is retried in place; every r
 
 t.test("a sink write failing with a bug every time is tried maxAttempts times, then the batch's records become ProcessingErrors", async (t) => {
   const sink = new StoreSink();
-  sink.fail = (batch) => (batch.messages.some((m) => m.value.request_id === 'r1') ? new TypeError("Cannot read properties of undefined (reading 'permalink')") : undefined);
+  sink.fail = (batch) =>
+    batch.messages.some((m) => m.value.request_id === 'r1') ? new TypeError("Cannot read properties of undefined (reading 'permalink')") : undefined;
   const h = setup(t, { sink, maxAttempts: 3 });
-  h.input(requests('r', 0, 4).map((request_id) => ({ request_id })), 0);
+  h.input(
+    requests('r', 0, 4).map((request_id) => ({ request_id })),
+    0,
+  );
   await h.start();
   await h.storedUpTo({ 0: '4' });
 
@@ -215,8 +245,10 @@ t.test("a sink write failing with a bug every time is tried maxAttempts times, t
     'maxAttempts writes of the batch, then an empty batch that advances the offset',
   );
   const errors = h.errors();
-  t.equal(errors.length, 4, "one ProcessingError per record of the batch");
-  errors.forEach((error, index) => t.match(error, { stage: 'store', request_id: `r${index}`, reason_code: 'UNPROCESSABLE', source_topic: IN, source_partition: 0, source_offset: index }));
+  t.equal(errors.length, 4, 'one ProcessingError per record of the batch');
+  errors.forEach((error, index) =>
+    t.match(error, { stage: 'store', request_id: `r${index}`, reason_code: 'UNPROCESSABLE', source_topic: IN, source_partition: 0, source_offset: index }),
+  );
   t.equal(await total(h.metrics.failedAfterAttempts), 4, 'processor_messages_failed_after_attempts_total, per record');
 
   h.input([{ request_id: 'r4' }, { request_id: 'r5' }], 0);

@@ -175,7 +175,10 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
           givenUp = error;
           metrics.failedAfterAttempts.inc({ stage: stage.name, reason: reasonOf(error) }, decoded.length);
           metrics.errors.inc({ stage: stage.name, reason: reasonOf(error) }, decoded.length);
-          logger.error({ partition, attempts: attempt + 1, records: decoded.length, err: error }, 'the sink refused the batch on every attempt; routing its records to the error topic');
+          logger.error(
+            { partition, attempts: attempt + 1, records: decoded.length, err: error },
+            'the sink refused the batch on every attempt; routing its records to the error topic',
+          );
           return 'now';
         }
         return 'later';

@@ -336,7 +336,10 @@ t.test('a big input survives a crash-like takeover: the new owner fences the old
 
 t.test('a fenced producer leaves the batch uncommitted; the owner of the partition then processes it once', async (t) => {
   const h = setup(t);
-  h.input(['r0', 'r1', 'r2', 'r3', 'r4'].map((request_id) => ({ request_id })), 0);
+  h.input(
+    ['r0', 'r1', 'r2', 'r3', 'r4'].map((request_id) => ({ request_id })),
+    0,
+  );
   const commit = holdNth(h.driver, 'commit', 0, 1);
   await h.start();
   await commit.reached;
@@ -347,16 +350,27 @@ t.test('a fenced producer leaves the batch uncommitted; the owner of the partiti
   await h.committedUpTo({ 0: '5' });
 
   t.same(sorted(h.outputs()), ['r0#1', 'r1#1', 'r2#1', 'r3#1', 'r4#1'], 'each output once');
-  t.same(h.driver.transactions(producerOf(0)).map((x) => x.outcome), ['fenced', 'committed'], 'the fenced transaction committed nothing');
+  t.same(
+    h.driver.transactions(producerOf(0)).map((x) => x.outcome),
+    ['fenced', 'committed'],
+    'the fenced transaction committed nothing',
+  );
   t.equal(h.driver.batches(group, 0).length, 2, 'the runner left the batch and got it again');
-  await t.rejects(intruder.begin(), { name: 'KafkaJSError', code: kafkaErrorCodes.fenced, fatal: true }, 'the runner, still the owner, fenced the intruder in turn');
+  await t.rejects(
+    intruder.begin(),
+    { name: 'KafkaJSError', code: kafkaErrorCodes.fenced, fatal: true },
+    'the runner, still the owner, fenced the intruder in turn',
+  );
   t.same(h.errors(), []);
   t.same(h.driver.violations, []);
 });
 
 t.test('stop lets the running transaction commit; a new runner continues without duplicates', async (t) => {
   const h = setup(t, { messagesPerTransaction: 2 });
-  h.input(['r0', 'r1', 'r2', 'r3', 'r4', 'r5'].map((request_id) => ({ request_id })), 0);
+  h.input(
+    ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'].map((request_id) => ({ request_id })),
+    0,
+  );
   const second = holdNth(h.driver, 'commit', 0, 2);
   const first = await h.start();
   await second.reached;
@@ -375,7 +389,10 @@ t.test('stop lets the running transaction commit; a new runner continues without
 
 t.test('stop while the running transaction fails: it aborts, nothing of it is visible, a new runner does it once', async (t) => {
   const h = setup(t, { messagesPerTransaction: 2 });
-  h.input(['r0', 'r1', 'r2', 'r3', 'r4', 'r5'].map((request_id) => ({ request_id })), 0);
+  h.input(
+    ['r0', 'r1', 'r2', 'r3', 'r4', 'r5'].map((request_id) => ({ request_id })),
+    0,
+  );
   const second = holdNth(h.driver, 'commit', 0, 2);
   const first = await h.start();
   await second.reached;
@@ -384,7 +401,10 @@ t.test('stop while the running transaction fails: it aborts, nothing of it is vi
   await stopping;
   t.same(sorted(h.outputs()), ['r0#1', 'r1#1'], 'no partial output');
   t.equal(h.offset(0), '2');
-  t.same(h.driver.transactions(producerOf(0)).map((x) => x.outcome), ['committed', 'aborted']);
+  t.same(
+    h.driver.transactions(producerOf(0)).map((x) => x.outcome),
+    ['committed', 'aborted'],
+  );
 
   await h.start();
   await h.committedUpTo({ 0: '6' });

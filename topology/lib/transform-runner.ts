@@ -99,7 +99,9 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
 
   function openProducer(partition: number): Promise<TransactionalProducer> {
     const producer = driver.transactionalProducer(`${groupId}.${stage.input}.${partition}`, consumer);
-    producer.catch((error: unknown) => logger.warn({ partition, err: errorMessage(error) }, 'initialising the transactional producer failed; retrying with the first batch'));
+    producer.catch((error: unknown) =>
+      logger.warn({ partition, err: errorMessage(error) }, 'initialising the transactional producer failed; retrying with the first batch'),
+    );
     return producer;
   }
 

@@ -5,7 +5,14 @@ import { classifyFailure } from '../failures.js';
 import { createMemoryCodec } from './memory-codec.js';
 import { kafkaError, MemoryDriver } from './memory-driver.js';
 
-const options = (groupId: string, maxBatchMessages = 100): ConsumerOptions => ({ groupId, topic: 'In', maxBatchMessages, maxWaitMs: 0, minBytes: 1, maxBytesPerPartition: 1 << 20 });
+const options = (groupId: string, maxBatchMessages = 100): ConsumerOptions => ({
+  groupId,
+  topic: 'In',
+  maxBatchMessages,
+  maxWaitMs: 0,
+  minBytes: 1,
+  maxBytesPerPartition: 1 << 20,
+});
 const values = (records: readonly ConsumedRecord[]): string[] => records.map((record) => record.value!.toString());
 
 /** Handlers that resolve every batch and keep what they saw. */
@@ -65,12 +72,19 @@ t.test('a second producer with the same id fences the first with an error classi
   t.equal(classifyFailure(error), 'fenced');
   await t.rejects(first.begin(), { code: -144 });
   t.same(driver.records('Out'), [], 'the fenced transaction was discarded');
-  t.same(driver.transactions('tx').map((x) => x.outcome), ['fenced']);
+  t.same(
+    driver.transactions('tx').map((x) => x.outcome),
+    ['fenced'],
+  );
 });
 
 t.test('a group splits partitions, rebalances on join and leave, and honours seeks made in onAssigned', async (t) => {
   const driver = new MemoryDriver();
-  for (let p = 0; p < 3; p++) driver.produce('In', [0, 1, 2].map((i) => ({ value: Buffer.from(`${p}:${i}`), partition: p })));
+  for (let p = 0; p < 3; p++)
+    driver.produce(
+      'In',
+      [0, 1, 2].map((i) => ({ value: Buffer.from(`${p}:${i}`), partition: p })),
+    );
   driver.setCommittedOffsets('g', 'In', [{ partition: 1, offset: '1' }]);
   const a = recorder();
   const first = driver.consumer(options('g'));
@@ -83,7 +97,11 @@ t.test('a group splits partitions, rebalances on join and leave, and honours see
   });
   await driver.idle();
   t.same(a.assigned, [[0, 1, 2]], 'a single member gets every partition');
-  t.same(Object.fromEntries(a.seen), { 0: ['0:0', '0:1', '0:2'], 1: ['1:1', '1:2'], 2: ['2:2'] }, 'start: the seek, else the committed offset, else the beginning');
+  t.same(
+    Object.fromEntries(a.seen),
+    { 0: ['0:0', '0:1', '0:2'], 1: ['1:1', '1:2'], 2: ['2:2'] },
+    'start: the seek, else the committed offset, else the beginning',
+  );
   const b = recorder();
   const second = driver.consumer(options('g'));
   await second.start(b);
@@ -97,7 +115,10 @@ t.test('a group splits partitions, rebalances on join and leave, and honours see
 
 t.test('unresolved records are handed again, a paused partition waits, stop waits for the running batch', async (t) => {
   const driver = new MemoryDriver({ partitions: 1 });
-  driver.produce('In', ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) })));
+  driver.produce(
+    'In',
+    ['a', 'b', 'c'].map((value) => ({ value: Buffer.from(value) })),
+  );
   const batches: string[][] = [];
   let resume: (() => void) | undefined;
   const consumer = driver.consumer(options('g'));
@@ -118,7 +139,14 @@ t.test('unresolved records are handed again, a paused partition waits, stop wait
     }),
   );
   await driver.idle();
-  t.same(batches, [['a', 'b', 'c'], ['b', 'c']], 'the rest of the batch came again; then the partition paused');
+  t.same(
+    batches,
+    [
+      ['a', 'b', 'c'],
+      ['b', 'c'],
+    ],
+    'the rest of the batch came again; then the partition paused',
+  );
   t.ok(driver.isIdle(), 'a paused partition with its batch returned leaves the driver idle');
   resume!();
   await driver.idle();
@@ -135,7 +163,10 @@ t.test('failNext fails the next calls; until rejects once nothing more can happe
   await t.rejects(driver.send([record]), { code: -185 });
   await driver.send([record]);
   t.equal(driver.records('Out').length, 1);
-  await t.rejects(driver.until(() => driver.records('Out').length === 2, 'a second record'), /idle and a second record does not hold/);
+  await t.rejects(
+    driver.until(() => driver.records('Out').length === 2, 'a second record'),
+    /idle and a second record does not hold/,
+  );
 });
 
 t.test('the memory codec round-trips JSON and refuses what lacks its header', async (t) => {

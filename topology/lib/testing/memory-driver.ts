@@ -302,7 +302,10 @@ class Broker {
       let next = 0;
       members.forEach((member, index) => {
         const take = each + (index < extra ? 1 : 0);
-        plan.set(member, Array.from({ length: take }, (_, i) => next + i));
+        plan.set(
+          member,
+          Array.from({ length: take }, (_, i) => next + i),
+        );
         next += take;
       });
     }
@@ -452,10 +455,16 @@ export class MemoryConsumer implements StageConsumer {
   /** Rejects like the broker does an offset commit of a member that left or missed a rebalance. */
   checkMembership(): void {
     if (!this.#group.members.includes(this)) {
-      throw kafkaError(kafkaErrorCodes.unknownMemberId, `Broker: Unknown member: ${this.groupId} member ${this.member} is not in the group`, { abortable: true });
+      throw kafkaError(kafkaErrorCodes.unknownMemberId, `Broker: Unknown member: ${this.groupId} member ${this.member} is not in the group`, {
+        abortable: true,
+      });
     }
     if (this.#generation !== this.#group.generation) {
-      throw kafkaError(kafkaErrorCodes.illegalGeneration, `Broker: Specified group generation id is not valid: ${this.#generation}, the group is at ${this.#group.generation}`, { abortable: true });
+      throw kafkaError(
+        kafkaErrorCodes.illegalGeneration,
+        `Broker: Specified group generation id is not valid: ${this.#generation}, the group is at ${this.#group.generation}`,
+        { abortable: true },
+      );
     }
   }
 
@@ -585,7 +594,9 @@ export class MemoryConsumer implements StageConsumer {
         assignment.pauses.add(token);
         if (++batch.pauses > this.#broker.options.maxPausesPerBatch && !batch.stale) {
           batch.stale = true;
-          this.#broker.violation(`${where}: the batch from offset ${first} paused ${batch.pauses} times (a retry loop that does not end); made inactive (maxPausesPerBatch)`);
+          this.#broker.violation(
+            `${where}: the batch from offset ${first} paused ${batch.pauses} times (a retry loop that does not end); made inactive (maxPausesPerBatch)`,
+          );
         }
         this.#broker.record({ type: 'pause', groupId: this.groupId, topic: this.topic, partition });
         return () => {
@@ -596,7 +607,16 @@ export class MemoryConsumer implements StageConsumer {
         };
       },
     };
-    this.#broker.record({ type: 'batch', groupId: this.groupId, topic: this.topic, partition, member: this.member, firstOffset: String(first), lastOffset: String(last), count: records.length });
+    this.#broker.record({
+      type: 'batch',
+      groupId: this.groupId,
+      topic: this.topic,
+      partition,
+      member: this.member,
+      firstOffset: String(first),
+      lastOffset: String(last),
+      count: records.length,
+    });
     this.#batchesRunning++;
     try {
       await this.#handlers!.eachBatch(partition, records, scope);
@@ -616,7 +636,9 @@ export class MemoryConsumer implements StageConsumer {
     assignment.position = first;
     if (++assignment.fruitless >= this.#broker.options.stallLimit) {
       assignment.stalled = true;
-      this.#broker.violation(`${where}: handed from offset ${first} ${assignment.fruitless} times in a row without an offset resolved; no longer handed (stallLimit)`);
+      this.#broker.violation(
+        `${where}: handed from offset ${first} ${assignment.fruitless} times in a row without an offset resolved; no longer handed (stallLimit)`,
+      );
     }
   }
 }
@@ -655,7 +677,13 @@ class MemoryTransaction implements StageTransaction {
     if (offsets.length > 0) this.broker.group(consumer.groupId).commit(consumer.topic, offsets, true);
     this.state = 'committed';
     this.producer.current = undefined;
-    this.broker.record({ type: 'transaction', transactionalId, outcome: 'committed', records: this.buffered.length, offsets: offsets.map((offset) => ({ ...offset })) });
+    this.broker.record({
+      type: 'transaction',
+      transactionalId,
+      outcome: 'committed',
+      records: this.buffered.length,
+      offsets: offsets.map((offset) => ({ ...offset })),
+    });
     for (const [topic, partitions] of touched) this.broker.appended(topic, partitions);
     this.broker.changed();
   }
@@ -750,7 +778,13 @@ function toBuffered(broker: Broker, record: OutgoingRecord): Buffered {
   if (record.partition !== undefined && !(Number.isSafeInteger(record.partition) && record.partition >= 0 && record.partition < partitions)) {
     throw new RangeError(`partition ${record.partition} of ${record.topic} does not exist (it has ${partitions})`);
   }
-  return { topic: record.topic, partition: record.partition ?? broker.partitionOf(record.topic, record.key), key: Buffer.from(record.key, 'utf8'), value: record.value, headers: { ...record.headers } };
+  return {
+    topic: record.topic,
+    partition: record.partition ?? broker.partitionOf(record.topic, record.key),
+    key: Buffer.from(record.key, 'utf8'),
+    value: record.value,
+    headers: { ...record.headers },
+  };
 }
 
 function fromBuffered(record: Buffered): OutgoingRecord {
@@ -847,7 +881,8 @@ export class MemoryDriver implements StageDriver {
     partitions.forEach((log, index) => {
       if (partition !== undefined && index !== partition) return;
       log.forEach((entry, offset) => {
-        if (entry.kind === 'record') result.push({ topic, partition: index, offset: String(offset), key: entry.key, value: entry.value, headers: { ...entry.headers } });
+        if (entry.kind === 'record')
+          result.push({ topic, partition: index, offset: String(offset), key: entry.key, value: entry.value, headers: { ...entry.headers } });
       });
     });
     return result;
@@ -942,13 +977,15 @@ export class MemoryDriver implements StageDriver {
 
   transactions(transactionalId?: string): Array<Extract<DriverEvent, { type: 'transaction' }>> {
     return this.#broker.history.filter(
-      (event): event is Extract<DriverEvent, { type: 'transaction' }> => event.type === 'transaction' && (transactionalId === undefined || event.transactionalId === transactionalId),
+      (event): event is Extract<DriverEvent, { type: 'transaction' }> =>
+        event.type === 'transaction' && (transactionalId === undefined || event.transactionalId === transactionalId),
     );
   }
 
   batches(groupId: string, partition?: number): Array<Extract<DriverEvent, { type: 'batch' }>> {
     return this.#broker.history.filter(
-      (event): event is Extract<DriverEvent, { type: 'batch' }> => event.type === 'batch' && event.groupId === groupId && (partition === undefined || event.partition === partition),
+      (event): event is Extract<DriverEvent, { type: 'batch' }> =>
+        event.type === 'batch' && event.groupId === groupId && (partition === undefined || event.partition === partition),
     );
   }
 
