@@ -61,3 +61,10 @@ t.test('PIPELINE_PARTITIONS: 3 by default, any integer >= 1, anything else refus
     t.match(error.message, message, `${value}: the message names the variable`);
   }
 });
+
+t.test('KAFKA_DEBUG takes librdkafka debug contexts and refuses unknown ones by name', async (t) => {
+  t.same(loadConfig({}).kafka.debug, []);
+  t.same(loadConfig({ KAFKA_DEBUG: 'eos, cgrp' }).kafka.debug, ['eos', 'cgrp']);
+  const error = t.throws(() => loadConfig({ KAFKA_DEBUG: 'eos,txn' })) as ConfigError;
+  t.match(error.message, /KAFKA_DEBUG="eos,txn": unknown librdkafka debug context txn/);
+});

@@ -21,7 +21,37 @@ export interface KafkaConfig {
   compression: CompressionCodec;
   /** KAFKA_LINGER_MS: how long a producer gathers messages into a batch before sending it. */
   lingerMs: number;
+  /**
+   * KAFKA_DEBUG: librdkafka debug contexts (e.g. `eos,cgrp`), empty for none. Their lines are
+   * logged at debug level, so they show with LOG_LEVEL=debug.
+   */
+  debug?: string[];
 }
+
+/** The debug contexts librdkafka 2.x knows (CONFIGURATION.md, `debug`). */
+export const librdkafkaDebugContexts = [
+  'generic',
+  'broker',
+  'topic',
+  'metadata',
+  'feature',
+  'queue',
+  'msg',
+  'protocol',
+  'cgrp',
+  'security',
+  'fetch',
+  'interceptor',
+  'plugin',
+  'consumer',
+  'admin',
+  'eos',
+  'mock',
+  'assignor',
+  'conf',
+  'telemetry',
+  'all',
+] as const;
 
 export interface RegistryConfig {
   /** SCHEMA_REGISTRY_URL: a Confluent-compatible API (Apicurio's /apis/ccompat/v7 here). */
@@ -93,6 +123,13 @@ export const localDefaults = {
   postgresPassword: 'etl',
 } as const;
 
+function listOf(value: string): string[] {
+  return value
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+}
+
 export function readConfig(reader: EnvReader): Config {
   return {
     kafka: {
@@ -105,6 +142,12 @@ export function readConfig(reader: EnvReader): Config {
       requestTimeoutMs: reader.int('KAFKA_REQUEST_TIMEOUT_MS', 30000, { min: 100 }),
       compression: reader.oneOf('KAFKA_COMPRESSION', 'lz4', compressionCodecs),
       lingerMs: reader.int('KAFKA_LINGER_MS', 5, { min: 0, max: 10_000 }),
+      debug: listOf(
+        reader.string('KAFKA_DEBUG', '', (value) => {
+          const unknown = listOf(value).filter((context) => !(librdkafkaDebugContexts as readonly string[]).includes(context));
+          return unknown.length === 0 ? undefined : `unknown librdkafka debug context ${unknown.join(', ')} (known: ${librdkafkaDebugContexts.join(', ')})`;
+        }),
+      ),
     },
     registry: {
       url: reader.string('SCHEMA_REGISTRY_URL', 'http://127.0.0.1:8081/apis/ccompat/v7', checkUrl),

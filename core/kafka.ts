@@ -184,15 +184,16 @@ export function kafkaLogger(logger: Logger | undefined): KafkaJsTypes.Logger {
 
 export function createKafka(config: KafkaConfig, options: { logger?: Logger; clientId?: string } = {}): KafkaClients {
   const clientId = options.clientId ?? config.clientId;
+  const debugContexts = config.debug ?? [];
   const common = {
     brokers: config.brokers,
     clientId,
     connectionTimeout: config.connectionTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
     logger: kafkaLogger(options.logger),
-    logLevel: options.logger === undefined ? KafkaJS.logLevel.NOTHING : KafkaJS.logLevel.WARN,
+    logLevel: options.logger === undefined ? KafkaJS.logLevel.NOTHING : debugContexts.length > 0 ? KafkaJS.logLevel.DEBUG : KafkaJS.logLevel.WARN,
   };
-  const kafka = new KafkaJS.Kafka({ kafkaJS: common });
+  const kafka = new KafkaJS.Kafka({ kafkaJS: common, ...(debugContexts.length > 0 ? { debug: debugContexts.join(',') } : {}) });
   const producerDefaults = ({ lingerMs, maxBatchMessages, deliveryTimeoutMs, retryBackoffMaxMs }: ProducerOptions) => ({
     partitioner: javaCompatiblePartitioner,
     'compression.codec': config.compression,

@@ -1,7 +1,7 @@
 /**
  * A lean S3 PutObject for the small-file path: one SigV4-signed PUT over a keep-alive undici
- * pool. bench:ingest measured the AWS SDK's PutObject at 2.08 ms of CPU per call against
- * 0.31 ms for the same signed request without its middleware stack, and small files are the
+ * pool: the AWS SDK's middleware stack costs several times the CPU of the signed request
+ * itself (bench:ingest's "S3 PutObject" rows, bench/results.md), and small files are the
  * ingress's hot path. Large files keep using the SDK's multipart calls (ingress/s3-upload.ts).
  * The payload hash is the sha256 the ingress computes while the body streams in anyway.
  */
