@@ -28,9 +28,8 @@
  * (b) runs with --cpu-prof into bench/tmp/prof; summarise with bench/cpuprofile-top.ts), plus the
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL.
  */
-import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomUUID } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -47,20 +46,18 @@ import {
 import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
 import { loadConfig, type S3Config } from '../core/config.js';
-import { freePort, runningChildren, spawnChild, stopChild, waitForHttp, type Child } from './lib/children.js';
-import { clockTicks, machineTicks, processTicks, vm } from './lib/proc.js';
 import { generateCompanies, writeCompanies } from '../examples/generate/companies.js';
+import { freePort, spawnSource, stopChild, waitForHttp, type Child } from './lib/children.js';
+import { envNumber } from './lib/env.js';
+import { metric, scrape, type Sample } from './lib/metrics.js';
+import { cpuMeter, findPids, medianRss, resetHwm, sampleRssPeaks, vm, type CpuReport } from './lib/proc.js';
+import { published } from './lib/published.js';
+import { cpuText as cpuLine, fmt, machineInfo, machineLine, verdict, writeSection, type Machine } from './lib/report.js';
+import { createLog, runMain, stopOnInterrupt } from './lib/run.js';
+import { spawnIngress } from './lib/services.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function envNumber(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${JSON.stringify(text)}`);
-  return value;
-}
 
 const MiB = 1024 * 1024;
 const settings = {
@@ -83,19 +80,10 @@ const bucket = config.s3.bucket;
 const tenant = `bench-${Date.now()}`;
 // claimRatio: issue 11's bound on the durable request-id claim (under 10% of imports/s).
 const targets = { bOverC: 0.7, p99Ms: 50, rssMiB: 150, claimRatio: 0.9 };
-const published = {
-  uwsHello: 254_000,
-  nodeHello: 143_000,
-  minio1: 756,
-  minio2: 1_629,
-};
-
-function log(message: string): void {
-  process.stderr.write(`[bench:ingest] ${message}\n`);
-}
+const log = createLog('bench:ingest');
 
 // ---------------------------------------------------------------------------------------------
-// Statistics and CPU accounting (from /proc: utime+stime of every thread of a process)
+// Statistics
 
 function percentile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -107,82 +95,22 @@ function latencyStats(latenciesMs: number[]): { p50: number; p99: number; max: n
   return { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? Number.NaN };
 }
 
-/** The stack's servers, found by their command lines (read-only look at /proc). */
-function findStackPids(): Record<'minio' | 'kafka' | 'registry', number[]> {
-  const found: Record<'minio' | 'kafka' | 'registry', number[]> = { minio: [], kafka: [], registry: [] };
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    let cmdline: string;
-    try {
-      cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
-    } catch {
-      continue;
-    }
-    if (/\bminio[^ ]*\s+server\b/.test(cmdline)) found.minio.push(Number(entry));
-    else if (cmdline.includes('kafka.Kafka')) found.kafka.push(Number(entry));
-    else if (cmdline.includes('apicurio-registry')) found.registry.push(Number(entry));
-  }
-  return found;
-}
-
-/** CPU over a window, in % of ONE core per process group, and the whole machine's busy %. */
-interface CpuReport {
-  /** Percent of one core, per group (loadgen, server, minio, kafka). */
-  groups: Record<string, number>;
-  /** Busy cores × 100 for the whole machine (max nproc × 100). */
-  machine: number;
-  /** machine − the groups: the registry, PostgreSQL, the kernel and whatever else runs here (other people's tests). */
-  others: number;
-}
-
-function cpuMeter(groups: Record<string, number[]>): () => CpuReport {
-  const started = performance.now();
-  const before = Object.fromEntries(Object.entries(groups).map(([name, pids]) => [name, pids.reduce((s, pid) => s + processTicks(pid), 0)]));
-  const machineBefore = machineTicks();
-  return () => {
-    const seconds = (performance.now() - started) / 1000;
-    const machineAfter = machineTicks();
-    const machine = ((machineAfter.busy - machineBefore.busy) / clockTicks / seconds) * 100;
-    const report: CpuReport = { groups: {}, machine, others: machine };
-    for (const [name, pids] of Object.entries(groups)) {
-      const after = pids.reduce((s, pid) => s + processTicks(pid), 0);
-      const value = ((after - (before[name] ?? 0)) / clockTicks / seconds) * 100;
-      report.groups[name] = value;
-      report.others -= value;
-    }
-    report.others = Math.max(0, report.others);
-    return report;
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Child processes (servers under test); only the ones this run started are ever signalled
 
-/** A server under test, run from its TypeScript source; its url is '', so waitForHttp takes whole URLs. */
-function spawnNode(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, nodeArgs: string[] = []): Child {
-  return spawnChild(name, process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], env, '');
+// The servers under test run from their TypeScript source (`node --import tsx`), as results.md says.
+
+async function startHello(kind: 'uws' | 'node'): Promise<Child> {
+  const port = await freePort();
+  const child = spawnSource(`hello-${kind}`, 'bench/hello-server.ts', [kind, String(port)], process.env, `http://127.0.0.1:${port}`);
+  await waitForHttp(child, '/', 30_000);
+  return child;
 }
 
-async function startHello(kind: 'uws' | 'node'): Promise<{ child: Child; url: string }> {
-  const port = await freePort();
-  const child = spawnNode(`hello-${kind}`, 'bench/hello-server.ts', [kind, String(port)], process.env);
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(child, `${url}/`, 30_000);
-  return { child, url };
-}
-
-async function startIngressChild(name: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<{ child: Child; url: string }> {
-  const port = await freePort();
-  const child = spawnNode(
-    name,
-    'ingress/main.ts',
-    [],
-    { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn', ...env },
-    nodeArgs,
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(child, `${url}/readiness`, 120_000);
-  return { child, url };
+async function startIngressChild(name: string, nodeArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
+  const child = await spawnIngress({ name, nodeArgs, env, fromSource: true });
+  await waitForHttp(child, '/readiness', 120_000);
+  return child;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -376,7 +304,7 @@ function summarise(label: string, runs: Measured[], ok: (status: number) => bool
   const latencies: number[] = [];
   let seconds = 0;
   let errors = 0;
-  const cpu: CpuReport = { groups: {}, machine: 0, others: 0 };
+  const cpu: CpuReport = { groups: {}, machine: 0, others: 0, seconds: 0 };
   for (const run of runs) {
     for (const [status, n] of run.statuses) statuses.set(status, (statuses.get(status) ?? 0) + n);
     for (const latency of run.latencies) latencies.push(latency);
@@ -389,6 +317,7 @@ function summarise(label: string, runs: Measured[], ok: (status: number) => bool
   for (const name of Object.keys(cpu.groups)) cpu.groups[name] = (cpu.groups[name] ?? 0) / seconds;
   cpu.machine /= seconds;
   cpu.others /= seconds;
+  cpu.seconds = seconds;
   const good = (run: RawRun) => [...run.statuses].reduce((sum, [status, n]) => sum + (ok(status) ? n : 0), 0);
   const result: LoadResult = {
     count: latencies.length,
@@ -418,37 +347,6 @@ async function phase(label: string, runner: Runner, groups: Record<string, numbe
 
 // ---------------------------------------------------------------------------------------------
 // The ingress's own /metrics (prom-client text), for the "what limits it" diagnosis
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-async function scrape(url: string): Promise<Sample[]> {
-  const response = await request(`${url}/metrics`);
-  const text = await response.body.text();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (match === null || match[1] === undefined || match[3] === undefined) continue;
-    const labels: Record<string, string> = {};
-    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      if (label[1] !== undefined) labels[label[1]] = label[2] ?? '';
-    }
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-function metric(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const sample of samples) {
-    if (sample.name !== name) continue;
-    if (Object.entries(labels).every(([key, value]) => sample.labels[key] === value)) total += sample.value;
-  }
-  return total;
-}
 
 interface IngressBreakdown {
   windowSeconds: number;
@@ -522,17 +420,8 @@ function smallNdjson(bytes: number): Buffer {
 // ---------------------------------------------------------------------------------------------
 // Formatting
 
-function fmt(value: number, digits = 0): string {
-  if (!Number.isFinite(value)) return '—';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function cpuText(cpu: CpuReport): string {
-  const parts = Object.entries(cpu.groups).map(([name, value]) => `${name} ${fmt(value)}%`);
-  return `${parts.join(', ')}, others ${fmt(cpu.others)}%; machine ${fmt(cpu.machine)}% of ${os.availableParallelism() * 100}%`;
-}
-
-const verdict = (ok: boolean) => (ok ? '**PASS**' : '**MISS**');
+/** CPU on the machine this runs on. */
+const cpuText = (cpu: CpuReport) => cpuLine(cpu, os.availableParallelism());
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -557,7 +446,7 @@ interface BigUpload {
 
 interface Results {
   date: string;
-  machine: { nproc: number; cpuModel: string; free: string; node: string; loadavgBefore: number[]; loadavgAfter: number[] };
+  machine: Machine;
   settings: Omit<typeof settings, 'phases'> & { phases: string[]; fileBytesActual: number; fileRecords: number };
   a?: LoadResult;
   aUndici?: LoadResult;
@@ -607,20 +496,13 @@ async function post(url: string, body: Buffer): Promise<{ status: number; json: 
 
 async function main(): Promise<void> {
   mkdirSync(tmpDir, { recursive: true });
-  const stack = findStackPids();
+  const stack = findPids(new Set());
   const body = smallNdjson(settings.fileBytes);
   const body4k = body.subarray(0, 4096);
   const s3 = benchS3(config.s3, Math.max(settings.connections, 2));
   const results: Results = {
     date: new Date().toISOString(),
-    machine: {
-      nproc: os.availableParallelism(),
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      free: execFileSync('free', ['-g'], { encoding: 'utf8' }).trimEnd(),
-      node: process.version,
-      loadavgBefore: os.loadavg(),
-      loadavgAfter: [],
-    },
+    machine: machineInfo(),
     settings: {
       ...settings,
       phases: [...settings.phases],
@@ -640,7 +522,7 @@ async function main(): Promise<void> {
     // (a) the HTTP ceiling, plus the client check and the published-figure configuration
     if (settings.phases.has('a') || settings.phases.has('pub')) {
       const hello = await startHello('uws');
-      const groups = { loadgen: [process.pid], server: [hello.child.pid] };
+      const groups = { loadgen: [process.pid], server: [hello.pid] };
       const url = `${hello.url}/`;
       try {
         if (settings.phases.has('a')) {
@@ -656,7 +538,7 @@ async function main(): Promise<void> {
           results.pubUws = await phase('(pub) uWS hello-world -c100 -p10', cannonRunner({ url, connections: 100, pipelining: 10 }), groups, 'req/s');
         }
       } finally {
-        await stopChild(hello.child);
+        await stopChild(hello);
       }
       if (settings.phases.has('pub')) {
         const node = await startHello('node');
@@ -664,11 +546,11 @@ async function main(): Promise<void> {
           results.pubNode = await phase(
             '(pub) node:http hello-world -c100 -p10',
             cannonRunner({ url: `${node.url}/`, connections: 100, pipelining: 10 }),
-            { loadgen: [process.pid], server: [node.child.pid] },
+            { loadgen: [process.pid], server: [node.pid] },
             'req/s',
           );
         } finally {
-          await stopChild(node.child);
+          await stopChild(node);
         }
       }
     }
@@ -706,7 +588,7 @@ async function main(): Promise<void> {
               connections: settings.connections,
               requests: [{ method: 'POST', path: `/import/${tenant}`, headers: { 'content-type': 'application/x-ndjson' }, body }],
             }),
-            groups: { loadgen: [process.pid], server: [ingress.child.pid], ...stackGroups },
+            groups: { loadgen: [process.pid], server: [ingress.pid], ...stackGroups },
             slices: [],
             windows: [],
           });
@@ -720,7 +602,7 @@ async function main(): Promise<void> {
               connections: settings.connections,
               requests: [{ method: 'POST', path: `/import/${tenant}`, headers: { 'content-type': 'application/x-ndjson' }, body }],
             }),
-            groups: { loadgen: [process.pid], server: [unclaimed.child.pid], ...stackGroups },
+            groups: { loadgen: [process.pid], server: [unclaimed.pid], ...stackGroups },
             slices: [],
             windows: [],
           });
@@ -763,7 +645,7 @@ async function main(): Promise<void> {
             results.b = {
               ...summarise(contestant.label, contestant.slices, (status) => status === 202, 'req/s (202)'),
               ingress: breakdown(contestant.windows),
-              rssAfterMiB: vm(ingress.child.pid, 'VmRSS') / MiB,
+              rssAfterMiB: vm(ingress.pid, 'VmRSS') / MiB,
             };
             log(`(b) ingress metrics: ${JSON.stringify(results.b.ingress)}`);
           } else if (contestant.key === 'bNoClaims') {
@@ -776,15 +658,15 @@ async function main(): Promise<void> {
         }
       } finally {
         if (ingress !== undefined) {
-          await stopChild(ingress.child);
+          await stopChild(ingress);
           // autocannon cuts off the requests in flight when a run ends; the ingress logs each as 'client went away'.
-          const warnings = ingress.child.log.filter(
+          const warnings = ingress.log.filter(
             (line) => (line.includes('"level":"warn"') || line.includes('"level":"error"')) && !line.includes('client went away'),
           );
           for (const warning of warnings.slice(-5)) log(`(b) ingress said: ${warning}`);
           if (settings.cpuProf) log(`(b) CPU profile in ${profDir} (summary: tsx bench/cpuprofile-top.ts <file>)`);
         }
-        if (unclaimed !== undefined) await stopChild(unclaimed.child);
+        if (unclaimed !== undefined) await stopChild(unclaimed);
         await minimalPool?.close();
       }
       if (settings.phases.has('c')) {
@@ -808,26 +690,12 @@ async function main(): Promise<void> {
         const warm = await post(`${ingress.url}/import/${tenant}`, body);
         if (warm.status !== 202) throw new Error(`the ingress answered ${warm.status}: ${JSON.stringify(warm.json)}`);
         await sleep(2000);
-        const idleSamples: number[] = [];
-        for (let i = 0; i < 10; i++) {
-          idleSamples.push(vm(ingress.child.pid, 'VmRSS'));
-          await sleep(50);
-        }
-        const idleRss = Float64Array.from(idleSamples).sort()[5] ?? Number.NaN;
-        let hwmReset = false;
-        try {
-          writeFileSync(`/proc/${ingress.child.pid}/clear_refs`, '5');
-          hwmReset = true;
-        } catch {
-          // Without it VmHWM is the peak since start; the 50 ms samples still give the peak.
-        }
-        let peakRssSampled = idleRss;
-        const sampler = setInterval(() => {
-          const rss = vm(ingress.child.pid, 'VmRSS');
-          if (rss > peakRssSampled) peakRssSampled = rss;
-        }, 50);
+        const [idleRss = Number.NaN] = await medianRss([ingress.pid], 10);
+        // Without the reset VmHWM is the peak since start; the 50 ms samples still give the peak.
+        const hwmReset = resetHwm(ingress.pid);
+        const sampler = sampleRssPeaks(() => [ingress.pid], 50);
         const before = await scrape(ingress.url);
-        const stop = cpuMeter({ loadgen: [process.pid], server: [ingress.child.pid], ...stackGroups });
+        const stop = cpuMeter({ loadgen: [process.pid], server: [ingress.pid], ...stackGroups });
         const started = performance.now();
         let bodySent = Number.NaN;
         const stream = createReadStream(bigFile, { highWaterMark: MiB });
@@ -846,12 +714,14 @@ async function main(): Promise<void> {
           status = response.statusCode;
           answer = JSON.parse(await response.body.text()) as Record<string, unknown>;
         } finally {
-          clearInterval(sampler);
+          sampler.stop();
         }
+        const sampled = sampler.peak(ingress.pid);
+        const peakRssSampled = Number.isNaN(sampled) ? idleRss : Math.max(idleRss, sampled);
         const seconds = (performance.now() - started) / 1000;
         const cpu = stop();
         const after = await scrape(ingress.url);
-        const peakRssHwm = vm(ingress.child.pid, 'VmHWM');
+        const peakRssHwm = vm(ingress.pid, 'VmHWM');
         const peak = Math.max(peakRssSampled, hwmReset ? peakRssHwm : 0);
         results.d = {
           bytes,
@@ -878,7 +748,7 @@ async function main(): Promise<void> {
         );
         log(`(d) S3 operations: ${JSON.stringify(d.ingress.s3Operations)}`);
       } finally {
-        await stopChild(ingress.child);
+        await stopChild(ingress);
       }
     }
   } finally {
@@ -898,7 +768,7 @@ async function main(): Promise<void> {
   const section = renderSection(results);
   process.stdout.write(`${section}\n`);
   if (allPhases) {
-    writeResults(section);
+    writeSection(resultsFile, '## bench:ingest', section);
     log(`wrote the "## bench:ingest" section of ${resultsFile}`);
   } else {
     log(`BENCH_PHASES is a subset: ${resultsFile} left unchanged`);
@@ -915,7 +785,7 @@ function renderSection(r: Results): string {
   lines.push('## bench:ingest', '');
   lines.push(`Date: ${r.date}  `);
   lines.push(
-    `Machine: ${cores} cores (${r.machine.cpuModel}), Node ${r.machine.node}, load average before/after ${r.machine.loadavgBefore.map((v) => v.toFixed(2)).join(' ')} / ${r.machine.loadavgAfter.map((v) => v.toFixed(2)).join(' ')} — shared with other people's tests and with the whole local stack (3 Kafka brokers, registry, MinIO, PostgreSQL), so absolute numbers move between runs; the ratios are measured in the same run.`,
+    `${machineLine(r.machine)} — shared with other people's tests and with the whole local stack (3 Kafka brokers, registry, MinIO, PostgreSQL), so absolute numbers move between runs; the ratios are measured in the same run.`,
   );
   lines.push('', '```', '$ free -g', r.machine.free, '```', '');
   const envText = `BENCH_SECONDS=${s.seconds} BENCH_WARMUP_SECONDS=${s.warmupSeconds} BENCH_ROUNDS=${s.rounds} BENCH_CONNECTIONS=${s.connections} BENCH_FILE_BYTES=${s.fileBytes} BENCH_BIG_MIB=${s.bigMiB}`;
@@ -1178,43 +1048,18 @@ function diagnosis(r: Results): string[] {
   return out;
 }
 
-function writeResults(section: string): void {
-  const existing = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmarks\n';
-  const lines = existing.split('\n');
-  const start = lines.findIndex((line) => line.trim() === '## bench:ingest');
-  let text: string;
-  if (start === -1) {
-    text = `${existing.replace(/\n*$/, '')}\n\n${section.trimEnd()}\n`;
-  } else {
-    let end = lines.findIndex((line, index) => index > start && /^## /.test(line));
-    if (end === -1) end = lines.length;
-    const before = lines.slice(0, start).join('\n').replace(/\n*$/, '');
-    const after = lines.slice(end).join('\n').replace(/^\n*/, '');
-    text = `${before === '' ? '' : `${before}\n\n`}${section.trimEnd()}\n${after === '' ? '' : `\n${after}`}`;
-    if (!text.endsWith('\n')) text += '\n';
-  }
-  writeFileSync(resultsFile, text);
-}
-
-process.once('SIGINT', () => {
-  log('interrupted: stopping the servers this run started');
-  for (const child of runningChildren()) child.proc.kill('SIGTERM');
+stopOnInterrupt(log, () => {
   rmSync(join(tmpDir, `ingest-${settings.bigMiB}MiB.ndjson`), { force: true });
-  log(`objects under ${bucket}/${tenant}/ may remain`);
-  process.exit(130);
+  return `objects under ${bucket}/${tenant}/ may remain`;
 });
 
-try {
+await runMain(log, async () => {
   if (process.argv.includes('--render-only')) {
     // Re-renders the section from the last run's numbers (bench/tmp/ingest-last.json) without measuring.
     const last = JSON.parse(readFileSync(join(tmpDir, 'ingest-last.json'), 'utf8')) as Results;
-    writeResults(renderSection(last));
+    writeSection(resultsFile, '## bench:ingest', renderSection(last));
     log(`re-rendered the "## bench:ingest" section of ${resultsFile} from bench/tmp/ingest-last.json (${last.date})`);
   } else {
     await main();
   }
-} catch (error) {
-  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  for (const child of runningChildren()) await stopChild(child);
-  process.exitCode = 1;
-}
+});

@@ -28,10 +28,14 @@ import { createKafka, ensureTopics, type KafkaClients } from '../core/kafka.js';
 import { replicationFactor, topicConfig } from '../core/pipeline.js';
 import { runningProfile, stackPaths } from '../deployments/local/servers.js';
 import { generateCompanies } from '../examples/generate/companies.js';
+import { envInt } from './lib/env.js';
+import { fmt, table } from './lib/report.js';
+import { createLog } from './lib/run.js';
 
-const messages = Number(process.env.BENCH_MESSAGES ?? 10_000);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
-const chunk = Number(process.env.BENCH_CHUNK ?? 1000);
+const messages = envInt('BENCH_MESSAGES', 10_000);
+const rounds = envInt('BENCH_ROUNDS', 2);
+const chunk = envInt('BENCH_CHUNK', 1000);
+const log = createLog('bench');
 const inFlight = 64;
 const config = loadConfig();
 const runId = Date.now().toString(36);
@@ -52,7 +56,7 @@ interface Measure {
 }
 
 async function measure(count: number, work: () => Promise<void>, what = ''): Promise<Measure> {
-  if (process.env.BENCH_TRACE === '1') process.stderr.write(`[bench] ${what}\n`);
+  if (process.env.BENCH_TRACE === '1') log(what);
   const cpu = process.cpuUsage();
   const started = process.hrtime.bigint();
   await work();
@@ -197,7 +201,6 @@ function storedBytes(topic: string): number {
   return bytes / replicationFactor;
 }
 
-const fmt = (value: number, digits = 0) => value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
 async function main(): Promise<void> {
@@ -228,7 +231,7 @@ async function main(): Promise<void> {
         record(client.name, 'consume', await measure(messages, () => client.consume(txnTopic), `${client.name} consume`));
         const requestTopic = await topicFor(`${label}.request`);
         record(client.name, 'per-request', await measure(messages, () => client.perRequest(requestTopic)));
-        process.stderr.write(`[bench] round ${round + 1}/${rounds}: ${client.name} done\n`);
+        log(`round ${round + 1}/${rounds}: ${client.name} done`);
       }
     }
 
@@ -242,7 +245,7 @@ async function main(): Promise<void> {
         entry.bytes = storedBytes(topic);
       }
       codecs.push(entry);
-      process.stderr.write(`[bench] codec ${codec} done\n`);
+      log(`codec ${codec} done`);
     }
 
     const lines: string[] = [];
@@ -252,34 +255,48 @@ async function main(): Promise<void> {
       `Command: \`BENCH_MESSAGES=${messages} BENCH_ROUNDS=${rounds} BENCH_CHUNK=${chunk} npm run bench:kafka-client\`, on the running local stack (3 brokers, replication 3, min in-sync 2). ${fmt(messages)} generated company documents per shape and round, ${fmt(payloadBytes / messages)} bytes each on average; medians of ${rounds} rounds (clients alternating).`,
       '',
     );
-    lines.push('| shape | client | client CPU per 1,000 messages | messages/s |', '| --- | --- | --- | --- |');
     const shapes = ['txn-produce', 'consume', 'per-request'];
-    for (const shape of shapes) {
-      for (const client of clients) {
-        const values = results.get(client.name)!.get(shape)!;
-        lines.push(`| ${shape} | ${client.name} | ${fmt(median(values.map((v) => v.cpuMsPer1000)))} ms | ${fmt(median(values.map((v) => v.perSecond)))} |`);
-      }
-    }
-    lines.push('', '| shape | CPU per message, new ÷ old | messages/s, new ÷ old |', '| --- | --- | --- |');
-    for (const shape of shapes) {
-      const [old, current] = clients.map((client) => results.get(client.name)!.get(shape)!);
-      const ratio = (pick: (m: Measure) => number) => median(current!.map(pick)) / median(old!.map(pick));
-      lines.push(
-        `| ${shape} | ${fmt(
-          ratio((m) => m.cpuMsPer1000),
-          2,
-        )} | ${fmt(
-          ratio((m) => m.perSecond),
-          2,
-        )} |`,
-      );
-    }
+    const ofClient = (client: ClientUnderTest, shape: string) => results.get(client.name)!.get(shape)!;
+    lines.push(
+      ...table(
+        ['shape', 'client', 'client CPU per 1,000 messages', 'messages/s'],
+        shapes.flatMap((shape) =>
+          clients.map((client) => {
+            const values = ofClient(client, shape);
+            return [shape, client.name, `${fmt(median(values.map((v) => v.cpuMsPer1000)))} ms`, fmt(median(values.map((v) => v.perSecond)))];
+          }),
+        ),
+      ),
+    );
+    lines.push(
+      '',
+      ...table(
+        ['shape', 'CPU per message, new ÷ old', 'messages/s, new ÷ old'],
+        shapes.map((shape) => {
+          const [old, current] = clients.map((client) => ofClient(client, shape));
+          const ratio = (pick: (m: Measure) => number) => median(current!.map(pick)) / median(old!.map(pick));
+          return [
+            shape,
+            fmt(
+              ratio((m) => m.cpuMsPer1000),
+              2,
+            ),
+            fmt(
+              ratio((m) => m.perSecond),
+              2,
+            ),
+          ];
+        }),
+      ),
+    );
     const none = codecs.find((entry) => entry.codec === 'none')!;
     lines.push('', `Compression (new client, txn-produce; bytes the brokers stored per message, one replica):`, '');
-    lines.push('| codec | client CPU per 1,000 messages | stored bytes per message | bytes ÷ uncompressed |', '| --- | --- | --- | --- |');
-    for (const entry of codecs) {
-      lines.push(`| ${entry.codec} | ${fmt(median(entry.cpu))} ms | ${fmt(entry.bytes / messages)} | ${fmt(entry.bytes / none.bytes, 2)} |`);
-    }
+    lines.push(
+      ...table(
+        ['codec', 'client CPU per 1,000 messages', 'stored bytes per message', 'bytes ÷ uncompressed'],
+        codecs.map((entry) => [entry.codec, `${fmt(median(entry.cpu))} ms`, fmt(entry.bytes / messages), fmt(entry.bytes / none.bytes, 2)]),
+      ),
+    );
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await admin.deleteTopics({ topics: created }).catch(() => undefined);

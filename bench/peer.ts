@@ -19,7 +19,7 @@
  * usual KAFKA_* / PG* / S3_* / SCHEMA_REGISTRY_URL. Needs the stack up (make itest-up) and Go.
  */
 import { execFileSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,22 +31,18 @@ import { allTopics, replicationFactor, topicConfig } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
 import { writeCompanies, type CompaniesSummary } from '../examples/generate/companies.js';
 import { benthosVersion, buildBenthos, ingestConfig, sinkConfig, writeConfig, type BenthosSettings } from './lib/benthos.js';
-import { freePort, runningChildren, spawnChild, spawnNode, stopChild, waitForHttp, type Child } from './lib/children.js';
+import { freePort, runningChildren, spawnChild, stopChild, waitForHttp, type Child } from './lib/children.js';
+import { envInt } from './lib/env.js';
 import { cpuMeter, findPids, type CpuReport } from './lib/proc.js';
+import { fmt as format, table, writeSection } from './lib/report.js';
+import { createLog } from './lib/run.js';
+import { spawnIngress, spawnProcessor } from './lib/services.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const tmpDir = join(root, 'bench', 'tmp');
 const resultsFile = join(root, 'bench', 'results.md');
 const config = loadConfig();
 const stamp = Date.now();
-
-function envInt(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isSafeInteger(value) || value < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(text)}`);
-  return value;
-}
 
 const settings = {
   count: envInt('BENCH_PEER_COUNT', 20_000),
@@ -57,12 +53,9 @@ const settings = {
   duplicateEvery: 100,
 };
 
-function log(message: string): void {
-  process.stderr.write(`[bench:peer] ${message}\n`);
-}
+const log = createLog('bench:peer');
 
-const fmt = (value: number, digits = 0) =>
-  Number.isFinite(value) ? value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : 'n/a';
+const fmt = (value: number, digits = 0) => format(value, digits, 'n/a');
 
 type Contestant = 'ours' | 'peer';
 
@@ -110,27 +103,9 @@ async function main(): Promise<void> {
   const measurements: Measurement[] = [];
   try {
     // Ours: one ingress, N processors.
-    const ingressPort = await freePort();
-    const ingress = spawnNode(
-      'ingress',
-      'ingress/main.ts',
-      [],
-      { ...process.env, INGRESS_PORT: String(ingressPort), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-      `http://127.0.0.1:${ingressPort}`,
-    );
+    const ingress = await spawnIngress();
     const processors: Child[] = [];
-    for (let i = 0; i < settings.replicas; i++) {
-      const port = await freePort();
-      processors.push(
-        spawnNode(
-          `processor-${i + 1}`,
-          'topology/main.ts',
-          ['run'],
-          { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-          `http://127.0.0.1:${port}`,
-        ),
-      );
-    }
+    for (let i = 0; i < settings.replicas; i++) processors.push(await spawnProcessor(i));
     // The peer: one ingest process, N sink processes in one consumer group.
     const peerSettings: BenthosSettings = {
       brokers: config.kafka.brokers,
@@ -265,14 +240,17 @@ function writeResults(measurements: Measurement[], summary: CompaniesSummary & {
       `ours: ingress + ${settings.replicas} processors (split → extract → validate → load, exactly once). peer: Benthos ${benthosVersion}, one http_server→kafka_franz process + ${settings.replicas} kafka_franz→json_schema→sql_raw processes in one consumer group (at least once; configuration and tuning in bench/lib/benthos.ts). ` +
       'Same Kafka cluster, same PostgreSQL, a table of its own for the peer. Time = t0 (POST starts) → the last row\'s loaded_at; CPU from /proc over the same window ("processors" = our processors / the peer\'s sink processes; "ingress" = our ingress / the peer\'s ingest process).',
     '',
-    `| run | rows | s | records/s | ${groups.map((group) => `CPU ms/record ${group}`).join(' | ')} |`,
-    `| --- | --- | --- | --- | ${groups.map(() => '---').join(' | ')} |`,
+    ...table(
+      ['run', 'rows', 's', 'records/s', ...groups.map((group) => `CPU ms/record ${group}`)],
+      measurements.map((m) => [
+        `${m.contestant} round ${m.round}`,
+        fmt(m.rows),
+        fmt(m.seconds, 2),
+        fmt(m.recordsPerSecond),
+        ...groups.map((group) => fmt(m.cpuMsPerRecord[group] ?? Number.NaN, 3)),
+      ]),
+    ),
   );
-  for (const m of measurements) {
-    lines.push(
-      `| ${m.contestant} round ${m.round} | ${fmt(m.rows)} | ${fmt(m.seconds, 2)} | ${fmt(m.recordsPerSecond)} | ${groups.map((group) => fmt(m.cpuMsPerRecord[group] ?? Number.NaN, 3)).join(' | ')} |`,
-    );
-  }
   const ratio = (pick: (m: Measurement) => number) => mean(ours.map(pick)) / mean(peer.map(pick));
   const cpuOfServices = (m: Measurement) => (m.cpuMsPerRecord.ingress ?? 0) + (m.cpuMsPerRecord.processors ?? 0);
   lines.push(
@@ -288,12 +266,7 @@ function writeResults(measurements: Measurement[], summary: CompaniesSummary & {
   );
   const section = lines.join('\n');
   process.stdout.write(`${section}\n`);
-  const current = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '';
-  const start = current.indexOf('## bench:peer');
-  let next = start < 0 ? -1 : current.indexOf('\n## ', start + 1);
-  if (next < 0) next = current.length;
-  const updated = start < 0 ? `${current.trimEnd()}\n\n${section}\n` : `${current.slice(0, start)}${section}\n${current.slice(next).replace(/^\n*/, '\n')}`;
-  writeFileSync(resultsFile, updated.replace(/\n{3,}/g, '\n\n'));
+  writeSection(resultsFile, '## bench:peer', section);
   log(`wrote the "## bench:peer" section of ${resultsFile}`);
 }
 

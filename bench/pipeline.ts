@@ -81,19 +81,16 @@ import { etlTopology } from '../topology/etl/topology.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { normalizeRecord } from '../topology/etl/normalize.js';
 import { validateRecord } from '../topology/etl/validate-record.js';
-import { freePort, runningChildren, spawnNode, stopChild, waitForHttp, type Child } from './lib/children.js';
-import { clockTicks, cpuMeter, findPids, machineTicks, processTicks, vm, type CpuReport } from './lib/proc.js';
+import { stopChild, waitForHttp, type Child } from './lib/children.js';
+import { envNumber } from './lib/env.js';
+import { metric, scrape, type Sample } from './lib/metrics.js';
+import { clockTicks, cpuMeter, findPids, machineTicks, medianRss, processTicks, resetHwm, sampleRssPeaks, vm, type CpuReport } from './lib/proc.js';
+import { cpuText as cpuLine, fmt, machineInfo, type Machine, machineLine, mean, verdict, writeSection } from './lib/report.js';
+import { createLog, runMain, stopOnInterrupt } from './lib/run.js';
+import { spawnIngress, spawnProcessor } from './lib/services.js';
 
 // ---------------------------------------------------------------------------------------------
 // Settings
-
-function envNumber(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${name} must be a positive number, got ${JSON.stringify(text)}`);
-  return value;
-}
 
 const MiB = 1024 * 1024;
 const settings = {
@@ -131,73 +128,24 @@ const targets = { e2eOverCopy: 0.5, rssMiB: 300 };
 const stageList = ['split', 'extract', 'validate', 'load'] as const;
 type Stage = (typeof stageList)[number];
 
-function log(message: string): void {
-  process.stderr.write(`[bench:pipeline] ${message}\n`);
-}
+const log = createLog('bench:pipeline');
 
 async function startIngress(): Promise<Child> {
-  const port = await freePort();
-  const child = spawnNode(
-    'ingress',
-    'ingress/main.ts',
-    [],
-    { ...process.env, INGRESS_PORT: String(port), INGRESS_HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
-    `http://127.0.0.1:${port}`,
-  );
+  const child = await spawnIngress();
   await waitForHttp(child, '/readiness', 120_000);
   return child;
 }
 
-async function startProcessor(index: number): Promise<Child> {
-  const port = await freePort();
+function startProcessor(index: number): Promise<Child> {
   const nodeArgs = settings.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
-  const child = spawnNode(
-    `processor-${index + 1}`,
-    'topology/main.ts',
-    ['run'],
-    { ...process.env, PROCESSOR_PORT: String(port), PROCESSOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn', PROCESSOR_LAG_INTERVAL_MS: '1000' },
-    `http://127.0.0.1:${port}`,
-    nodeArgs,
-  );
-  return child;
+  return spawnProcessor(index, { nodeArgs, env: { PROCESSOR_LAG_INTERVAL_MS: '1000' } });
 }
 
 // ---------------------------------------------------------------------------------------------
 // Prometheus text from /metrics
 
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-async function scrape(url: string): Promise<Sample[]> {
-  const response = await request(`${url}/metrics`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
-  const text = await response.body.text();
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (match === null || match[1] === undefined || match[3] === undefined) continue;
-    const labels: Record<string, string> = {};
-    for (const label of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      if (label[1] !== undefined) labels[label[1]] = label[2] ?? '';
-    }
-    samples.push({ name: match[1], labels, value: Number(match[3]) });
-  }
-  return samples;
-}
-
-function metric(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const sample of samples) {
-    if (sample.name !== name) continue;
-    if (Object.entries(labels).every(([key, value]) => sample.labels[key] === value)) total += sample.value;
-  }
-  return total;
-}
-
 async function scrapeAll(processors: Child[]): Promise<Sample[][]> {
-  return Promise.all(processors.map((child) => scrape(child.url)));
+  return Promise.all(processors.map((child) => scrape(child.url, 10_000)));
 }
 
 /** Sum over replicas of a metric's change between two scrapes of all of them. */
@@ -764,22 +712,8 @@ async function writerCeiling(
   }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Formatting
-
-function fmt(value: number, digits = 0): string {
-  if (!Number.isFinite(value)) return '—';
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-function cpuText(cpu: CpuReport, cores: number): string {
-  const parts = Object.entries(cpu.groups)
-    .filter(([, value]) => value >= 0.5)
-    .map(([name, value]) => `${name} ${fmt(value)}%`);
-  return `${parts.join(', ')}, others ${fmt(cpu.others)}%; machine ${fmt(cpu.machine)}% of ${cores * 100}%`;
-}
-
-const verdict = (ok: boolean) => (ok ? '**PASS**' : '**MISS**');
+/** Groups under 0.5% of a core are left out of the line. */
+const cpuText = (cpu: CpuReport, cores: number) => cpuLine(cpu, cores, 0.5);
 
 // ---------------------------------------------------------------------------------------------
 // The run
@@ -860,7 +794,7 @@ interface PipelineRun {
 
 interface Results {
   date: string;
-  machine: { nproc: number; cpuModel: string; free: string; node: string; loadavgBefore: number[]; loadavgAfter: number[] };
+  machine: Machine;
   settings: typeof settings;
   /** How the services ran: compiled (`node dist/…`) or, in older results (absent), `node --import tsx`. */
   servicesRun?: 'compiled';
@@ -933,17 +867,9 @@ async function main(): Promise<void> {
   const file = join(tmpDir, `pipeline-${settings.count}-${stamp}.ndjson`);
   const s3 = createS3(config.s3);
   const db = createPostgres(config.postgres, { applicationName: 'bench-pipeline' });
-  const loadavgBefore = os.loadavg();
   const results: Partial<Results> = {
     date: new Date().toISOString(),
-    machine: {
-      nproc: os.availableParallelism(),
-      cpuModel: os.cpus()[0]?.model ?? 'unknown',
-      free: execFileSync('free', ['-g'], { encoding: 'utf8' }).trimEnd(),
-      node: process.version,
-      loadavgBefore,
-      loadavgAfter: [],
-    },
+    machine: machineInfo(),
     settings,
     servicesRun: 'compiled',
     processorSettings: (({ extractRecordsPerTransaction, loadBatchMaxRecords, loadBatchLingerMs }) => ({
@@ -993,28 +919,14 @@ async function main(): Promise<void> {
     ingress = await startIngress();
     for (let i = 0; i < settings.replicas; i++) processors.push(await startProcessor(i));
     const mine = () => new Set([process.pid, ...processors.map((child) => child.pid), ...(ingress === undefined ? [] : [ingress.pid])]);
-    const rssPeaks = new Map<number, number>();
-    const rssPeakAt = new Map<number, number>();
-    const rssSampler = setInterval(() => {
-      for (const child of [...processors, ...(ingress === undefined ? [] : [ingress])]) {
-        const rss = vm(child.pid, 'VmRSS');
-        if (Number.isFinite(rss) && rss > (rssPeaks.get(child.pid) ?? 0)) {
-          rssPeaks.set(child.pid, rss);
-          rssPeakAt.set(child.pid, performance.now());
-        }
-      }
-    }, settings.rssSampleMs);
-    const resetPeaks = () => {
-      rssPeaks.clear();
-      rssPeakAt.clear();
-    };
+    const rss = sampleRssPeaks(() => [...processors, ...(ingress === undefined ? [] : [ingress])].map((child) => child.pid), settings.rssSampleMs);
     try {
       for (const child of processors) await waitForHttp(child, '/readiness', 120_000);
       log(`ingress pid ${ingress.pid} at ${ingress.url}; processor pid(s) ${processors.map((child) => `${child.pid} at ${child.url}`).join(', ')}`);
 
       // 4. Drain the backlog the shared topics hold.
       const firstDrain = await drain(processors, settings.drainTimeoutSeconds);
-      const drainPeakRssMiB = processors.map((child) => (rssPeaks.get(child.pid) ?? Number.NaN) / MiB);
+      const drainPeakRssMiB = processors.map((child) => rss.peak(child.pid) / MiB);
       log(
         `drain: ${firstDrain.drained ? 'drained' : 'NOT drained'} after ${fmt(firstDrain.seconds, 1)} s, ${fmt(firstDrain.recordsProcessed)} input messages, initial max lag ${JSON.stringify(firstDrain.initialMaxLag)}`,
       );
@@ -1082,21 +994,14 @@ async function main(): Promise<void> {
         const again = await waitForSoleOwnership(processors, mine, owned, settings.ownershipTimeoutSeconds);
         ownership = { seconds: ownership.seconds + again.seconds, sole: again.sole };
         await sleep(1000);
-        const idleSamples: number[][] = processors.map(() => []);
-        for (let i = 0; i < 20; i++) {
-          processors.forEach((child, n) => idleSamples[n]!.push(vm(child.pid, 'VmRSS')));
-          await sleep(50);
-        }
-        const idleRss = idleSamples.map((samples) => (Float64Array.from(samples).sort()[10] ?? Number.NaN) / MiB);
-        const hwmReset = processors.map((child) => {
-          try {
-            writeFileSync(`/proc/${child.pid}/clear_refs`, '5');
-            return true;
-          } catch {
-            return false;
-          }
-        });
-        resetPeaks();
+        const idleRss = (
+          await medianRss(
+            processors.map((child) => child.pid),
+            20,
+          )
+        ).map((bytes) => bytes / MiB);
+        const hwmReset = processors.map((child) => resetHwm(child.pid));
+        rss.reset();
 
         const outputsFrom = { valid: await endOffsets(topics.recordValidated.name), invalid: await endOffsets(topics.validationError.name) };
         const before = await scrapeAll(processors);
@@ -1187,10 +1092,10 @@ async function main(): Promise<void> {
         done = true;
         await metricsPoller;
         await sleep(1000);
-        const peakRssMiB = processors.map((child) => (rssPeaks.get(child.pid) ?? Number.NaN) / MiB);
-        const peakRssAtSeconds = processors.map((child) => ((rssPeakAt.get(child.pid) ?? Number.NaN) - t0) / 1000);
+        const peakRssMiB = processors.map((child) => rss.peak(child.pid) / MiB);
+        const peakRssAtSeconds = processors.map((child) => (rss.at(child.pid) - t0) / 1000);
         const peakRssHwmMiB = processors.map((child, i) => (hwmReset[i] ? vm(child.pid, 'VmHWM') / MiB : Number.NaN));
-        const ingressPeakRssMiB = (rssPeaks.get(ingress.pid) ?? Number.NaN) / MiB;
+        const ingressPeakRssMiB = rss.peak(ingress.pid) / MiB;
         const loadedAt = await db.db.one<{ first: Date | null; last: Date | null }>(
           'SELECT min(loaded_at) AS first, max(loaded_at) AS last FROM companies WHERE tenant = $1',
           [tenant],
@@ -1362,7 +1267,7 @@ async function main(): Promise<void> {
       await runWriter(3, 'copy');
       await runCopy(1);
     } finally {
-      clearInterval(rssSampler);
+      rss.stop();
     }
   } finally {
     results.machine!.loadavgAfter = os.loadavg();
@@ -1412,15 +1317,13 @@ async function main(): Promise<void> {
   } else if (settings.count !== 20_000) {
     log(`BENCH_PIPELINE_COUNT=${settings.count} is not the issue's 20,000: ${resultsFile} left unchanged (numbers in bench/tmp/${name})`);
   } else {
-    writeResults(renderSection());
+    writeSection(resultsFile, '## bench:pipeline', renderSection());
     log(`wrote the "## bench:pipeline" section of ${resultsFile}`);
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 // bench/results.md
-
-const mean = (values: number[]) => values.reduce((sum, value) => sum + value, 0) / values.length;
 
 function loadRuns(): Results[] {
   const runs: Results[] = [];
@@ -1470,9 +1373,7 @@ function renderRun(r: Results): string {
   const writerRate = mean(loadWayWriters(r).map((writer) => writer.rowsPerSecond));
   lines.push(`### ${replicas} processor replica${replicas === 1 ? '' : 's'}`, '');
   lines.push(`Date: ${r.date}  `);
-  lines.push(
-    `Machine: ${cores} cores (${r.machine.cpuModel}), Node ${r.machine.node}, load average before/after ${r.machine.loadavgBefore.map((v) => v.toFixed(2)).join(' ')} / ${r.machine.loadavgAfter.map((v) => v.toFixed(2)).join(' ')}  `,
-  );
+  lines.push(`${machineLine(r.machine)}  `);
   lines.push(
     `Command: \`BENCH_PIPELINE_COUNT=${r.settings.count} BENCH_PIPELINE_REPLICAS=${replicas} npm run bench:pipeline\`${replicas === 1 && r.settings.count === 20_000 ? ' (the defaults)' : ''}`,
     '',
@@ -1781,42 +1682,17 @@ function diagnosis(runs: Results[]): string[] {
   return out;
 }
 
-function writeResults(section: string): void {
-  const existing = existsSync(resultsFile) ? readFileSync(resultsFile, 'utf8') : '# Benchmarks\n';
-  const lines = existing.split('\n');
-  const start = lines.findIndex((line) => line.trim() === '## bench:pipeline');
-  let output: string;
-  if (start === -1) {
-    output = `${existing.replace(/\n*$/, '')}\n\n${section.trimEnd()}\n`;
-  } else {
-    let end = lines.findIndex((line, index) => index > start && /^## /.test(line));
-    if (end === -1) end = lines.length;
-    const before = lines.slice(0, start).join('\n').replace(/\n*$/, '');
-    const after = lines.slice(end).join('\n').replace(/^\n*/, '');
-    output = `${before === '' ? '' : `${before}\n\n`}${section.trimEnd()}\n${after === '' ? '' : `\n${after}`}`;
-    if (!output.endsWith('\n')) output += '\n';
-  }
-  writeFileSync(resultsFile, output);
-}
-
-process.once('SIGINT', () => {
-  log('interrupted: stopping the servers this run started');
-  for (const child of runningChildren()) child.proc.kill('SIGTERM');
-  log(
+stopOnInterrupt(
+  log,
+  () =>
     `rows of ${tenants.pipeline}, ${tenants.copy.join(', ')}, ${tenants.writer.join(', ')} and objects under ${tenants.pipeline}/ may remain; temp files in ${tmpDir}`,
-  );
-  process.exit(130);
-});
+);
 
-try {
+await runMain(log, async () => {
   if (process.argv.includes('--render-only')) {
-    writeResults(renderSection());
+    writeSection(resultsFile, '## bench:pipeline', renderSection());
     log(`re-rendered the "## bench:pipeline" section of ${resultsFile} from bench/tmp/pipeline-last-r*.json`);
   } else {
     await main();
   }
-} catch (error) {
-  log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-  for (const child of runningChildren()) await stopChild(child);
-  process.exitCode = 1;
-}
+});

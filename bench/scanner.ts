@@ -23,13 +23,15 @@ import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { JsonScanner } from '../core/json-stream.js';
+import { envInt, envNumber } from './lib/env.js';
+import { loadAverages, table } from './lib/report.js';
 
 type Scanner = typeof JsonScanner;
 
 const SAMPLE = '/work/shared/data/companies-sample.ndjson';
 const CHUNK_BYTES = 64 * 1024;
-const targetBytes = Number(process.env.BENCH_SCANNER_MB ?? 32) * 1e6;
-const rounds = Number(process.env.BENCH_SCANNER_ROUNDS ?? 7);
+const targetBytes = envNumber('BENCH_SCANNER_MB', 32) * 1e6;
+const rounds = envInt('BENCH_SCANNER_ROUNDS', 7);
 
 function parseArgs(argv: string[]): { compare: string | undefined } {
   const at = argv.indexOf('--compare');
@@ -157,12 +159,10 @@ async function main(): Promise<void> {
     return row;
   });
   const lines = [
-    `Date: ${new Date().toISOString()}; ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, load average before/after ${loadBefore.map((v) => v.toFixed(2)).join(' ')} / ${loadAfter.map((v) => v.toFixed(2)).join(' ')}`,
+    `Date: ${new Date().toISOString()}; ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown'}), Node ${process.version}, load average before/after ${loadAverages(loadBefore, loadAfter)}`,
     `Chunks of ${CHUNK_BYTES / 1024} KiB, ${rounds} measured rounds after 1 warm-up${compare !== undefined ? `, old = ${compare}` : ''}; medians.`,
     '',
-    `| ${header.join(' | ')} |`,
-    `| ${header.map(() => '---').join(' | ')} |`,
-    ...rows.map((row) => `| ${row.join(' | ')} |`),
+    ...table(header, rows),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -37,6 +37,11 @@ export function spawnNode(name: string, script: string, args: string[], env: Nod
   return spawnChild(name, process.execPath, [...nodeArgs, join('dist', script.replace(/\.ts$/, '.js')), ...args], { ...env, ...imageEnv() }, url);
 }
 
+/** Runs a TypeScript entry point from its source with tsx (`node --import tsx <script>`), without the image's environment. */
+export function spawnSource(name: string, script: string, args: string[], env: NodeJS.ProcessEnv, url: string, nodeArgs: string[] = []): Child {
+  return spawnChild(name, process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], env, url);
+}
+
 /** Runs any program as a child of the benchmark, keeping the last 200 lines of its output. */
 export function spawnChild(name: string, command: string, args: string[], env: NodeJS.ProcessEnv, url: string): Child {
   const proc = spawn(command, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -1,10 +1,12 @@
 /**
  * What the benchmarks read from /proc: CPU ticks of processes and of the machine, RSS, and the
- * local stack's servers found by their command lines. Read-only.
+ * local stack's servers found by their command lines. Read-only, but for resetting the VmHWM of
+ * a process the benchmark started (resetHwm).
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const clockTicks = (() => {
   try {
@@ -100,4 +102,58 @@ export function vm(pid: number, field: 'VmRSS' | 'VmHWM'): number {
   } catch {
     return Number.NaN;
   }
+}
+
+/** Each process's median VmRSS (bytes) over `count` samples 50 ms apart: its resting size. */
+export async function medianRss(pids: number[], count: number): Promise<number[]> {
+  const samples: number[][] = pids.map(() => []);
+  for (let i = 0; i < count; i++) {
+    pids.forEach((pid, n) => samples[n]!.push(vm(pid, 'VmRSS')));
+    await sleep(50);
+  }
+  return samples.map((values) => Float64Array.from(values).sort()[Math.floor(count / 2)] ?? Number.NaN);
+}
+
+/** Resets a process's VmHWM to its current RSS (clear_refs 5); false where the kernel or permissions refuse. */
+export function resetHwm(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface RssPeaks {
+  /** Largest VmRSS sampled (bytes), NaN before the first sample. */
+  peak(pid: number): number;
+  /** performance.now() of that sample, NaN before the first. */
+  at(pid: number): number;
+  /** Forgets the peaks so far. */
+  reset(): void;
+  stop(): void;
+}
+
+/** Samples the VmRSS of `pids()` every `intervalMs`: peaks between samples are missed, VmHWM catches them. */
+export function sampleRssPeaks(pids: () => number[], intervalMs: number): RssPeaks {
+  const peaks = new Map<number, number>();
+  const peakAt = new Map<number, number>();
+  const timer = setInterval(() => {
+    for (const pid of pids()) {
+      const rss = vm(pid, 'VmRSS');
+      if (Number.isFinite(rss) && rss > (peaks.get(pid) ?? 0)) {
+        peaks.set(pid, rss);
+        peakAt.set(pid, performance.now());
+      }
+    }
+  }, intervalMs);
+  return {
+    peak: (pid) => peaks.get(pid) ?? Number.NaN,
+    at: (pid) => peakAt.get(pid) ?? Number.NaN,
+    reset() {
+      peaks.clear();
+      peakAt.clear();
+    },
+    stop: () => clearInterval(timer),
+  };
 }
