@@ -12,10 +12,11 @@
  *          (polled every 150 ms) reaches the file's distinct valid permalinks. records/s = records
  *          in the file ÷ (t1 − t0). The processor's VmRSS is sampled every 50 ms.
  *   (copy) the ceiling: the same rows (the documents the pipeline stores: normalizeRecord,
- *          validateRecord, duplicates collapsed last-wins, columns mapped as
- *          sinks/postgres/company-writer.ts does, child tables included) COPY'd FROM STDIN (text
- *          format, `pg` + `pg-copy-streams`, one connection, one transaction) into the same three
- *          tables under another tenant; timed from the first COPY to COMMIT.
+ *          validateRecord, duplicates collapsed last-wins, mapped to the three tables' rows by
+ *          the sink's own companyRows) COPY'd FROM STDIN by the sink's own copyRows (text format,
+ *          `pg` + `pg-copy-streams`, one connection, one transaction) into the same three tables
+ *          under another tenant, with none of the sink's staging, merge or offsets; timed from
+ *          the mapping of the first row to COMMIT.
  *   (writer) the sink alone: createCompanyWriter writing the valid records (file order, duplicates
  *          included, as the load stage receives them) in batches of 1000, no Kafka — both of its
  *          ways: `copy` (COPY into staging tables + one merge; what the load stage uses) and
@@ -54,13 +55,10 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { DeleteObjectsCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { request } from 'undici';
 import { loadConfig } from '../core/config.js';
 import { createPostgres } from '../core/postgres.js';
@@ -71,12 +69,14 @@ import { createS3 } from '../core/s3.js';
 import { writeCompanies } from '../examples/generate/companies.js';
 import {
   companyColumnNames,
+  companyRows,
+  copyRows,
   createCompanyWriter,
   officeColumnNames,
   roundColumnNames,
   type SinkRecord,
   type WriteMethod,
-} from '../sinks/postgres/company-writer.js';
+} from '../sinks/postgres/index.js';
 import { etlTopology } from '../topology/etl/topology.js';
 import { loadProcessorConfig } from '../topology/config.js';
 import { normalizeRecord } from '../topology/etl/normalize.js';
@@ -370,67 +370,7 @@ async function countCommitted(topic: string, from: Offsets, to: Offsets, request
 }
 
 // ---------------------------------------------------------------------------------------------
-// Rows as sinks/postgres/company-writer.ts maps them (its prepare() is private: mirrored here)
-
-interface CompanyRow {
-  tenant: string;
-  permalink: string;
-  name: string | null;
-  category_code: string | null;
-  founded_year: number | null;
-  number_of_employees: number | null;
-  homepage_url: string | null;
-  email_address: string | null;
-  created_at: string | null;
-  updated_at: string | null;
-  document: string;
-  source_request_id: string;
-  source_bucket: string;
-  source_key: string;
-  source_record_index: number;
-  source_accepted_at: number;
-}
-
-// The writer's own column lists: the ceiling fills exactly the columns the sink fills.
-const companyColumns = companyColumnNames;
-const officeColumns = officeColumnNames;
-const roundColumns = roundColumnNames;
-
-type Cell = string | number | null;
-
-function text(value: unknown): string | null {
-  return typeof value === 'string' ? value : null;
-}
-
-function integer(value: unknown): number | null {
-  return typeof value === 'number' && Number.isInteger(value) ? value : null;
-}
-
-function float(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null;
-}
-
-const ISO_TIMESTAMP = /^(\d{4})-\d{2}-\d{2}(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)(Z|z|[+-]\d{2}(?::?\d{2})?)?)?$/;
-
-function timestamp(value: unknown): string | null {
-  if (typeof value !== 'string') return null;
-  const m = ISO_TIMESTAMP.exec(value.trim());
-  if (!m) return null;
-  let iso = value.trim().replace(' ', 'T');
-  if (m[2] !== undefined && m[3] === undefined) iso += 'Z';
-  const millis = Date.parse(iso);
-  if (Number.isNaN(millis)) return null;
-  const date = new Date(millis);
-  const year = date.getUTCFullYear();
-  return year >= 1 && year <= 9999 ? date.toISOString() : null;
-}
-
-function objects(value: unknown, each: (item: Record<string, unknown>, index: number) => void): void {
-  if (!Array.isArray(value)) return;
-  value.forEach((item: unknown, index) => {
-    if (item !== null && typeof item === 'object' && !Array.isArray(item)) each(item as Record<string, unknown>, index);
-  });
-}
+// Records as the load stage hands them to the sink
 
 /** One valid record as the pipeline would store it: its normalised document and where it came from. */
 interface ValidRecord {
@@ -447,94 +387,16 @@ interface Source {
   acceptedAt: number;
 }
 
-/** The three tables' rows of one record, as COPY text lines (tab-separated, \N for null). */
-function copyLines(tenant: string, record: ValidRecord, source: Source): { company: string; offices: string[]; rounds: string[] } {
-  const doc = JSON.parse(record.json) as Record<string, unknown>;
-  const company: CompanyRow = {
+/** A record as the load sink's toSinkRecord makes it: the document parsed from RecordValidated's JSON text. */
+function sinkRecord(tenant: string, record: ValidRecord, source: Source, offset: string): SinkRecord {
+  return {
     tenant,
     permalink: record.permalink,
-    name: text(doc.name),
-    category_code: text(doc.category_code),
-    founded_year: integer(doc.founded_year),
-    number_of_employees: integer(doc.number_of_employees),
-    homepage_url: text(doc.homepage_url),
-    email_address: text(doc.email_address),
-    created_at: timestamp(doc.created_at),
-    updated_at: timestamp(doc.updated_at),
-    document: JSON.stringify(doc),
-    source_request_id: source.requestId,
-    source_bucket: source.bucket,
-    source_key: source.key,
-    source_record_index: record.index,
-    source_accepted_at: source.acceptedAt,
+    document: JSON.parse(record.json) as Record<string, unknown>,
+    documentJson: record.json,
+    source: { requestId: source.requestId, bucket: source.bucket, key: source.key, recordIndex: record.index, acceptedAt: source.acceptedAt },
+    offset,
   };
-  const offices: string[] = [];
-  objects(doc.offices, (office, position) => {
-    offices.push(
-      copyRow([
-        tenant,
-        record.permalink,
-        position,
-        text(office.description),
-        text(office.address1),
-        text(office.address2),
-        text(office.zip_code),
-        text(office.city),
-        text(office.state_code),
-        text(office.country_code),
-        float(office.latitude),
-        float(office.longitude),
-      ]),
-    );
-  });
-  const rounds: string[] = [];
-  objects(doc.funding_rounds, (round, position) => {
-    rounds.push(
-      copyRow([
-        tenant,
-        record.permalink,
-        position,
-        text(round.round_code),
-        float(round.raised_amount),
-        text(round.raised_currency_code),
-        integer(round.funded_year),
-        integer(round.funded_month),
-        integer(round.funded_day),
-      ]),
-    );
-  });
-  return { company: copyRow(companyColumns.map((column) => company[column])), offices, rounds };
-}
-
-const COPY_SPECIAL = /[\\\n\r\t]/;
-
-/** COPY text format: tab-separated, \N for null, backslash escapes for \\ \n \r \t. */
-function copyRow(cells: Cell[]): string {
-  let line = '';
-  for (let i = 0; i < cells.length; i++) {
-    const cell = cells[i];
-    if (i > 0) line += '\t';
-    if (cell === null || cell === undefined) {
-      line += '\\N';
-      continue;
-    }
-    const value = typeof cell === 'number' ? String(cell) : cell;
-    line += COPY_SPECIAL.test(value) ? value.replace(/[\\\n\r\t]/g, (c) => (c === '\\' ? '\\\\' : c === '\n' ? '\\n' : c === '\r' ? '\\r' : '\\t')) : value;
-  }
-  return `${line}\n`;
-}
-
-/** Chunks of ~256 KiB of COPY text. */
-function* chunked(lines: Iterable<string>): Generator<Buffer> {
-  let chunk = '';
-  for (const line of lines) {
-    chunk += line;
-    if (chunk.length >= 256 * 1024) {
-      yield Buffer.from(chunk);
-      chunk = '';
-    }
-  }
-  if (chunk !== '') yield Buffer.from(chunk);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -616,26 +478,26 @@ async function copyCeiling(tenant: string, rows: ValidRecord[], source: Source, 
     await client.query('BEGIN');
     const stop = cpuMeter(groups(), () => ({ postgres: findPids(new Set()).postgres }));
     const started = performance.now();
-    // Child rows are collected while the companies stream, so each document is parsed once.
-    const offices: string[] = [];
-    const rounds: string[] = [];
-    function* companyLines(): Generator<string> {
-      for (const record of rows) {
-        const lines = copyLines(tenant, record, source);
-        for (const line of lines.offices) offices.push(line);
-        for (const line of lines.rounds) rounds.push(line);
-        yield lines.company;
-      }
-    }
-    const copy = async (table: string, columns: readonly string[], lines: Iterable<string>): Promise<number> => {
-      const stream = client.query(copyFrom(`COPY ${table} (${columns.join(', ')}) FROM STDIN`));
-      await pipeline(Readable.from(chunked(lines)), stream);
-      return stream.rowCount;
-    };
-    const companies = await copy('companies', companyColumns, companyLines());
-    const officeRows = await copy('company_offices', officeColumns, offices);
-    const roundRows = await copy('company_funding_rounds', roundColumns, rounds);
+    // The sink's own mapping and COPY text, so the ceiling cannot drift from what the sink writes.
+    const mapped = rows.map((record) => {
+      const prepared = companyRows(sinkRecord(tenant, record, source, '0'));
+      if (typeof prepared === 'string') throw new Error(`the sink refuses ${record.permalink}: ${prepared}`);
+      return prepared;
+    });
+    const offices = mapped.flatMap((item) => item.offices);
+    const rounds = mapped.flatMap((item) => item.rounds);
+    await copyRows(
+      client,
+      'companies',
+      companyColumnNames,
+      mapped.map((item) => item.company),
+    );
+    await copyRows(client, 'company_offices', officeColumnNames, offices);
+    await copyRows(client, 'company_funding_rounds', roundColumnNames, rounds);
     await client.query('COMMIT');
+    const companies = mapped.length;
+    const officeRows = offices.length;
+    const roundRows = rounds.length;
     const seconds = (performance.now() - started) / 1000;
     const cpu = stop();
     return { tenant, companies, offices: officeRows, rounds: roundRows, seconds, rowsPerSecond: companies / seconds, cpu };
@@ -680,15 +542,7 @@ async function writerCeiling(
     const stop = cpuMeter(groups(), () => ({ postgres: findPids(new Set()).postgres }));
     for (let start = 0; start < valid.length; start += settings.writerBatch) {
       const slice = valid.slice(start, start + settings.writerBatch);
-      // As the load sink's toSinkRecord does: the document parsed from RecordValidated's JSON text.
-      const records: SinkRecord[] = slice.map((record, i) => ({
-        tenant,
-        permalink: record.permalink,
-        document: JSON.parse(record.json) as Record<string, unknown>,
-        documentJson: record.json,
-        source: { requestId: source.requestId, bucket: source.bucket, key: source.key, recordIndex: record.index, acceptedAt: source.acceptedAt },
-        offset: String(start + i),
-      }));
+      const records = slice.map((record, i) => sinkRecord(tenant, record, source, String(start + i)));
       const began = performance.now();
       const written = await writer.writeBatch({
         consumerGroup: group,

@@ -756,6 +756,11 @@ function prepare(record: SinkRecord, key: string): Prepared | string {
   return { record, key, company, offices, rounds };
 }
 
+/** The rows the sink writes for one record, or why it cannot write them (bench:pipeline's COPY ceiling writes these too). */
+export function companyRows(record: SinkRecord): Prepared | string {
+  return prepare(record, keyOf(record.tenant, record.permalink));
+}
+
 /** Calls `each` for the object items of an array field, with their index (non-objects are skipped). */
 function objects(value: unknown, each: (item: Record<string, unknown>, index: number) => void): void {
   if (!Array.isArray(value)) return;
@@ -807,7 +812,12 @@ function copyField(value: string | number | null): string {
 }
 
 /** Streams rows into `table` with COPY FROM STDIN (text format), in chunks of about 64 KiB. */
-async function copyRows<Row extends object>(client: pg.Client, table: string, columns: ReadonlyArray<keyof Row & string>, rows: readonly Row[]): Promise<void> {
+export async function copyRows<Row extends object>(
+  client: pg.Client,
+  table: string,
+  columns: ReadonlyArray<keyof Row & string>,
+  rows: readonly Row[],
+): Promise<void> {
   if (rows.length === 0) return;
   function* chunks(): Generator<string> {
     let chunk = '';
