@@ -8,7 +8,8 @@
  *   (b⁰) the same against an ingress with INGRESS_DURABLE_CLAIMS=false: what the durable
  *        request-id claim (ingress/import-claims.ts: two conditional S3 writes) costs per import
  *   (c)  raw S3 PutObject (@aws-sdk/client-s3) of the same bytes, 64 in flight: the storage ceiling
- *   (c′) the same PUTs signed by hand over an undici Pool: how much of (c) is the SDK's CPU
+ *   (c′) the same PUTs through the ingress's own lean PUT (ingress/s3-put.ts: SigV4 by hand over an
+ *        undici Pool): how much of (c) is the SDK's CPU
  *   (d)  one 200 MiB NDJSON upload streamed from disk: MB/s and the ingress's RSS growth
  * plus, for the published figures in /work/shared/FIELD-NOTES.md: uWS vs node:http with
  * `-c100 -p10`, MinIO 4 KiB PUTs with 1 and 2 in flight, and an undici Pool client on (a) to show
@@ -28,7 +29,7 @@
  * (b) runs with --cpu-prof into bench/tmp/prof; summarise with bench/cpuprofile-top.ts), plus the
  * usual S3_* / KAFKA_* / SCHEMA_REGISTRY_URL.
  */
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -46,6 +47,7 @@ import {
 import autocannon from 'autocannon';
 import { Pool, request } from 'undici';
 import { loadConfig, type S3Config } from '../core/config.js';
+import { createLeanS3Put, type LeanS3Put } from '../ingress/s3-put.js';
 import { generateCompanies, writeCompanies } from '../examples/generate/companies.js';
 import { freePort, spawnSource, stopChild, waitForHttp, type Child } from './lib/children.js';
 import { envNumber } from './lib/env.js';
@@ -242,53 +244,21 @@ function sdkPutRunner(s3: S3Client, body: Buffer, concurrency: number, keyPart: 
 }
 
 /**
- * The same PUTs without the AWS SDK: SigV4 (payload hash signed, as the SDK does over http)
- * computed by hand and sent through an undici Pool. Not a client to ship — it shows how much of
- * (c) is MinIO and how much is the SDK's per-request CPU.
+ * The same PUTs without the AWS SDK: the ingress's own lean PUT (ingress/s3-put.ts: SigV4 with the
+ * payload hash signed, over an undici Pool). It shows how much of (c) is MinIO and how much is
+ * the SDK's per-request CPU.
  */
-function minimalPutRunner(pool: Pool, body: Buffer, concurrency: number, keyPart: string): Runner {
-  const { endpoint, region, accessKeyId, secretAccessKey } = config.s3;
-  const host = new URL(endpoint).host;
-  const bodyHash = createHash('sha256').update(body).digest('hex');
-  const hmac = (key: Buffer | string, data: string) => createHmac('sha256', key).update(data).digest();
-  const keys = new Map<string, Buffer>();
-  const signingKey = (day: string) => {
-    let key = keys.get(day);
-    if (key === undefined) {
-      key = hmac(hmac(hmac(hmac(`AWS4${secretAccessKey}`, day), region), 's3'), 'aws4_request');
-      keys.set(day, key);
-    }
-    return key;
-  };
-  const signed = 'host;x-amz-content-sha256;x-amz-date';
+function leanPutRunner(s3: LeanS3Put, body: Buffer, concurrency: number, keyPart: string): Runner {
+  const sha256 = createHash('sha256').update(body).digest('hex');
   return loopRunner(concurrency, async () => {
-    const path = `/${bucket}/${tenant}/raw/${keyPart}/${putSequence++}.json`;
-    const amzDate = new Date()
-      .toISOString()
-      .replace(/[-:]/g, '')
-      .replace(/\.\d{3}/, '');
-    const day = amzDate.slice(0, 8);
-    const scope = `${day}/${region}/s3/aws4_request`;
-    const canonical = ['PUT', path, '', `host:${host}`, `x-amz-content-sha256:${bodyHash}`, `x-amz-date:${amzDate}`, '', signed, bodyHash].join('\n');
-    const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, createHash('sha256').update(canonical).digest('hex')].join('\n');
-    const signature = createHmac('sha256', signingKey(day)).update(toSign).digest('hex');
-    const response = await pool.request({
-      path,
-      method: 'PUT',
+    await s3.put({
+      key: `${tenant}/raw/${keyPart}/${putSequence++}.json`,
       body,
-      headers: {
-        host,
-        'x-amz-date': amzDate,
-        'x-amz-content-sha256': bodyHash,
-        'content-type': 'application/x-ndjson',
-        'content-length': String(body.length),
-        'x-amz-meta-request-id': randomUUID(),
-        authorization: `AWS4-HMAC-SHA256 Credential=${accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${signature}`,
-      },
+      contentType: 'application/x-ndjson',
+      metadata: { 'request-id': randomUUID() },
+      sha256,
     });
-    const text = await response.body.text();
-    if (response.statusCode !== 200) throw new Error(`PUT ${path}: ${response.statusCode} ${text.slice(0, 300)}`);
-    return response.statusCode;
+    return 200;
   });
 }
 
@@ -564,7 +534,7 @@ async function main(): Promise<void> {
         ? await startIngressChild('ingress-b', settings.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [])
         : undefined;
       const unclaimed = settings.phases.has('b') ? await startIngressChild('ingress-b0', [], { INGRESS_DURABLE_CLAIMS: 'false' }) : undefined;
-      const minimalPool = settings.phases.has('c') ? new Pool(new URL(config.s3.endpoint).origin, { connections: settings.connections }) : undefined;
+      const leanPut = settings.phases.has('c') ? createLeanS3Put(config.s3, { connections: settings.connections }) : undefined;
       const cGroups = { loadgen: [process.pid], ...stackGroups };
       try {
         interface Contestant {
@@ -607,13 +577,13 @@ async function main(): Promise<void> {
             windows: [],
           });
         }
-        if (minimalPool !== undefined) {
+        if (leanPut !== undefined) {
           contestants.push(
             { key: 'c', label: '(c) S3 PutObject, SDK', runner: sdkPutRunner(s3, body, settings.connections, 'c'), groups: cGroups, slices: [], windows: [] },
             {
               key: 'cMinimal',
               label: '(c′) S3 PUT, no SDK',
-              runner: minimalPutRunner(minimalPool, body, settings.connections, 'c-minimal'),
+              runner: leanPutRunner(leanPut, body, settings.connections, 'c-minimal'),
               groups: cGroups,
               slices: [],
               windows: [],
@@ -667,7 +637,7 @@ async function main(): Promise<void> {
           if (settings.cpuProf) log(`(b) CPU profile in ${profDir} (summary: tsx bench/cpuprofile-top.ts <file>)`);
         }
         if (unclaimed !== undefined) await stopChild(unclaimed);
-        await minimalPool?.close();
+        await leanPut?.close();
       }
       if (settings.phases.has('c')) {
         const short = Math.max(1, settings.seconds / 2);
