@@ -51,7 +51,11 @@ function fromRow(row: ReportRow): StoredEntry {
   };
 }
 
-/** Adds the entries (an event already stored is skipped); runs inside the lineage batch's transaction. */
+/**
+ * Adds the entries; runs inside the lineage batch's transaction. An entry already stored is
+ * skipped: the same event (a batch applied again), or the same error emitted again by a stage
+ * that processed its message twice (0009_error_report_identity: kind, stage and source record).
+ */
 export async function insertReportEntries(task: ITask<unknown>, entries: readonly ReportEntry[]): Promise<void> {
   if (entries.length === 0) return;
   const column = <T>(pick: (entry: ReportEntry) => T) => entries.map(pick);
@@ -60,7 +64,7 @@ export async function insertReportEntries(task: ITask<unknown>, entries: readonl
       'source_topic, source_partition, source_offset, event_topic, event_partition, event_offset, detected_at) ' +
       'SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], ' +
       '$9::jsonb[], $10::text[], $11::int[], $12::bigint[], $13::text[], $14::int[], $15::bigint[], $16::timestamptz[]) ' +
-      'ON CONFLICT (event_topic, event_partition, event_offset) DO NOTHING',
+      'ON CONFLICT DO NOTHING',
     [
       column((entry) => entry.tenant),
       column((entry) => entry.requestId),

@@ -106,6 +106,8 @@ t.test('cursor: round trip; anything else is refused', async (t) => {
     t.same(decodeCursor(encodeCursor(cursor)), cursor);
   }
   for (const bad of ['', '1', '1.', '.1', '-2.1', '01.1', '1.0', 'a.b', '1.1.1', '1.-1']) t.equal(decodeCursor(bad), undefined, JSON.stringify(bad));
+  t.equal(decodeCursor('1.9223372036854775808'), undefined, 'an id past the bigint range');
+  t.same(decodeCursor('1.9223372036854775807'), { recordIndex: 1, id: '9223372036854775807' }, 'the largest bigint');
 });
 
 t.test('format: ?format= wins, then Accept, JSON by default', async (t) => {

@@ -35,7 +35,7 @@ export interface ReportEntry {
   violations: Violation[] | null;
   /** The message that carried the record or file. */
   source: Position;
-  /** The error event itself: an entry is stored once per event. */
+  /** The error event itself. An entry is stored once per error: once per event, and once per (kind, stage, source, record index). */
   event: Position;
   detectedAt: number;
 }
@@ -95,9 +95,12 @@ export function encodeCursor(cursor: Cursor): string {
   return `${cursor.recordIndex}.${cursor.id}`;
 }
 
+const maxBigint = 2n ** 63n - 1n;
+
 export function decodeCursor(text: string): Cursor | undefined {
   const match = /^(-1|0|[1-9][0-9]{0,15})\.([1-9][0-9]{0,18})$/.exec(text);
-  if (match === null) return undefined;
+  // Ids are bigint: one past its range is no id an earlier page gave (and PostgreSQL would refuse it).
+  if (match === null || BigInt(match[2]!) > maxBigint) return undefined;
   return { recordIndex: Number(match[1]), id: match[2]! };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The error report on the real PostgreSQL and through the monitoring's HTTP API: entries of each
- * kind, an event applied again stored once, pages that walk the whole report in record order, a
+ * kind, an event applied again stored once, an error emitted again (a redelivery) stored once, pages that walk the whole report in record order, a
  * download of many pages streamed to the end, a download abandoned half-way, and the retention.
  * (monitoring.test.ts checks the report of imports that went through the whole pipeline.)
  */
@@ -113,6 +113,27 @@ t.test('kinds: a contract violation, a row the database refused, a stage failure
     violations: [{ path: '/email_address', keyword: 'format', message: 'must match format "email"' }],
     source: { topic: topics.recordExtracted.name, partition: 2, offset: 2 },
   });
+});
+
+t.test('a ProcessingError emitted again after a redelivery (a new event, other offsets) is stored once', async (t) => {
+  const tenant = uniqueName('rep');
+  const requestId = uniqueName('req');
+  await apply(topics.fileExtractSuccess.name, 0, [received(tenant, requestId)]);
+  const error = processingError(tenant, requestId, 'load', 'PG_22021', 5);
+  await apply(topics.processingError.name, 0, [error]);
+  // The stage processed the same record again and emitted the same error once more: its event
+  // sits at another offset, in another batch (or the same one).
+  await apply(topics.processingError.name, 1, [error, error]);
+  await apply(topics.processingError.name, 0, [processingError(tenant, requestId, 'load', 'PG_22021', 6)]);
+
+  const report = await getJson(`${url}/imports/${requestId}/errors?tenant=${tenant}`);
+  t.equal(report.status, 200);
+  t.same(report.json.counts, { validation: 0, processing: 0, rejected: 2 });
+  t.same(
+    report.json.errors.map((entry: any) => entry.record_index),
+    [5, 6],
+    'the repeated error once, the other record kept',
+  );
 });
 
 t.test('pages walk the whole report once, in order; a download streams every page to the end', async (t) => {

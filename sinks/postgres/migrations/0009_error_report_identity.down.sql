@@ -1,0 +1,1 @@
+DROP INDEX import_error_report_identity;
