@@ -40,3 +40,28 @@ t.test('overrides and bad values, each named', async (t) => {
   }
   t.same(parseLagGroups(['a=B', 'c', '=D']), { targets: [{ group: 'a', topic: 'B' }], bad: ['c', '=D'] });
 });
+
+t.test('a token shared by two tenants, or by a tenant and the operator, is refused naming the tenants, never the token', async (t) => {
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadMonitoringConfig(env);
+    } catch (error) {
+      t.ok(error instanceof ConfigError);
+      return (error as Error).message;
+    }
+    return undefined;
+  };
+  const shared = refusal({ MONITORING_TENANT_TOKENS: 'acme:secret-1,globex:secret-1,initech:secret-2' });
+  t.match(shared, 'MONITORING_TENANT_TOKENS: tenants acme, globex have the same token');
+  t.notMatch(shared, 'secret-1');
+  t.notMatch(shared, 'initech');
+  const operator = refusal({ MONITORING_TENANT_TOKENS: '{"acme":"secret-3"}', MONITORING_OPERATOR_TOKEN: 'secret-3' });
+  t.match(operator, 'MONITORING_OPERATOR_TOKEN: is the token of tenant acme');
+  t.notMatch(operator, 'secret-3');
+  t.equal(refusal({ MONITORING_TENANT_TOKENS: 'acme:secret-1,globex:secret-2', MONITORING_OPERATOR_TOKEN: 'secret-3' }), undefined, 'distinct tokens start');
+});
+
+t.test('MONITORING_COOKIE_SECURE: off by default (Secure over HTTPS only), on when set', async (t) => {
+  t.equal(loadMonitoringConfig({}).monitoring.cookieSecure, false);
+  t.equal(loadMonitoringConfig({ MONITORING_COOKIE_SECURE: 'true' }).monitoring.cookieSecure, true);
+});

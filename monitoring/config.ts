@@ -42,6 +42,12 @@ export interface MonitoringConfig extends Config {
     operatorToken: string | undefined;
     /** REPLAY_PIECE_BYTES: a replayed file's piece size (as the ingress's INGRESS_PIECE_BYTES). */
     replayPieceBytes: number;
+    /**
+     * MONITORING_COOKIE_SECURE (default false): the sign-in cookie always carries Secure. Without
+     * it, the cookie carries Secure when the sign-in came over HTTPS (X-Forwarded-Proto or
+     * Forwarded of the TLS-terminating proxy).
+     */
+    cookieSecure: boolean;
   };
 }
 
@@ -61,6 +67,27 @@ export function parseLagGroups(items: readonly string[]): { targets: LagTarget[]
     else targets.push({ group: match[1]!, topic: match[2]! });
   }
   return { targets, bad };
+}
+
+/**
+ * A token shared by two tenants would show one tenant's imports to the other, and a tenant token
+ * equal to the operator's would make that tenant an operator: both are refused, naming the
+ * tenants (never the token).
+ */
+export function sharedTokenProblems(tenantTokens: Record<string, string>, operatorToken: string | undefined): string[] {
+  const byToken = new Map<string, string[]>();
+  for (const [tenant, token] of Object.entries(tenantTokens)) byToken.set(token, [...(byToken.get(token) ?? []), tenant]);
+  const problems: string[] = [];
+  for (const tenants of byToken.values()) {
+    if (tenants.length > 1) problems.push(`MONITORING_TENANT_TOKENS: tenants ${tenants.join(', ')} have the same token; give each tenant its own`);
+  }
+  const asOperator = operatorToken === undefined ? undefined : byToken.get(operatorToken);
+  if (asOperator !== undefined) {
+    problems.push(
+      `MONITORING_OPERATOR_TOKEN: is the token of tenant ${asOperator.join(', ')} in MONITORING_TENANT_TOKENS; the operator needs a token of its own`,
+    );
+  }
+  return problems;
 }
 
 export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): MonitoringConfig {
@@ -92,8 +119,10 @@ export function loadMonitoringConfig(env: NodeJS.ProcessEnv = process.env): Moni
       tenantTokens: tenantTokensSetting(reader, 'MONITORING_TENANT_TOKENS', reader.optional('MONITORING_TENANT_TOKENS')),
       operatorToken: reader.optional('MONITORING_OPERATOR_TOKEN'),
       replayPieceBytes: reader.int('REPLAY_PIECE_BYTES', 4 * 1024 * 1024, { min: 1024 }),
+      cookieSecure: reader.bool('MONITORING_COOKIE_SECURE', false),
     },
   };
+  reader.problems.push(...sharedTokenProblems(config.monitoring.tenantTokens, config.monitoring.operatorToken));
   reader.done();
   return config;
 }
