@@ -51,6 +51,7 @@ import { createLeanS3Put, type LeanS3Put } from '../ingress/s3-put.js';
 import { generateCompanies, writeCompanies } from '../examples/generate/companies.js';
 import { freePort, spawnSource, stopChild, waitForHttp, type Child } from './lib/children.js';
 import { envNumber } from './lib/env.js';
+import { finding } from './lib/findings.js';
 import { metric, scrape, type Sample } from './lib/metrics.js';
 import { cpuMeter, findPids, medianRss, resetHwm, sampleRssPeaks, vm, type CpuReport } from './lib/proc.js';
 import { published } from './lib/published.js';
@@ -978,9 +979,7 @@ function diagnosis(r: Results): string[] {
         `per operation the ingress spent ${fmt(perImport, 2)} ms of CPU per import against ${fmt(perPut, 2)} ms for a bare SDK PutObject (×${(perImport / perPut).toFixed(2)}), ` +
         `so with equal CPU shares (b)/(c) cannot exceed about ${(perPut / perImport).toFixed(2)}. Reaching ${targets.bOverC.toFixed(2)} at equal shares needs at most ${fmt(perPut / targets.bOverC, 2)} ms per import. ` +
         `Where the ingress's CPU goes: \`BENCH_PHASES=b BENCH_CPU_PROF=1 npm run bench:ingest\`, then \`npx tsx bench/cpuprofile-top.ts bench/tmp/prof/<main-thread file>.cpuprofile\`. ` +
-        `A 20 s profile taken that way on 2026-11-27, before the change below (not re-measured by each run), put about 55% of the ingress's busy CPU in the AWS SDK's PutObject path (@smithy/@aws-sdk middleware, SigV4, node:http client), ` +
-        `10% in kafkajs (the Kafka client then)/avsc, 12% in the ingress's own code, 9% in GC; the ingress then spent 3.09 ms per import (b/c 0.60, a MISS). Since then small files (under one part) go up as one SigV4-signed PUT over an undici pool ` +
-        `(ingress/s3-put.ts, signature checked against the SDK's signer in its unit test), and multipart uploads keep the SDK.`,
+        finding('ingest-cpu-profile'),
     );
   }
   if (c !== undefined) {

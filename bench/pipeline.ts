@@ -86,6 +86,7 @@ import { envNumber } from './lib/env.js';
 import { metric, scrape, type Sample } from './lib/metrics.js';
 import { clockTicks, cpuMeter, findPids, machineTicks, medianRss, processTicks, resetHwm, sampleRssPeaks, vm, type CpuReport } from './lib/proc.js';
 import { cpuText as cpuLine, fmt, machineInfo, type Machine, machineLine, mean, verdict, writeSection } from './lib/report.js';
+import { finding } from './lib/findings.js';
 import { createLog, runMain, stopOnInterrupt } from './lib/run.js';
 import { spawnIngress, spawnProcessor } from './lib/services.js';
 
@@ -785,9 +786,9 @@ async function main(): Promise<void> {
         `drain: ${firstDrain.drained ? 'drained' : 'NOT drained'} after ${fmt(firstDrain.seconds, 1)} s, ${fmt(firstDrain.recordsProcessed)} input messages, initial max lag ${JSON.stringify(firstDrain.initialMaxLag)}`,
       );
 
-      // 4b. Warm-up, not measured: a small import through the whole stack first. The brokers'
-      // JIT is cold on a freshly started stack (Kafka at 85% of a core in a first run, 29–41%
-      // in later runs of the same code), and every process should be measured warm.
+      // 4b. Warm-up, not measured: a small import through the whole stack first. On a freshly
+      // started stack the brokers' JIT is cold and costs them far more CPU per record than later
+      // runs; every process should be measured warm.
       pipelineTenants.push(warmupTenant);
       results.warmup = await warmUp(ingress, db);
       log(`warm-up: ${fmt(results.warmup.records)} records → ${fmt(results.warmup.rows)} rows in ${fmt(results.warmup.seconds, 1)} s (not measured)`);
@@ -1361,7 +1362,7 @@ function phaseAt(run: PipelineRun, at: number): string {
   return 'just after the last row landed';
 }
 
-/** Paragraphs built from what the runs observed, plus one from a CPU profile (dated, not re-measured). */
+/** Paragraphs built from what the runs observed, plus findings measured once (bench/findings.md). */
 function diagnosis(runs: Results[]): string[] {
   const out: string[] = [];
   const pipelineGroups = ['processor', 'kafka', 'postgres', 'minio', 'ingress'];
@@ -1462,10 +1463,7 @@ function diagnosis(runs: Results[]): string[] {
   if (withCommitted.length === 0 && runs.some((r) => r.run.stages.load.recordsIn > r.file.valid)) {
     out.push(
       `**Duplicates (a correctness finding, not a speed one; checked by hand, not by these runs).** In both runs above the load stage took more input messages than the file has valid records while validate read exactly ${fmt(runs[0]?.file.records ?? 20_000)}. ` +
-        `Reading the topics back with kcat (read_committed) right after the runs of 2026-11-27 22:09 and 22:12: RecordValidated held 19,768 and 19,946 committed messages for those imports against 19,600 valid records, ValidationError 409 and 402 against 400 ` +
-        `(the processor's counters: 20,000 read, 400 ValidationErrors). Decoding two of them: record_index 4900 of the 22:12 import sits at RecordValidated partition 1 offsets 47052 and 47224, 42 ms apart, byte for byte the same — ` +
-        `the same output committed in two transactions. Exactly-once between validate and load does not hold under this load; rows stay right (the upsert collapses the copies) but load writes them twice and RecordsLoaded over-counts. ` +
-        `Not investigated further here; the bench now reads the committed outputs back after each run (the "committed" row) so the next run shows it.`,
+        finding('pipeline-duplicates-by-hand'),
     );
   }
   const one = runs.find((run) => run.settings.replicas === 1);
@@ -1495,13 +1493,8 @@ function diagnosis(runs: Results[]): string[] {
       );
     }
   }
-  out.push(
-    `**Where the processor's CPU goes (CPU profile).** \`BENCH_PIPELINE_CPU_PROF=1 npm run bench:pipeline\` runs the processor with --cpu-prof into bench/tmp/prof-pipeline (summary: \`npx tsx bench/cpuprofile-top.ts <main-thread file>\`). ` +
-      `A profiled 1-replica run on 2026-11-28 05:33 (the current code: COPY sink, S3 checksums off, larger transactions; 1,147 records/s; not re-measured by each run): the processor was busy 19.5 s of CPU in all (profiling adds some). ` +
-      `KafkaJS (the Kafka client then; librdkafka since, not re-profiled here) and the node:buffer/socket work it calls 46% of that: socket writes of produce requests 2.3 s (12%), copying record encoders into batch and request encoders 1.6 s (8%), Buffer allocation, CRC-32C in JavaScript 0.6 s (3%), request queue and fetch decoding the rest; ` +
-      `the project's own code 23% (extract's parse + normalise + stringify, validate, toSinkRecord, the COPY text of the sink, the JSON scanner); GC 7%; Avro and the registry client 4%; the pg driver and pg-copy-streams 3%. ` +
-      `No single hot spot: a pure-JavaScript Kafka client moving each ~4 KB document twice in and twice out (copied at each encoding layer), and the document re-serialised between stages (JSON text → object → JSON text → Avro → object → COPY text).`,
-  );
+  out.push(finding('pipeline-cpu-profile'));
+
   if (one !== undefined) {
     const validateLoad = one.run.phases.find((phase) => phase.name.startsWith('validate + load'));
     const extractPhase = one.run.phases.find((phase) => phase.name.startsWith('extract'));
@@ -1527,8 +1520,9 @@ function diagnosis(runs: Results[]): string[] {
           `Within that, the run lasts as long as the extract of its one file: ${fmt(((one.run.stages.extract.doneAt - one.run.answeredSeconds) / one.run.seconds) * 100)}% of it, in ${fmt(one.run.pieces ?? 1)} pieces that one replica extracts one after the other, in the event loop that validate and load share. ` +
           `The sink alone (company writer, ${loadWayWriters(one)[0]?.method ?? 'insert'} way) reaches ${fmt(writerRate / copyRate, 2)} of COPY${writerRate / copyRate >= targets.e2eOverCopy ? ', above the target: the gap is upstream of it' : ', itself below the target'}. ` +
           `Every record crosses Kafka twice (RecordExtracted, RecordValidated), each time written to 3 replicas, read by the followers and by the next stage, inside transactions (produce, AddPartitionsToTxn, AddOffsetsToTxn, TxnOffsetCommit, EndTxn with its markers), ` +
-          `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). What the remaining levers can give on this machine (measured on 2026-11-28, not by each run): compressing the records between stages moved end to end by +10% (GZIP) and −1.5% (LZ4, native lz4-napi), raised the processor's peak RSS to 406 and 416 MiB (decompressed fetches) and did not lower the brokers' CPU (41% of a core with LZ4 against 43–50% without, in runs of the same hour): their cost is per request, per transaction and per replica more than per byte. ` +
-          `More replicas sharing a big file's pieces can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}% with one, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}× on this machine). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. The processor's own code (parse, normalise, validate, COPY text) is about a quarter of its CPU in the profile. ` +
+          `and the processor re-serialises each ~4 KB document several times (JSON text → object → Avro → object → COPY text). ` +
+          `${finding('pipeline-compression-levers')} ` +
+          `More replicas sharing a big file's pieces can only use the CPU left idle (the machine was at ${fmt(one.run.cpu.machine)}% of ${one.machine.nproc * 100}% with one, so at most ${fmt((one.machine.nproc * 100) / one.run.cpu.machine, 2)}× on this machine). Fusing validate into extract would save one Kafka crossing, but the stages are separate consumer groups by design. ${finding('pipeline-own-code-share')} ` +
           `None of these brings the pipeline near the CPU per record that 0.50 of COPY allows here, since the Kafka brokers and PostgreSQL alone spend nearly all of it (above): the target needs more cores than this machine has (brokers and PostgreSQL on their own hosts, as in production), where the stages scale out by partition.`,
       );
     }
