@@ -125,6 +125,11 @@ const monitoringHttp = {
   ARCHIVE_OBJECT_CHANGED: { status: 409, retriable: false, meaning: "The archived file's sha256 is not the one the ingress stored." },
   REPLAY_ID_TOO_LONG: { status: 409, retriable: false, meaning: 'The request id leaves no room for the replay suffix (128 characters at most).' },
   REPLAY_FAILED: { status: 503, retriable: true, meaning: 'The replay did not start (S3, Kafka or the database failed); try the same run again.' },
+  CROSS_SITE_REQUEST: {
+    status: 403,
+    retriable: false,
+    meaning: "A POST from another site's page (Sec-Fetch-Site, else Origin, is not this site): the monitoring's forms are posted from its own pages.",
+  },
 } as const satisfies Record<string, ErrorCodeInfo>;
 
 const registry = {

@@ -64,3 +64,61 @@ export function scopeTenant(viewer: Viewer, asked: string | undefined): { tenant
   if (asked !== undefined && asked !== viewer.tenant) return 'other';
   return { tenant: viewer.tenant };
 }
+
+/** The headers of a POST that say where it came from. */
+export interface RequestOrigin {
+  secFetchSite: string | undefined;
+  origin: string | undefined;
+  /** Host, or the X-Forwarded-Host a proxy in front sets. */
+  host: string | undefined;
+}
+
+/**
+ * Why a POST is refused as cross-site, or undefined. A browser says where a request comes from
+ * in Sec-Fetch-Site (same-origin, or none: typed in, a bookmark); an older one only in Origin,
+ * which must then name this host. A request with neither is no browser's form (curl, the CLI):
+ * no cookie of a victim rides along on it, so it is let through.
+ */
+export function crossSiteRefusal(request: RequestOrigin): string | undefined {
+  const site = request.secFetchSite?.trim().toLowerCase();
+  if (site !== undefined && site !== '') {
+    return site === 'same-origin' || site === 'none' ? undefined : `a ${site} request (Sec-Fetch-Site) may not post here`;
+  }
+  if (request.origin === undefined || request.origin === '') return undefined;
+  let originHost: string;
+  try {
+    originHost = new URL(request.origin).host;
+  } catch {
+    return `Origin ${request.origin} is not this site`;
+  }
+  return originHost !== '' && originHost.toLowerCase() === (request.host ?? '').trim().toLowerCase() ? undefined : `Origin ${request.origin} is not this site`;
+}
+
+/** Whether the request reached us over HTTPS: a TLS-terminating proxy says so in X-Forwarded-Proto or Forwarded. */
+export function cameOverHttps(forwardedProto: string | undefined, forwarded: string | undefined): boolean {
+  if (forwardedProto?.split(',')[0]?.trim().toLowerCase() === 'https') return true;
+  return /(?:^|[;,\s])proto="?https"?(?:[;,\s]|$)/i.test(forwarded?.split(',')[0] ?? '');
+}
+
+/** The Set-Cookie value of the sign-in cookie (empty token: the cookie is removed). */
+export function sessionCookie(token: string, secure: boolean): string {
+  const value = token === '' ? `${tokenCookie}=; Max-Age=0` : `${tokenCookie}=${encodeURIComponent(token)}`;
+  return `${value}; Path=/; HttpOnly; SameSite=Strict${secure ? '; Secure' : ''}`;
+}
+
+/**
+ * Where the sign-in form sends the browser back to: a path of this site relative to its root
+ * (`imports/<id>?tenant=t`), so it works behind a path prefix; anything else (another host,
+ * `//evil`, a scheme) is the list page.
+ */
+export function returnPath(asked: string | null | undefined): string {
+  if (asked === null || asked === undefined) return '';
+  if (!/^[A-Za-z0-9._~%!$&'()*+,;=:@/?-]*$/.test(asked) || asked.startsWith('/') || asked.includes('//') || /^[^/?]*:/.test(asked)) return '';
+  return asked;
+}
+
+/** The relative way from a request path to the site's root: `./` for `/`, `../` for `/imports/x`. */
+export function rootOf(path: string): string {
+  const depth = path.split('/').length - 2;
+  return depth <= 0 ? './' : '../'.repeat(depth);
+}

@@ -16,9 +16,10 @@ import type { Logger } from '../core/logger.js';
 import { toJson } from './lineage.js';
 import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEntryJson, type Cursor } from './error-report.js';
 import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
-import { scopeTenant, tokenCookie, type MonitoringAccess, type Viewer } from './access.js';
+import { cameOverHttps, crossSiteRefusal, returnPath, rootOf, scopeTenant, sessionCookie, type MonitoringAccess, type Viewer } from './access.js';
 import { pageErrorLimit, renderImportPage, renderNotKnownPage, wantsHtml } from './import-page.js';
-import { newRunId, replayItemOf, ReplayError, runProgress, runReplay, tenantReplayItems, type ReplayDeps } from './replay.js';
+import { newRunId, planFiles, replayItemOf, ReplayError, runReplay, type ReplayDeps } from './replay.js';
+import type { ReplayRun } from './replay-store.js';
 import { isValidTenant } from '../core/request-id.js';
 import { contentSecurityPolicy, renderLoginPage, renderPage } from './page.js';
 import { parseErrorsQuery, parseImportQuery, parseListQuery, parseRequestId, type QueryProblem } from './query.js';
@@ -40,6 +41,8 @@ export interface RouteDeps {
   logger: Logger;
   /** Imports the page lists when no limit is asked for. */
   pageLimit: number;
+  /** The sign-in cookie always carries Secure (MONITORING_COOKIE_SECURE); else only over HTTPS. */
+  cookieSecure: boolean;
 }
 
 const noStore = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' };
@@ -106,7 +109,9 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const viewer = access.viewerOf(header(req, 'authorization'), header(req, 'cookie'));
     if (viewer !== undefined) return viewer;
     if (html) {
-      sendHtml(state, 401, renderLoginPage());
+      const path = req.getUrl();
+      const query = req.getQuery() ?? '';
+      sendHtml(state, 401, renderLoginPage({ root: rootOf(path), returnTo: returnPath(`${path.slice(1)}${query === '' ? '' : `?${query}`}`) }));
     } else {
       sendJson(
         state,
@@ -296,8 +301,10 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     );
   });
 
-  /** Replay runs going on in this process, to stop them. */
+  /** Replay runs going on in this process, by tenant and run id, to stop them. */
   const running = new Map<string, AbortController>();
+  const runKey = (tenant: string, runId: string) => `${tenant}/${runId}`;
+  const { runs } = deps.replay.deps;
 
   function replayRefused(state: ResponseState, error: unknown): void {
     if (error instanceof ReplayError) {
@@ -307,10 +314,45 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     }
   }
 
+  function runUnknown(state: ResponseState, runId: string): void {
+    sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
+  }
+
+  /**
+   * True once a cross-site POST was refused (403): a page of another site must not make a
+   * signed-in browser replay files or sign in with the attacker's token.
+   */
+  function refusedCrossSite(state: ResponseState, req: HttpRequest): boolean {
+    const problem = crossSiteRefusal({
+      secFetchSite: header(req, 'sec-fetch-site'),
+      origin: header(req, 'origin'),
+      host: header(req, 'x-forwarded-host') ?? header(req, 'host'),
+    });
+    if (problem === undefined) return false;
+    logger.info({ problem }, 'a cross-site POST was refused');
+    sendJson(state, 403, { error: { code: 'CROSS_SITE_REQUEST', message: `${problem}: the monitoring's forms are posted from its own pages only` } }, noStore, {
+      close: true,
+    });
+    return true;
+  }
+
+  /** Runs the run's files in the background, once; the run's files are stored already. */
+  function startRun(run: ReplayRun, stop: AbortController): void {
+    const key = runKey(run.tenant, run.runId);
+    deps.replay.track(
+      runReplay(deps.replay.deps, deps.replay.bucket, run.runId, undefined, AbortSignal.any([stop.signal, deps.replay.signal]))
+        .catch((error: unknown) => logger.error({ err: error, runId: run.runId, tenant: run.tenant }, 'a replay run stopped'))
+        .finally(() => {
+          if (running.get(key) === stop) running.delete(key);
+        }),
+    );
+  }
+
   // One import again: answered once its replay is announced (202), or why it cannot be (404,
   // 409, 410). From the page's button (a form), a 303 to the replay's page.
   app.post('/imports/:request_id/replay', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
+    if (refusedCrossSite(state, req)) return;
     const query = parseImportQuery(req.getQuery() ?? '');
     if (!query.ok) return badRequest(state, query.problem);
     const fromForm = (header(req, 'content-type') ?? '').startsWith('application/x-www-form-urlencoded');
@@ -325,7 +367,14 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
         throw new ReplayError('REPLAY_NOTHING_TO_REPLAY', `import ${asked.requestId} has no stored file (it was refused or is not received yet)`, 409);
       }
       const runId = newRunId();
-      const [outcome] = await runReplay(deps.replay.deps, deps.replay.bucket, runId, [item]);
+      const files = planFiles(runId, [item]);
+      await runs.createRun({ runId, tenant: item.tenant, since: null, until: null }, files);
+      const refusal = files[0]?.refusal;
+      if (refusal !== undefined) {
+        sendJson(state, 409, { error: { ...refusal, run_id: runId } }, noStore);
+        return;
+      }
+      const [outcome] = await runReplay(deps.replay.deps, deps.replay.bucket, runId);
       if (outcome?.state !== 'emitted') {
         const error = outcome?.error ?? { code: 'REPLAY_FAILED', message: 'the replay did not start', status: 503 };
         sendJson(state, error.status, { error: { code: error.code, message: error.message, run_id: runId } }, noStore);
@@ -350,10 +399,12 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     })().catch((error: unknown) => replayRefused(state, error));
   });
 
-  // Every import of a tenant received in [since, until): the run goes on in the background;
-  // GET /replays/<run> shows its progress; the same run id again resumes it.
+  // Every import of a tenant received in [since, until): the run and its list of files are stored
+  // before the answer, then it goes on in the background; GET /replays/<run> shows its progress;
+  // ?run=<id> resumes a run with the files it listed when it started.
   app.post('/tenants/:tenant/replay', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
+    if (refusedCrossSite(state, req)) return;
     const tenant = req.getParameter(0) ?? '';
     const params = new URLSearchParams(req.getQuery() ?? '');
     const viewer = viewerOrRefuse(state, req, false);
@@ -373,49 +424,75 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const [since, until] = [time('since'), time('until')];
     if (since === null || until === null)
       return badRequest(state, { code: 'INVALID_QUERY', message: 'since and until are ISO dates (2026-12-01 or 2026-12-01T10:00:00Z)' });
-    const runId = params.get('run') ?? newRunId();
-    if (!/^[a-z0-9]{6,24}$/.test(runId))
+    const resume = params.get('run');
+    if (resume !== null && !/^[a-z0-9]{6,24}$/.test(resume))
       return badRequest(state, { code: 'INVALID_QUERY', message: 'run is a run id an earlier answer gave (6-24 letters and digits)' });
     (async () => {
       await readSmallBody(state, 4096);
-      const items = await tenantReplayItems(deps.replay.deps.postgres, tenant, since, until);
-      if (items.length === 0) {
-        sendJson(state, 404, { error: { code: 'TENANT_NOT_FOUND', message: `no imports of tenant ${tenant} in that time` } }, noStore);
-        return;
-      }
-      if (running.has(runId)) {
-        sendJson(state, 409, { error: { code: 'REPLAY_RUNNING', message: `replay run ${runId} is running already` } }, noStore);
-        return;
-      }
+      let run: ReplayRun | undefined;
       const stop = new AbortController();
-      running.set(runId, stop);
-      deps.replay.track(
-        runReplay(deps.replay.deps, deps.replay.bucket, runId, items, undefined, AbortSignal.any([stop.signal, deps.replay.signal]))
-          .catch((error: unknown) => logger.error({ err: error, runId }, 'a replay run stopped'))
-          .finally(() => running.delete(runId)),
+      if (resume !== null) {
+        run = await runs.findRun(resume, tenant);
+        if (run === undefined) return runUnknown(state, resume);
+        const key = runKey(tenant, resume);
+        if (running.has(key)) {
+          sendJson(state, 409, { error: { code: 'REPLAY_RUNNING', message: `replay run ${resume} is running already` } }, noStore);
+          return;
+        }
+        running.set(key, stop);
+        try {
+          await runs.retryFailed(resume);
+        } catch (error) {
+          running.delete(key);
+          throw error;
+        }
+      } else {
+        const items = await runs.tenantItems(tenant, since, until);
+        if (items.length === 0) {
+          sendJson(state, 404, { error: { code: 'TENANT_NOT_FOUND', message: `no imports of tenant ${tenant} in that time` } }, noStore);
+          return;
+        }
+        const runId = newRunId();
+        run = { runId, tenant, since: since ?? null, until: until ?? null };
+        await runs.createRun(run, planFiles(runId, items));
+        running.set(runKey(tenant, runId), stop);
+      }
+      startRun(run, stop);
+      const progress = await runs.progress(run.runId, tenant);
+      sendJson(
+        state,
+        202,
+        {
+          run_id: run.runId,
+          tenant,
+          since: run.since === null ? null : new Date(run.since).toISOString(),
+          until: run.until === null ? null : new Date(run.until).toISOString(),
+          files: progress?.files ?? 0,
+          files_done: progress?.files_done ?? 0,
+          records_expected: progress?.records_expected ?? 0,
+          progress_url: `/replays/${run.runId}?tenant=${tenant}`,
+        },
+        noStore,
       );
-      sendJson(state, 202, { run_id: runId, tenant, files: items.length, progress_url: `/replays/${runId}?tenant=${tenant}` }, noStore);
     })().catch((error: unknown) => replayRefused(state, error));
   });
 
   // Stops a run between two files; POST /tenants/<t>/replay?run=<id> resumes it.
   app.post('/replays/:run_id/stop', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
+    if (refusedCrossSite(state, req)) return;
     const runId = req.getParameter(0) ?? '';
+    const asked = new URLSearchParams(req.getQuery() ?? '').get('tenant') ?? undefined;
     const viewer = viewerOrRefuse(state, req, false);
     if (viewer === undefined) return;
-    const scope = scopeTenant(viewer, undefined);
+    const scope = scopeTenant(viewer, asked);
     (async () => {
       await readSmallBody(state, 4096);
-      const progress = /^[a-z0-9]{6,24}$/.test(runId)
-        ? await runProgress(deps.replay.deps.postgres, runId, scope === 'other' ? undefined : scope.tenant)
-        : undefined;
-      if (progress === undefined) {
-        sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
-        return;
-      }
-      running.get(runId)?.abort();
-      sendJson(state, 202, { run_id: runId, stopping: running.has(runId) }, noStore);
+      const run = scope !== 'other' && /^[a-z0-9]{6,24}$/.test(runId) ? await runs.findRun(runId, scope.tenant) : undefined;
+      if (run === undefined) return runUnknown(state, runId);
+      const stop = running.get(runKey(run.tenant, runId));
+      stop?.abort();
+      sendJson(state, 202, { run_id: runId, tenant: run.tenant, stopping: stop !== undefined }, noStore);
     })().catch((error: unknown) => unavailable(state, logger, error));
   });
 
@@ -426,43 +503,53 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const viewer = viewerOrRefuse(state, req, false);
     if (viewer === undefined) return;
     const scope = scopeTenant(viewer, asked);
-    const unknown = () => {
-      sendJson(state, 404, { error: { code: 'REPLAY_RUN_UNKNOWN', message: `no replay run ${runId} is known` } }, noStore);
-    };
-    if (scope === 'other' || !/^[a-z0-9]{6,24}$/.test(runId)) return unknown();
-    runProgress(deps.replay.deps.postgres, runId, scope.tenant).then(
-      (progress) => (progress === undefined ? unknown() : sendJson(state, 200, { ...progress, running: running.has(runId) }, noStore)),
+    if (scope === 'other' || !/^[a-z0-9]{6,24}$/.test(runId)) return runUnknown(state, runId);
+    runs.progress(runId, scope.tenant).then(
+      (progress) =>
+        progress === undefined
+          ? runUnknown(state, runId)
+          : sendJson(state, 200, { ...progress, running: running.has(runKey(progress.tenant, runId)) }, noStore),
       (error: unknown) => unavailable(state, logger, error),
     );
   });
 
-  app.get('/login', (res: HttpResponse) => {
+  app.get('/login', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
-    sendHtml(state, 200, renderLoginPage());
+    sendHtml(state, 200, renderLoginPage({ returnTo: returnPath(new URLSearchParams(req.getQuery() ?? '').get('return')) }));
   });
 
+  /** Whether the sign-in cookie carries Secure: always when so configured, else when the request came over HTTPS. */
+  const secureCookie = (req: HttpRequest) => deps.cookieSecure || cameOverHttps(header(req, 'x-forwarded-proto'), header(req, 'forwarded'));
+
   // The sign-in form: a valid token becomes an HttpOnly, SameSite=Strict cookie the page and its
-  // polling send along; a wrong one gets the form again.
-  app.post('/login', (res: HttpResponse) => {
+  // polling send along, and the browser goes back to the page it asked for; a wrong one gets the
+  // form again.
+  app.post('/login', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
+    if (refusedCrossSite(state, req)) return;
+    const secure = secureCookie(req);
     readSmallBody(state, 4096)
       .then((body) => {
         if (body === undefined) return sendHtml(state, 413, renderLoginPage({ error: 'The form was too large.' }));
-        const token = new URLSearchParams(body.toString('utf8')).get('token') ?? '';
-        if (!access.required) return redirect(state, './', `${tokenCookie}=; Path=/; Max-Age=0`);
+        const form = new URLSearchParams(body.toString('utf8'));
+        const token = form.get('token') ?? '';
+        const back = returnPath(form.get('return'));
+        if (!access.required) return redirect(state, `./${back}`, sessionCookie('', secure));
         if (access.viewerOfToken(token) === undefined) {
           logger.info('a sign-in with a token that is not ours');
-          return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.' }));
+          return sendHtml(state, 401, renderLoginPage({ error: 'That token is not valid here.', returnTo: back }));
         }
-        redirect(state, './', `${tokenCookie}=${encodeURIComponent(token)}; Path=/; HttpOnly; SameSite=Strict`);
+        redirect(state, `./${back}`, sessionCookie(token, secure));
       })
       .catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-in failed'));
   });
 
-  app.post('/logout', (res: HttpResponse) => {
+  app.post('/logout', (res: HttpResponse, req: HttpRequest) => {
     const state = trackResponse(res);
+    if (refusedCrossSite(state, req)) return;
+    const secure = secureCookie(req);
     readSmallBody(state, 4096)
-      .then(() => redirect(state, 'login', `${tokenCookie}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict`))
+      .then(() => redirect(state, 'login', sessionCookie('', secure)))
       .catch((error: unknown) => logger.warn({ err: error }, 'answering a sign-out failed'));
   });
 }

@@ -357,10 +357,12 @@ export function createLineageStore(postgres: Postgres): LineageStore {
     sweepErrors: (retentionDays) => sweepReport(db, retentionDays),
 
     async ping() {
-      const row = await db.one<{ imports: string | null; report: string | null }>(
-        "SELECT to_regclass('imports')::text AS imports, to_regclass('import_error_report')::text AS report",
+      const row = await db.one<{ imports: string | null; report: string | null; runs: string | null }>(
+        "SELECT to_regclass('imports')::text AS imports, to_regclass('import_error_report')::text AS report, to_regclass('replay_runs')::text AS runs",
       );
-      const missing = [row.imports === null ? 'imports' : '', row.report === null ? 'import_error_report' : ''].filter(Boolean);
+      const missing = [row.imports === null ? 'imports' : '', row.report === null ? 'import_error_report' : '', row.runs === null ? 'replay_runs' : ''].filter(
+        Boolean,
+      );
       if (missing.length > 0) throw new Error(`table ${missing.join(' and ')} does not exist: run the migrations (npm run migrate up)`);
     },
   };

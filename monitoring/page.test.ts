@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import t from 'tap';
 import { emptyLineage, toJson, type ImportJson } from './lineage.js';
-import { contentSecurityPolicy, escapeHtml, formatTime, renderPage } from './page.js';
+import { contentSecurityPolicy, escapeHtml, formatTime, renderLoginPage, renderPage } from './page.js';
 
 function item(overrides: Partial<ImportJson> = {}): ImportJson {
   return { ...toJson(emptyLineage('req-00000001', 'acme')), ...overrides };
@@ -61,4 +61,11 @@ t.test('formatTime', async (t) => {
   t.equal(formatTime(null), '—');
   t.equal(formatTime('2025-01-02T03:04:05.678Z'), '2025-01-02 03:04:05 UTC');
   t.equal(formatTime('2025-01-02T03:04:05Z'), '2025-01-02 03:04:05 UTC');
+});
+
+t.test('the sign-in form posts to the sign-in route from wherever it is shown, and carries the page to return to', async (t) => {
+  t.match(renderLoginPage(), '<form method="post" action="./login">');
+  const html = renderLoginPage({ root: '../', returnTo: 'imports/req-1?tenant=a&b="x"' });
+  t.match(html, '<form method="post" action="../login">');
+  t.match(html, '<input type="hidden" name="return" value="imports/req-1?tenant=a&amp;b=&quot;x&quot;">');
 });

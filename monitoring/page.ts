@@ -192,13 +192,19 @@ export function pageHead(title: string, extra = ''): string {
 <body>`;
 }
 
-/** The sign-in form a browser gets when tokens are required and it sent none (or a wrong one). */
-export function renderLoginPage(options: { error?: string } = {}): string {
+/**
+ * The sign-in form a browser gets when tokens are required and it sent none (or a wrong one).
+ * `root` is the way from the page asked for to the site's root (`../` on /imports/<id>), so the
+ * form posts to the sign-in route wherever it is shown; `returnTo` is that page, relative to the
+ * root, where the browser goes once signed in.
+ */
+export function renderLoginPage(options: { error?: string; root?: string; returnTo?: string } = {}): string {
   const error = options.error === undefined ? '' : `<p class="error" role="alert">${escapeHtml(options.error)}</p>`;
+  const back = options.returnTo === undefined || options.returnTo === '' ? '' : `\n<input type="hidden" name="return" value="${escapeHtml(options.returnTo)}">`;
   return `${pageHead('Sign in')}
 <h1>Sign in</h1>
 ${error}
-<form method="post" action="login">
+<form method="post" action="${escapeHtml(options.root ?? './')}login">${back}
 <label>Token <input name="token" type="password" autocomplete="current-password" size="40" required></label>
 <button type="submit">Sign in</button>
 </form>

@@ -9,21 +9,26 @@
  * The object is read once as a stream, to check it against the sha256 the ingress stored and to
  * plan its pieces as the ingress did (a large file spreads over the replicas again).
  *
- * A run is a list of files in `replay_files` (PostgreSQL): each goes pending → emitting →
- * emitted, so a run stopped and started again with the same run id emits only what is left.
+ * A run is a list of files stored before it starts (replay-store.ts): each goes pending →
+ * emitting → emitted, taken by one process at a time, so a run stopped and started again with
+ * the same run id emits only what is left, and two processes never emit the same file.
  */
 import { randomBytes, createHash } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Readable } from 'node:stream';
-import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { GetBucketLifecycleConfigurationCommand, GetObjectCommand, HeadObjectCommand, type LifecycleRule, type S3Client } from '@aws-sdk/client-s3';
+import { statusOf } from '../core/error-codes.js';
 import { PipelineError } from '../core/errors.js';
 import type { EventCodec } from '../core/event-codec.js';
 import { avroContentType } from '../core/event-codec.js';
 import { PiecePlanner } from '../core/file-pieces.js';
 import { JsonScanner } from '../core/json-stream.js';
 import { fileKey, rawObjectKey, topics } from '../core/pipeline.js';
-import type { Postgres } from '../core/postgres.js';
 import type { FileExtractSuccess } from '../schemas/index.js';
 import type { Lineage } from './lineage.js';
+import type { PlannedFile, ReplayItem, ReplayRunStore } from './replay-store.js';
+
+export type { ReplayItem } from './replay-store.js';
 
 /** Why a file cannot be replayed; `status` is the HTTP answer the API gives. */
 export class ReplayError extends PipelineError {
@@ -38,7 +43,7 @@ export class ReplayError extends PipelineError {
 
 export interface ReplayDeps {
   s3: S3Client;
-  postgres: Postgres;
+  runs: ReplayRunStore;
   codec: EventCodec;
   /** Sends one event (acks=all, idempotent producer). */
   send(topic: string, message: { key: string; value: Buffer; headers: Record<string, string> }): Promise<void>;
@@ -46,21 +51,21 @@ export interface ReplayDeps {
   pieceBytes: number;
   maxDepth: number;
   maxLineBytes: number;
+  /** Who takes files (one per process: host, pid and a random part). */
+  claimant: string;
+  /** A claim not renewed for this long is taken over: its process died while emitting the file. */
+  claimLeaseMs: number;
 }
 
-/** A file a run replays: an import the lineage knows was received and stored. */
-export interface ReplayItem {
-  tenant: string;
-  requestId: string;
-  receivedAt: number;
-  acceptedAt: number | null;
-  filename: string | null;
+/** A claimant id for this process. */
+export function newClaimant(): string {
+  return `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
 }
 
 export interface FileOutcome {
   item: ReplayItem;
   replayRequestId: string;
-  state: 'emitted' | 'skipped' | 'failed';
+  state: 'emitted' | 'failed';
   records?: number;
   /** Why it failed, with the HTTP status the API answers it with. */
   error?: { code: string; message: string; status: number };
@@ -86,41 +91,68 @@ export function replayItemOf(lineage: Lineage): ReplayItem | undefined {
     receivedAt: lineage.receivedAt,
     acceptedAt: lineage.acceptedAt,
     filename: lineage.filename,
+    rawObject: lineage.rawObject,
+    recordsExpected: lineage.recordsExpected,
   };
 }
 
-/** The imports of a tenant received in [since, until), oldest first, replays left out. */
-export async function tenantReplayItems(postgres: Postgres, tenant: string, since?: number, until?: number): Promise<ReplayItem[]> {
-  const rows = await postgres.db.any<{ request_id: string; received_at: Date; accepted_at: Date | null; filename: string | null }>(
-    'SELECT request_id, received_at, accepted_at, filename FROM imports WHERE tenant = $1 AND replay_of IS NULL AND records_expected IS NOT NULL ' +
-      'AND received_at >= $2 AND received_at < $3 ORDER BY received_at, request_id',
-    [tenant, new Date(since ?? 0), new Date(until ?? 8.64e15)],
-  );
-  return rows.map((row) => ({
-    tenant,
-    requestId: row.request_id,
-    receivedAt: row.received_at.getTime(),
-    acceptedAt: row.accepted_at?.getTime() ?? null,
-    filename: row.filename,
-  }));
+/** The files a run lists for these items, in order; one whose replay id would be too long starts failed. */
+export function planFiles(runId: string, items: readonly ReplayItem[]): PlannedFile[] {
+  return items.map((item, position) => {
+    const replayId = replayRequestId(item.requestId, runId);
+    if (replayId !== undefined) return { ...item, position, replayRequestId: replayId };
+    return {
+      ...item,
+      position,
+      replayRequestId: '',
+      refusal: { code: 'REPLAY_ID_TOO_LONG', message: `request id ${item.requestId} leaves no room for the replay suffix (128 characters at most)` },
+    };
+  });
 }
 
-/** What the bucket's lifecycle rules remove, in words, for the "object is gone" answer. */
-async function lifecycleSummary(s3: S3Client, bucket: string): Promise<string> {
+/** The prefix a lifecycle rule applies to ('' for every object). */
+function rulePrefix(rule: LifecycleRule): string {
+  return rule.Filter?.Prefix ?? rule.Filter?.And?.Prefix ?? rule.Prefix ?? '';
+}
+
+/**
+ * The enabled expiry rule that removed `key`: of the rules whose prefix the key starts with, the
+ * one that expires soonest (it is the one that acted). Undefined when no rule covers the key.
+ */
+export function expiryRuleOf(rules: readonly LifecycleRule[], key: string): { id: string | undefined; prefix: string; days: number } | undefined {
+  let found: { id: string | undefined; prefix: string; days: number } | undefined;
+  for (const rule of rules) {
+    const days = rule.Expiration?.Days;
+    if (rule.Status !== 'Enabled' || days === undefined || !key.startsWith(rulePrefix(rule))) continue;
+    if (found === undefined || days < found.days) found = { id: rule.ID, prefix: rulePrefix(rule), days };
+  }
+  return found;
+}
+
+/** What removed the object, in words, for the "object is gone" answer: the one rule that applies to it. */
+async function removalOf(s3: S3Client, bucket: string, key: string): Promise<string> {
+  let rules: LifecycleRule[];
   try {
-    const config = await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }));
-    const rules = (config.Rules ?? [])
-      .filter((rule) => rule.Status === 'Enabled' && rule.Expiration?.Days !== undefined)
-      .map((rule) => `${rule.Filter?.Prefix ?? rule.Prefix ?? '(all)'} after ${rule.Expiration!.Days} days`);
-    return rules.length === 0 ? 'the bucket has no expiry rule: the object was deleted' : `the bucket's lifecycle expires ${rules.join(', ')}`;
+    rules = (await s3.send(new GetBucketLifecycleConfigurationCommand({ Bucket: bucket }))).Rules ?? [];
   } catch {
     return 'the bucket has no lifecycle configuration: the object was deleted';
   }
+  const rule = expiryRuleOf(rules, key);
+  if (rule === undefined) return 'no lifecycle rule of the bucket expires it: the object was deleted';
+  const name = rule.id === undefined ? '' : ` ${rule.id}`;
+  return `the bucket's lifecycle rule${name} expires ${rule.prefix === '' ? 'every object' : `objects under ${rule.prefix}`} after ${rule.days} days`;
+}
+
+/** The bucket and key of an import's file: its stored raw_object, else where the ingress puts an original's. */
+export function objectOf(item: ReplayItem, bucket: string): { bucket: string; key: string } {
+  const match = /^s3:\/\/([^/]+)\/(.+)$/.exec(item.rawObject ?? '');
+  if (match !== null) return { bucket: match[1]!, key: match[2]! };
+  return { bucket, key: rawObjectKey(item.tenant, item.requestId, item.receivedAt) };
 }
 
 /** Reads the archived file, checks it, and announces the replay. Returns its record count. */
-async function emitReplay(deps: ReplayDeps, bucket: string, item: ReplayItem, replayId: string): Promise<number> {
-  const key = rawObjectKey(item.tenant, item.requestId, item.receivedAt);
+export async function emitReplay(deps: ReplayDeps, defaultBucket: string, item: ReplayItem, replayId: string): Promise<number> {
+  const { bucket, key } = objectOf(item, defaultBucket);
   let head;
   try {
     head = await deps.s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
@@ -128,7 +160,7 @@ async function emitReplay(deps: ReplayDeps, bucket: string, item: ReplayItem, re
     if ((error as { name?: string }).name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) {
       throw new ReplayError(
         'ARCHIVE_OBJECT_MISSING',
-        `the archive no longer holds s3://${bucket}/${key} of import ${item.requestId}: ${await lifecycleSummary(deps.s3, bucket)}`,
+        `the archive no longer holds s3://${bucket}/${key} of import ${item.requestId}: ${await removalOf(deps.s3, bucket, key)}`,
         410,
       );
     }
@@ -181,123 +213,47 @@ async function emitReplay(deps: ReplayDeps, bucket: string, item: ReplayItem, re
   return scan.records;
 }
 
-async function setState(postgres: Postgres, runId: string, item: ReplayItem, state: string, error?: { code: string; message: string }): Promise<void> {
-  await postgres.db.none(
-    'UPDATE replay_files SET state = $4, error_code = $5, error_message = $6, updated_at = now() WHERE run_id = $1 AND tenant = $2 AND request_id = $3',
-    [runId, item.tenant, item.requestId, state, error?.code ?? null, error?.message ?? null],
-  );
+/** Why a file failed, with the HTTP status the API answers it with. */
+export function failureOf(error: unknown): { code: string; message: string; status: number } {
+  const code = error instanceof PipelineError ? error.code : 'REPLAY_FAILED';
+  // A file that does not parse is not "unavailable": its code's own status (the catalogue's).
+  const status = error instanceof ReplayError ? error.status : error instanceof PipelineError && !error.retriable ? (statusOf(code) ?? 503) : 503;
+  return { code, message: (error as Error).message, status };
 }
 
 /**
- * Replays the files of a run, in order, one at a time. A file this run already emitted is
- * skipped. One left `emitting` by a run killed during that file's send is sent again: if the
- * first send had reached Kafka, that one file is announced twice (its rows stay the same; its
- * counts double). `onFile` learns every outcome.
+ * Replays the run's files (stored by createRun), one at a time, each taken with a claim so no
+ * other process emits it too. A file claimed by a process that died during its send is sent
+ * again once its lease ran out: if that first send had reached Kafka, that one file is announced
+ * twice (its rows stay the same; its counts double). `onFile` learns every outcome; the run ends
+ * when no file is left to take, or between two files once `signal` aborts.
  */
 export async function runReplay(
   deps: ReplayDeps,
   bucket: string,
   runId: string,
-  items: readonly ReplayItem[],
-  onFile: (outcome: FileOutcome, done: number, total: number) => void = () => undefined,
+  onFile: (outcome: FileOutcome) => void = () => undefined,
   signal?: AbortSignal,
 ): Promise<FileOutcome[]> {
   const outcomes: FileOutcome[] = [];
-  for (const item of items) {
-    if (signal?.aborted) break;
-    const replayId = replayRequestId(item.requestId, runId);
+  while (signal?.aborted !== true) {
+    const file = await deps.runs.claimNext(runId, deps.claimant, deps.claimLeaseMs);
+    if (file === undefined) break;
+    const renew = setInterval(() => void deps.runs.renewClaims(runId, deps.claimant).catch(() => undefined), Math.max(100, Math.floor(deps.claimLeaseMs / 3)));
     let outcome: FileOutcome;
-    if (replayId === undefined) {
-      outcome = {
-        item,
-        replayRequestId: '',
-        state: 'failed',
-        error: {
-          code: 'REPLAY_ID_TOO_LONG',
-          message: `request id ${item.requestId} leaves no room for the replay suffix (128 characters at most)`,
-          status: 409,
-        },
-      };
-    } else {
-      await deps.postgres.db.none(
-        "INSERT INTO replay_files (run_id, tenant, request_id, replay_request_id, state) VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT DO NOTHING",
-        [runId, item.tenant, item.requestId, replayId],
-      );
-      const { state } = await deps.postgres.db.one<{ state: string }>('SELECT state FROM replay_files WHERE run_id = $1 AND tenant = $2 AND request_id = $3', [
-        runId,
-        item.tenant,
-        item.requestId,
-      ]);
-      if (state === 'emitted') {
-        outcome = { item, replayRequestId: replayId, state: 'skipped' };
-      } else {
-        await setState(deps.postgres, runId, item, 'emitting');
-        try {
-          const records = await emitReplay(deps, bucket, item, replayId);
-          await setState(deps.postgres, runId, item, 'emitted');
-          outcome = { item, replayRequestId: replayId, state: 'emitted', records };
-        } catch (error) {
-          const failure = {
-            code: error instanceof PipelineError ? error.code : 'REPLAY_FAILED',
-            message: (error as Error).message,
-            status: error instanceof ReplayError ? error.status : 503,
-          };
-          await setState(deps.postgres, runId, item, 'failed', failure);
-          outcome = { item, replayRequestId: replayId, state: 'failed', error: failure };
-        }
-      }
+    try {
+      const records = await emitReplay(deps, bucket, file, file.replayRequestId);
+      await deps.runs.finish(runId, file.requestId, deps.claimant, { state: 'emitted' });
+      outcome = { item: file, replayRequestId: file.replayRequestId, state: 'emitted', records };
+    } catch (error) {
+      const failure = failureOf(error);
+      await deps.runs.finish(runId, file.requestId, deps.claimant, { state: 'failed', code: failure.code, message: failure.message });
+      outcome = { item: file, replayRequestId: file.replayRequestId, state: 'failed', error: failure };
+    } finally {
+      clearInterval(renew);
     }
     outcomes.push(outcome);
-    onFile(outcome, outcomes.length, items.length);
+    onFile(outcome);
   }
   return outcomes;
-}
-
-export interface RunProgress {
-  run_id: string;
-  files: number;
-  emitted: number;
-  failed: number;
-  pending: number;
-  /** Records of the emitted replays whose fate the lineage knows (loaded, invalid, refused, lost). */
-  records_done: number;
-  records_expected: number;
-  replays: Array<{ request_id: string; replay_request_id: string; state: string; status: string | null; error_code: string | null }>;
-}
-
-/** A run's progress: its files' states, and the lineage of each replay. */
-export async function runProgress(postgres: Postgres, runId: string, tenant?: string): Promise<RunProgress | undefined> {
-  const rows = await postgres.db.any<{
-    request_id: string;
-    replay_request_id: string;
-    state: string;
-    error_code: string | null;
-    status: string | null;
-    done: string | null;
-    expected: string | null;
-  }>(
-    'SELECT f.request_id, f.replay_request_id, f.state, f.error_code, i.status, ' +
-      '(i.loaded + i.invalid + i.rejected + i.unprocessed) AS done, i.records_expected AS expected ' +
-      'FROM replay_files f LEFT JOIN imports i ON i.tenant = f.tenant AND i.request_id = f.replay_request_id ' +
-      'WHERE f.run_id = $1 AND ($2::text IS NULL OR f.tenant = $2) ORDER BY f.request_id',
-    [runId, tenant ?? null],
-  );
-  if (rows.length === 0) return undefined;
-  const count = (state: string) => rows.filter((row) => row.state === state).length;
-  return {
-    run_id: runId,
-    files: rows.length,
-    emitted: count('emitted'),
-    failed: count('failed'),
-    pending: rows.length - count('emitted') - count('failed'),
-    records_done: rows.reduce((sum, row) => sum + Number(row.done ?? 0), 0),
-    records_expected: rows.reduce((sum, row) => sum + Number(row.expected ?? 0), 0),
-    replays: rows.map((row) => ({
-      request_id: row.request_id,
-      replay_request_id: row.replay_request_id,
-      state: row.state,
-      status: row.status,
-      error_code: row.error_code,
-    })),
-  };
 }

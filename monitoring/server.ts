@@ -22,7 +22,8 @@ import { createKafkaDriver, createStageMetrics, type LagMonitor, type RunningSta
 import type { LagTarget, MonitoringConfig } from './config.js';
 import { MonitoringAccess } from './access.js';
 import { registerRoutes } from './http-routes.js';
-import type { ReplayDeps } from './replay.js';
+import { newClaimant, type ReplayDeps } from './replay.js';
+import { createReplayRunStore } from './replay-store.js';
 import { startMonitoringLag } from './lag.js';
 import { createLineageSink } from './lineage-sink.js';
 import { createLineageStore } from './lineage-store.js';
@@ -153,7 +154,7 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const stopping = new AbortController();
   const replay: ReplayDeps = {
     s3,
-    postgres,
+    runs: createReplayRunStore(postgres),
     codec,
     send: async (topic, message) => {
       await producer.send({ topic, messages: [message] });
@@ -161,12 +162,16 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
     pieceBytes: settings.replayPieceBytes,
     maxDepth: 256,
     maxLineBytes: 16 * 1024 * 1024,
+    claimant: newClaimant(),
+    // Claims are renewed every third of this while a file is read and sent.
+    claimLeaseMs: 60_000,
   };
   registerRoutes(app, {
     store,
     access,
     logger,
     pageLimit: settings.pageLimit,
+    cookieSecure: settings.cookieSecure,
     replay: {
       deps: replay,
       bucket: config.s3.bucket,

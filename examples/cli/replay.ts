@@ -7,10 +7,12 @@
  * Options: --url (MONITORING_URL, default http://127.0.0.1:3002), --token (MONITORING_TOKEN).
  * A tenant's run shows files and records done as a progress bar until every replay is
  * accounted for; Ctrl-C stops the run between two files and prints the --run that resumes it.
- * Exit codes: 0 done, 1 some file could not be replayed, 2 bad usage or a refused request.
+ * Exit codes: 0 done, 1 some file could not be replayed or its replay failed in the pipeline (the
+ * import's status `failed` is final too), 2 bad usage or a refused request.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { runVerdict, type RunProgress } from './replay-progress.js';
 
 const args = process.argv.slice(2);
 function option(name: string): string | undefined {
@@ -53,15 +55,6 @@ interface RunStarted {
   run_id: string;
   files: number;
 }
-interface RunProgress {
-  files: number;
-  emitted: number;
-  failed: number;
-  records_done: number;
-  records_expected: number;
-  replays: Array<{ request_id: string; state: string; status?: string; error_code?: string }>;
-}
-
 interface Answer<T> {
   status: number;
   json: T;
@@ -107,21 +100,23 @@ if (requestId !== undefined) {
     void call('POST', `/replays/${runId}/stop`);
   });
   let progress: RunProgress;
+  let failures: string[];
   for (;;) {
     const answer = await call<RunProgress>('GET', `/replays/${runId}?tenant=${encodeURIComponent(tenant!)}`);
     if (answer.status !== 200) refused(answer);
     progress = answer.json;
-    const line = `${bar(progress.emitted + progress.failed, progress.files)} files ${progress.emitted + progress.failed}/${progress.files}  records ${progress.records_done}/${progress.records_expected}`;
+    const line = `${bar(progress.files_done, progress.files)} files ${progress.files_done}/${progress.files}  records ${progress.records_done}/${progress.records_expected}`;
     process.stderr.write(process.stderr.isTTY ? `\r${line}` : `${line}\n`);
-    const settled = progress.replays.every((replay) => replay.state === 'failed' || (replay.state === 'emitted' && replay.status === 'complete'));
-    if (settled || (stopping && progress.replays.every((replay) => replay.state !== 'emitting'))) break;
+    const verdict = runVerdict(progress);
+    failures = verdict.failures;
+    if (verdict.settled || (stopping && progress.replays.every((replay) => replay.state !== 'emitting'))) break;
     await sleep(1000);
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
-  for (const replay of progress.replays) {
-    if (replay.state === 'failed') process.stdout.write(`FAIL  ${replay.request_id}  ${replay.error_code}\n`);
-  }
+  for (const failure of failures) process.stdout.write(`${failure}\n`);
   if (stopping) process.stdout.write(`stopped: resume with --tenant ${tenant} --run ${runId}\n`);
-  process.stdout.write(`${progress.emitted} of ${progress.files} files replayed, ${progress.records_done} records accounted for, ${progress.failed} failed\n`);
-  process.exitCode = progress.failed > 0 ? 1 : 0;
+  process.stdout.write(
+    `${progress.emitted} of ${progress.files} files replayed, ${progress.records_done} of ${progress.records_expected} records accounted for, ${failures.length} failed\n`,
+  );
+  process.exitCode = failures.length > 0 ? 1 : 0;
 }

@@ -84,7 +84,11 @@ t.test('no token, or a wrong one: 401 with the scheme to use; operational routes
   t.equal((await get(`/imports/${acmeImport}/errors`)).status, 401);
   const page = await get('/', { accept: 'text/html' });
   t.equal(page.status, 401);
-  t.match(page.text, '<form method="post" action="login">', 'a browser gets the sign-in form');
+  t.match(page.text, '<form method="post" action="./login">', 'a browser gets the sign-in form');
+  const importPage = await get(`/imports/${acmeImport}?tenant=acme`, { accept: 'text/html' });
+  t.equal(importPage.status, 401);
+  t.match(importPage.text, '<form method="post" action="../login">', "an import page's form posts to /login, not /imports/login");
+  t.match(importPage.text, `<input type="hidden" name="return" value="imports/${acmeImport}?tenant=acme">`);
   t.equal((await get('/liveness')).status, 200);
   t.equal((await get('/readiness')).status, 200);
 });
@@ -159,4 +163,23 @@ t.test('the sign-in form: a valid token becomes an HttpOnly cookie that works li
   await signOut.body.dump();
   t.equal(signOut.statusCode, 303);
   t.match(String(signOut.headers['set-cookie']), /Max-Age=0/);
+
+  // Back to the page asked for; Secure behind a TLS-terminating proxy; another site's form refused.
+  const back = await request(`${url}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token: tokens.globex, return: `imports/${globexImport}?tenant=globex` }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'sec-fetch-site': 'same-origin', 'x-forwarded-proto': 'https' },
+  });
+  await back.body.dump();
+  t.equal(back.statusCode, 303);
+  t.equal(back.headers.location, `./imports/${globexImport}?tenant=globex`);
+  t.match(String(back.headers['set-cookie']), /; Secure$/);
+  const forged = await request(`${url}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ token: tokens.globex }).toString(),
+    headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+  });
+  t.equal(forged.statusCode, 403);
+  t.equal(((await forged.body.json()) as any).error.code, 'CROSS_SITE_REQUEST');
+  t.equal(forged.headers['set-cookie'], undefined, 'no cookie for a cross-site sign-in');
 });

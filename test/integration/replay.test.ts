@@ -2,8 +2,9 @@
  * Replay on the real stack: an in-process ingress and monitoring, a processor child process.
  * An import replayed through the API (and through `npm run replay`) becomes a new import linked
  * to its original, goes through every stage, and leaves the tables' data as they were; refusals
- * name why (unknown import, a refused file, an object no longer in the bucket); a tenant's run
- * replays each file once and, resumed, emits only what it had not.
+ * name why (unknown import, a refused file, an object no longer in the bucket); a replay of a
+ * replay reads its original's object; a tenant's run stores its list before it answers and,
+ * resumed, emits only what that list holds and it had not; two processes never take one file.
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -20,6 +21,7 @@ import { generateCompanies, summarize } from '../../examples/generate/companies.
 import { loadIngressConfig, startIngress } from '../../ingress/index.js';
 import { loadMonitoringConfig } from '../../monitoring/index.js';
 import { replayRequestId } from '../../monitoring/replay.js';
+import { createReplayRunStore } from '../../monitoring/replay-store.js';
 import type { FileExtractSuccess } from '../../schemas/index.js';
 import { config, eventually, readTopic, uniqueName } from './helpers.js';
 import { getJson, spawnService, startInProcess, waitForStatus } from './monitoring-helpers.js';
@@ -100,6 +102,14 @@ t.test('a replayed import is a new import linked to its original; the tables kee
   const [event] = (await announcements([replayId])).get(replayId)!;
   t.match(event, { replay_of: original, record_count: expected.total, key: String, sha256: String });
 
+  // A replay of that replay reads the same archived object (its stored raw_object), not a key
+  // made from the replay's own request id (no such object: a false 410).
+  const again = await post(`/imports/${replayId}/replay?tenant=${tenant}`);
+  t.equal(again.status, 202, JSON.stringify(again.json));
+  t.match(again.json, { replay_of: replayId, records: expected.total });
+  const [twice] = (await announcements([again.json.replay_request_id])).get(again.json.replay_request_id)!;
+  t.match(twice, { key: event!.key, bucket: event!.bucket, sha256: event!.sha256, replay_of: replayId });
+
   const page = await request(`${url}/imports/${replayId}?tenant=${tenant}`, { headers: { accept: 'text/html' } });
   t.match(await page.body.text(), `<a id="replay-of" href="${original}?tenant=${tenant}">`, 'the page links the replay to its original');
 
@@ -141,23 +151,42 @@ t.test('refusals: an unknown import, a refused file, an object the bucket no lon
   t.match(missing.json.error.message, /lifecycle|deleted/, 'says what removed it');
 });
 
-t.test("a tenant's run replays each file once; resumed, it emits only the files it had not", async (t) => {
+t.test("a tenant's run: its list is stored before the answer; resumed, it emits only the files of that list it had not", async (t) => {
   const tenant = uniqueName('replay');
   const ids = [await importFile(tenant, generated(tenant, 40, 11).body), await importFile(tenant, generated(tenant, 40, 12).body)];
   for (const id of ids) await waitForStatus(url, id, 'complete', 240_000, tenant);
+  const until = new Date().toISOString();
+  const later = await importFile(tenant, generated(tenant, 40, 13).body);
+  await waitForStatus(url, later, 'complete', 240_000, tenant);
 
-  // A run that stopped after its first file, as replay_files holds it then.
+  // A run started with ?until= that stopped after its first file, as the tables hold it then.
   const runId = `${Date.now().toString(36)}ab12`;
   const replayIds = ids.map((id) => replayRequestId(id, runId)!);
-  await postgres.db.none("INSERT INTO replay_files (run_id, tenant, request_id, replay_request_id, state) VALUES ($1, $2, $3, $4, 'emitted')", [
-    runId,
-    tenant,
-    ids[0],
-    replayIds[0],
-  ]);
+  const originals = await postgres.db.any<{ request_id: string; received_at: Date; raw_object: string; records_expected: string }>(
+    'SELECT request_id, received_at, raw_object, records_expected FROM imports WHERE tenant = $1 AND request_id IN ($2:csv) ORDER BY received_at',
+    [tenant, ids],
+  );
+  await postgres.db.none('INSERT INTO replay_runs (run_id, tenant, until) VALUES ($1, $2, $3)', [runId, tenant, new Date(until)]);
+  for (const [position, row] of originals.entries()) {
+    await postgres.db.none(
+      'INSERT INTO replay_files (run_id, tenant, request_id, replay_request_id, state, position, raw_object, received_at, records_expected) ' +
+        'VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      [
+        runId,
+        tenant,
+        row.request_id,
+        replayRequestId(row.request_id, runId),
+        position === 0 ? 'emitted' : 'pending',
+        position,
+        row.raw_object,
+        row.received_at,
+        row.records_expected,
+      ],
+    );
+  }
   const resumed = await post(`/tenants/${tenant}/replay?run=${runId}`);
   t.equal(resumed.status, 202);
-  t.match(resumed.json, { run_id: runId, files: 2 });
+  t.match(resumed.json, { run_id: runId, files: 2, until, records_expected: 80 });
   const progress = await eventually(
     'the run to end',
     async () => {
@@ -166,17 +195,82 @@ t.test("a tenant's run replays each file once; resumed, it emits only the files 
     },
     240_000,
   );
-  t.match(progress, { files: 2, emitted: 2, failed: 0, pending: 0 });
-  const sent = await announcements(replayIds);
+  t.match(progress, { files: 2, files_done: 2, emitted: 2, failed: 0, pending: 0, until, records_expected: 80 });
+  t.same(
+    progress.replays.map((replay: { request_id: string }) => replay.request_id),
+    ids,
+    'the import received after until is not replayed',
+  );
+  const sent = await announcements([...replayIds, replayRequestId(later, runId)!]);
   t.equal(sent.get(replayIds[0]!)!.length, 0, 'the file done before the stop is not sent again');
   t.equal(sent.get(replayIds[1]!)!.length, 1, 'the rest is sent once');
+  t.equal(sent.get(replayRequestId(later, runId)!)!.length, 0, 'nothing outside the window');
 
   // The same run once more: nothing left to emit.
   t.equal((await post(`/tenants/${tenant}/replay?run=${runId}`)).status, 202);
   await eventually('the run to end again', async () => ((await getJson(`${url}/replays/${runId}?tenant=${tenant}`)).json.running === false ? true : undefined));
   t.equal((await announcements(replayIds)).get(replayIds[1]!)!.length, 1, 'a finished run emits nothing again');
 
+  // A new run: answered once its list is stored, so the first poll knows the total.
+  const fresh = await post(`/tenants/${tenant}/replay?until=${encodeURIComponent(until)}`);
+  t.equal(fresh.status, 202);
+  t.match(fresh.json, { files: 2, files_done: 0, records_expected: 80 });
+  const first = await getJson(`${url}/replays/${fresh.json.run_id}?tenant=${tenant}`);
+  t.equal(first.status, 200, 'the first poll right after the start');
+  t.match(first.json, { files: 2, records_expected: 80 });
+  await eventually('the new run to end', async () =>
+    (await getJson(`${url}/replays/${fresh.json.run_id}?tenant=${tenant}`)).json.running === false ? true : undefined,
+  );
+
   const unknownTenant = await post(`/tenants/${uniqueName('nobody')}/replay`);
   t.same([unknownTenant.status, unknownTenant.json.error.code], [404, 'TENANT_NOT_FOUND']);
   t.equal((await getJson(`${url}/replays/nosuchrun1`)).status, 404);
+  t.equal((await post(`/tenants/${tenant}/replay?run=nosuchrun1`)).status, 404, 'a run id nobody started is not resumed');
+});
+
+t.test('two processes taking the files of one run in PostgreSQL: each file is taken once', async (t) => {
+  const tenant = uniqueName('replay');
+  const runId = `${Date.now().toString(36)}cd34`;
+  const files = Array.from({ length: 40 }, (_, position) => {
+    const requestId = `${uniqueName('claim')}-${position}`;
+    return {
+      tenant,
+      requestId,
+      receivedAt: Date.now(),
+      acceptedAt: null,
+      filename: null,
+      rawObject: null,
+      recordsExpected: 1,
+      position,
+      replayRequestId: `${requestId}-r${runId}`,
+    };
+  });
+  const one = createReplayRunStore(postgres);
+  await one.createRun({ runId, tenant, since: null, until: null }, files);
+  // Each claimant on its own pool, so their UPDATEs race in PostgreSQL.
+  const pools = [createPostgres(loadMonitoringConfig().postgres), createPostgres(loadMonitoringConfig().postgres)];
+  t.teardown(() => Promise.all(pools.map((pool) => pool.close())));
+  const claimed = new Map<string, string[]>();
+  await Promise.all(
+    pools.flatMap((pool, p) =>
+      [0, 1, 2].map(async (worker) => {
+        const store = createReplayRunStore(pool);
+        const claimant = `claimant-${p}-${worker}`;
+        for (;;) {
+          const file = await store.claimNext(runId, claimant, 60_000);
+          if (file === undefined) return;
+          claimed.set(file.requestId, [...(claimed.get(file.requestId) ?? []), claimant]);
+          await store.finish(runId, file.requestId, claimant, { state: 'emitted' });
+        }
+      }),
+    ),
+  );
+  t.equal(claimed.size, files.length, 'every file taken');
+  t.same(
+    [...claimed.values()].filter((claimants) => claimants.length > 1),
+    [],
+    'none taken twice',
+  );
+  t.match(await one.progress(runId, tenant), { files: 40, emitted: 40, pending: 0 });
+  t.equal(await one.claimNext(runId, 'late', 60_000), undefined, 'nothing left');
 });

@@ -1,0 +1,10 @@
+DROP INDEX replay_files_claim;
+ALTER TABLE replay_files DROP COLUMN claimed_at;
+ALTER TABLE replay_files DROP COLUMN claimed_by;
+ALTER TABLE replay_files DROP COLUMN records_expected;
+ALTER TABLE replay_files DROP COLUMN filename;
+ALTER TABLE replay_files DROP COLUMN accepted_at;
+ALTER TABLE replay_files DROP COLUMN received_at;
+ALTER TABLE replay_files DROP COLUMN raw_object;
+ALTER TABLE replay_files DROP COLUMN position;
+DROP TABLE replay_runs;
