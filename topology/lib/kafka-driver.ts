@@ -38,15 +38,56 @@ interface RdKafkaTransactionClient {
 const transactionCallTimeoutMs = 30_000;
 /** How long a retriable transaction call is resumed before the producer is given up and reopened. */
 const transactionResumeWindowMs = 120_000;
+/**
+ * How long past its own timeout a call may stay unanswered. librdkafka 2.15.1 does not bound
+ * every wait by the call's timeout: send_offsets_to_transaction waits for ever for a group
+ * coordinator it has cached when that broker has died and left the metadata (librdkafka
+ * issues #5456 and #5511), which stalled a partition for good after a broker's SIGKILL.
+ */
+const unansweredGraceMs = 15_000;
+
+/** librdkafka's ERR__TIMED_OUT. */
+const timedOutCode = -185;
+
+export interface TransactionCallOptions {
+  /** The timeout the call itself was given (0: a local call that answers at once). */
+  timeoutMs: number;
+  /** How long past it the call may stay unanswered before it counts as lost. */
+  graceMs?: number;
+  /** How long a retriable error is answered by calling again. */
+  resumeWindowMs?: number;
+  /** Learns of a call that was given up while still unanswered, and of when it answers (if ever). */
+  onUnanswered?: (answered: Promise<void>) => void;
+}
 
 /**
  * One librdkafka transaction call, called again while its error is retriable (a timed-out
  * commit is still under way: calling it again resumes it, as librdkafka's documentation asks).
+ * A call that stays unanswered past its own timeout and the grace fails as fatal: the
+ * producer is wedged, and only a new one (fencing it) can go on.
  */
-async function transactionCall(call: (callback: BindingCallback) => void): Promise<void> {
-  const deadline = Date.now() + transactionResumeWindowMs;
+export async function transactionCall(name: string, call: (callback: BindingCallback) => void, options: TransactionCallOptions): Promise<void> {
+  const { timeoutMs, graceMs = unansweredGraceMs, resumeWindowMs = transactionResumeWindowMs } = options;
+  const deadline = Date.now() + resumeWindowMs;
   for (;;) {
-    const error = await new Promise<LibrdkafkaError | undefined>((resolve) => call((failure) => resolve(failure ?? undefined)));
+    let timer: NodeJS.Timeout | undefined;
+    const answered = new Promise<LibrdkafkaError | undefined>((resolve) => call((failure) => resolve(failure ?? undefined)));
+    const unanswered = new Promise<'unanswered'>((resolve) => {
+      timer = setTimeout(() => resolve('unanswered'), timeoutMs + graceMs);
+    });
+    const outcome = await Promise.race([answered, unanswered]);
+    clearTimeout(timer);
+    if (outcome === 'unanswered') {
+      options.onUnanswered?.(answered.then(() => undefined));
+      throw kafkaErrorOf(
+        {
+          message: `librdkafka did not answer ${name} within ${timeoutMs + graceMs} ms (its call timeout ${timeoutMs} ms); the producer is given up`,
+          code: timedOutCode,
+        },
+        { fatal: true },
+      );
+    }
+    const error = outcome;
     if (error === undefined) return;
     const resumable = error.isRetriable === true && error.isFatal !== true && error.isTxnRequiresAbort !== true;
     if (!resumable || Date.now() >= deadline) throw kafkaErrorOf(error);
@@ -207,25 +248,43 @@ class KafkaStageConsumer implements StageConsumer {
 class KafkaTransactionalProducer implements TransactionalProducer {
   readonly #client: RdKafkaTransactionClient;
   #broken: Error | undefined;
+  /** Set while a given-up call may still answer: the client must not be destroyed under it. */
+  #unanswered: Promise<void> | undefined;
 
   constructor(
     readonly producer: Producer,
     readonly consumer: KafkaStageConsumer,
     readonly topic: string,
+    readonly logger: Logger,
   ) {
     this.#client = (producer as unknown as { _getInternalClient(): RdKafkaTransactionClient })._getInternalClient();
+  }
+
+  /** A transaction call; one left unanswered breaks this producer for good. */
+  async #call(name: string, timeoutMs: number, call: (callback: BindingCallback) => void): Promise<void> {
+    try {
+      await transactionCall(name, call, {
+        timeoutMs,
+        onUnanswered: (answered) => {
+          this.#unanswered = answered;
+        },
+      });
+    } catch (error) {
+      if (this.#unanswered !== undefined) this.#broken ??= error as Error;
+      throw error;
+    }
   }
 
   async begin() {
     if (this.#broken !== undefined) throw this.#broken;
     const client = this.#client;
-    await transactionCall((callback) => client.beginTransaction(callback));
+    await this.#call('begin_transaction', 0, (callback) => client.beginTransaction(callback));
     const producer = this.producer;
     const consumerClient = (this.consumer.consumer as unknown as { _getInternalClient(): unknown })._getInternalClient();
     const topic = this.topic;
     return {
       send: (records: readonly OutgoingRecord[]) => sendAll(producer, records),
-      async commit(offsets: readonly OffsetCommit[]) {
+      commit: async (offsets: readonly OffsetCommit[]) => {
         if (offsets.length > 0) {
           // The client's own sendOffsets drops offset metadata, which the partial commits of a
           // big input carry (their resume point): the binding keeps it.
@@ -235,13 +294,17 @@ class KafkaTransactionalProducer implements TransactionalProducer {
             offset: Number(offset),
             ...(metadata === undefined ? {} : { metadata }),
           }));
-          await transactionCall((callback) => client.sendOffsetsToTransaction(entries, consumerClient, transactionCallTimeoutMs, callback));
+          await this.#call('send_offsets_to_transaction', transactionCallTimeoutMs, (callback) =>
+            client.sendOffsetsToTransaction(entries, consumerClient, transactionCallTimeoutMs, callback),
+          );
         }
-        await transactionCall((callback) => client.commitTransaction(transactionCallTimeoutMs, callback));
+        await this.#call('commit_transaction', transactionCallTimeoutMs, (callback) => client.commitTransaction(transactionCallTimeoutMs, callback));
       },
       abort: async () => {
+        // A call still under way would refuse this one; the transaction dies with the producer.
+        if (this.#unanswered !== undefined) throw this.#broken ?? new Error('the producer is wedged');
         try {
-          await transactionCall((callback) => client.abortTransaction(transactionCallTimeoutMs, callback));
+          await this.#call('abort_transaction', transactionCallTimeoutMs, (callback) => client.abortTransaction(transactionCallTimeoutMs, callback));
         } catch (error) {
           const code = (error as { code?: number }).code ?? -1;
           this.#broken = kafkaErrorOf(
@@ -255,7 +318,15 @@ class KafkaTransactionalProducer implements TransactionalProducer {
   }
 
   async close(): Promise<void> {
-    await this.producer.disconnect();
+    const unanswered = this.#unanswered;
+    if (unanswered === undefined) {
+      await this.producer.disconnect();
+      return;
+    }
+    // Destroying the client while one of its calls blocks a libuv thread frees what that call
+    // still uses: the client is closed once the call answers, and left to its fencing until then.
+    this.logger.warn({ err: this.#broken?.message }, 'a transactional producer is wedged in librdkafka; a new one fences it');
+    void unanswered.then(() => this.producer.disconnect()).catch(() => undefined);
   }
 }
 
@@ -287,7 +358,7 @@ export function createKafkaDriver(kafka: KafkaClients, options: KafkaDriverOptio
         await producer.disconnect().catch(() => undefined);
         throw error;
       }
-      return new KafkaTransactionalProducer(producer, owner, owner.topic);
+      return new KafkaTransactionalProducer(producer, owner, owner.topic, options.logger);
     },
     send: (records) => sendAll(options.producer, records),
   };
