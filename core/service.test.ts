@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
+import { closeOnce } from './service.js';
 
 const fixture = fileURLToPath(new URL('./service.fixture.ts', import.meta.url));
 
@@ -32,4 +33,17 @@ t.test('SIGTERM still closes it and exits 0', async (t) => {
   const { code, stdout } = await run({}, 'SIGTERM');
   t.equal(code, 0);
   t.equal(stdout, 'ready\nclosed\n', 'signalled once ready, closed once');
+});
+
+t.test('closeOnce runs the steps once; every call waits for that run', async (t) => {
+  let runs = 0;
+  const close = closeOnce(async () => {
+    runs++;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  });
+  const first = close();
+  const second = close();
+  t.equal(first, second, 'the same promise');
+  await Promise.all([first, second, close()]);
+  t.equal(runs, 1);
 });

@@ -21,6 +21,15 @@ export function failureSignal(): { failed: Promise<Error>; fail: (error: Error) 
   return { failed, fail };
 }
 
+/**
+ * A service's `close`: runs `steps` on the first call only, and every call (SIGTERM after a
+ * failure, a test's second close) waits for that one run.
+ */
+export function closeOnce(steps: () => Promise<void>): () => Promise<void> {
+  let closing: Promise<void> | undefined;
+  return () => (closing ??= steps());
+}
+
 export function readConfigOrExit<C>(load: () => C): C {
   try {
     return load();

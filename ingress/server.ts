@@ -17,6 +17,7 @@ import type { Logger } from '../core/logger.js';
 import { minInSyncReplicas, topics } from '../core/pipeline.js';
 import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
+import { closeOnce } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import { TenantTokens } from '../core/tenant-tokens.js';
@@ -154,30 +155,26 @@ export async function startIngress(config: IngressConfig, logger: Logger): Promi
   const port = uws.uws.us_socket_local_port(socket);
   logger.info({ port, uws: uws.implementation, auth: Object.keys(config.ingress.tenantTokens).length > 0 }, 'ingress listening');
 
-  let closing: Promise<void> | undefined;
   return {
     port,
-    close() {
-      closing ??= (async () => {
-        closeListener(uws, socket);
-        if (inFlight.count > 0) {
-          logger.info({ in_flight: inFlight.count }, 'waiting for in-flight imports');
-          await Promise.race([
-            new Promise<void>((resolve) => (drained = resolve)),
-            new Promise((resolve) => setTimeout(resolve, config.ingress.shutdownTimeoutMs)),
-          ]);
-        }
-        await producer
-          .flush({ timeout: config.ingress.shutdownTimeoutMs })
-          .catch((error: unknown) => logger.warn({ err: error }, 'flushing the producer failed'));
-        producerConnected = false;
-        await producer.disconnect();
-        await admin.disconnect();
-        s3.destroy();
-        await leanPut.close();
-        logger.info('ingress stopped');
-      })();
-      return closing;
-    },
+    close: closeOnce(async () => {
+      closeListener(uws, socket);
+      if (inFlight.count > 0) {
+        logger.info({ in_flight: inFlight.count }, 'waiting for in-flight imports');
+        await Promise.race([
+          new Promise<void>((resolve) => (drained = resolve)),
+          new Promise((resolve) => setTimeout(resolve, config.ingress.shutdownTimeoutMs)),
+        ]);
+      }
+      await producer
+        .flush({ timeout: config.ingress.shutdownTimeoutMs })
+        .catch((error: unknown) => logger.warn({ err: error }, 'flushing the producer failed'));
+      producerConnected = false;
+      await producer.disconnect();
+      await admin.disconnect();
+      s3.destroy();
+      await leanPut.close();
+      logger.info('ingress stopped');
+    }),
   };
 }

@@ -15,7 +15,7 @@ import { topics } from '../core/pipeline.js';
 import { createPostgres } from '../core/postgres.js';
 import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
-import { failureSignal } from '../core/service.js';
+import { closeOnce, failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import { createKafkaDriver, createStageMetrics, type LagMonitor, type RunningStage, runSinkStage, type SinkStage } from '../topology/lib/index.js';
@@ -200,21 +200,17 @@ export async function startMonitoring(config: MonitoringConfig, logger: Logger):
   const port = uws.uws.us_socket_local_port(socket);
   logger.info({ port, stages: running.map((stage) => stage.name), uws: uws.implementation }, 'monitoring listening');
 
-  let closing: Promise<void> | undefined;
   return {
     port,
     failed,
-    close() {
-      closing ??= (async () => {
-        closeListener(uws, socket);
-        // Each stage finishes (or abandons) its running batch, then leaves its group.
-        stopping.abort();
-        await Promise.all(replays);
-        await shutdown();
-        s3.destroy();
-        logger.info('monitoring stopped');
-      })();
-      return closing;
-    },
+    close: closeOnce(async () => {
+      closeListener(uws, socket);
+      // Each stage finishes (or abandons) its running batch, then leaves its group.
+      stopping.abort();
+      await Promise.all(replays);
+      await shutdown();
+      s3.destroy();
+      logger.info('monitoring stopped');
+    }),
   };
 }

@@ -14,7 +14,7 @@ import { createMetricsRegistry } from '../core/metrics.js';
 import { createPostgres, type Postgres } from '../core/postgres.js';
 import { createRegistry } from '../core/registry.js';
 import { createS3 } from '../core/s3.js';
-import { failureSignal } from '../core/service.js';
+import { closeOnce, failureSignal } from '../core/service.js';
 import { loadUws } from '../core/uws.js';
 import { schemaOfTopic } from '../schemas/index.js';
 import type { ProcessorConfig } from './config.js';
@@ -126,25 +126,21 @@ export async function startProcessor(config: ProcessorConfig, logger: Logger): P
   const port = uws.uws.us_socket_local_port(socket);
   logger.info({ port }, 'processor health and metrics listening');
 
-  let closing: Promise<void> | undefined;
   return {
     port,
     failed,
-    close() {
-      closing ??= (async () => {
-        await lagMonitor.stop();
-        pieceCount?.stop();
-        await admin.disconnect().catch(() => undefined);
-        // Each stage finishes or aborts its open transaction, then leaves its group.
-        await Promise.all(running.map((stage) => stage.stop()));
-        await producer.disconnect();
-        closeListener(uws, socket);
-        s3.destroy();
-        await postgres?.close();
-        logger.info('processor stopped');
-      })();
-      return closing;
-    },
+    close: closeOnce(async () => {
+      await lagMonitor.stop();
+      pieceCount?.stop();
+      await admin.disconnect().catch(() => undefined);
+      // Each stage finishes or aborts its open transaction, then leaves its group.
+      await Promise.all(running.map((stage) => stage.stop()));
+      await producer.disconnect();
+      closeListener(uws, socket);
+      s3.destroy();
+      await postgres?.close();
+      logger.info('processor stopped');
+    }),
   };
 }
 
