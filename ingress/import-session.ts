@@ -427,13 +427,10 @@ export class ImportSession {
       return this.fail({ status: 503, code: 'STORAGE_UNAVAILABLE', message: `the file could not be stored: ${errorMessage(error)}` });
     }
     this.#stored = true;
+    // The event and the 202 name the stored object alike.
+    const file = { request_id: requestId, tenant, bucket: config.s3.bucket, key: this.#key, etag: stored.etag, size: stored.size };
     const event: FileExtractSuccess = {
-      request_id: requestId,
-      tenant,
-      bucket: config.s3.bucket,
-      key: this.#key,
-      etag: stored.etag,
-      size: stored.size,
+      ...file,
       sha256,
       record_count: scan.records,
       format: scan.format,
@@ -454,12 +451,7 @@ export class ImportSession {
       return this.fail({ status: 503, code: 'EVENT_NOT_ACKNOWLEDGED', message: `the import event could not be produced: ${errorMessage(error)}` });
     }
     const accepted: ImportAccepted = {
-      request_id: requestId,
-      tenant,
-      bucket: config.s3.bucket,
-      key: this.#key,
-      etag: stored.etag,
-      size: stored.size,
+      ...file,
       records: scan.records,
       format: scan.format,
       sha256,
