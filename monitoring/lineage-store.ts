@@ -14,7 +14,17 @@ import type { Postgres } from '../core/postgres.js';
 import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from '../sinks/postgres/sink-offsets.js';
 import { reportEntryOf, type Cursor, type ReportKind } from './error-report.js';
 import { countReportEntries, insertReportEntries, readReportPage, sweepReport, type StoredEntry } from './error-report-store.js';
-import { applyEvent, emptyEffects, emptyLineage, settle, type ImportStatus, type Lineage, type LineageEffects, type LineageEvent } from './lineage.js';
+import {
+  applyEvent,
+  emptyEffects,
+  emptyLineage,
+  settle,
+  snakeCaseLineage,
+  type ImportStatus,
+  type Lineage,
+  type LineageEffects,
+  type LineageEvent,
+} from './lineage.js';
 
 export interface ImportRow {
   request_id: string;
@@ -127,62 +137,6 @@ export interface LineageStore {
   /** Deletes error report entries stored more than `retentionDays` ago; returns how many. */
   sweepErrors(retentionDays: number): Promise<number>;
   ping(): Promise<void>;
-}
-
-const columns = [
-  'tenant',
-  'status',
-  'filename',
-  'size',
-  'raw_object',
-  'accepted_at',
-  'replay_of',
-  'records_expected',
-  'extracted',
-  'pieces',
-  'pieces_extracted',
-  'invalid',
-  'loaded',
-  'inserted',
-  'updated',
-  'rejected',
-  'unprocessed',
-  'error_code',
-  'error_message',
-  'received_at',
-  'extracted_at',
-  'completed_at',
-  'failed_at',
-  'last_event_at',
-] as const;
-
-function toRowValues(lineage: Lineage): Record<(typeof columns)[number], unknown> {
-  return {
-    tenant: lineage.tenant,
-    status: lineage.status,
-    filename: lineage.filename,
-    size: lineage.size,
-    raw_object: lineage.rawObject,
-    accepted_at: date(lineage.acceptedAt),
-    replay_of: lineage.replayOf,
-    records_expected: lineage.recordsExpected,
-    extracted: lineage.extracted,
-    pieces: lineage.pieces,
-    pieces_extracted: lineage.piecesExtracted,
-    invalid: lineage.invalid,
-    loaded: lineage.loaded,
-    inserted: lineage.inserted,
-    updated: lineage.updated,
-    rejected: lineage.rejected,
-    unprocessed: lineage.unprocessed,
-    error_code: lineage.errorCode,
-    error_message: lineage.errorMessage,
-    received_at: date(lineage.receivedAt),
-    extracted_at: date(lineage.extractedAt),
-    completed_at: date(lineage.completedAt),
-    failed_at: date(lineage.failedAt),
-    last_event_at: date(lineage.lastEventAt),
-  };
 }
 
 function unavailable(what: string, error: unknown): PipelineError {
@@ -313,13 +267,14 @@ export function createLineageStore(postgres: Postgres): LineageStore {
             for (const { tenant, requestId } of imports) {
               const lineage = lineages.get(keyOf(tenant, requestId))!;
               settle(lineage, effects);
-              const values = toRowValues(lineage);
+              // Column names come from snakeCaseLineage; every value is formatted by pg-promise.
+              const { request_id: _requestId, ...values } = snakeCaseLineage(lineage, date);
+              const assignments = Object.keys(values).map((column) => `${column} = $(${column})`);
               updates.push(
-                pgp.as.format(
-                  `UPDATE imports SET ${columns.map((column) => `${column} = $(${column})`).join(', ')}, updated_at = now() ` +
-                    'WHERE tenant = $(tenant) AND request_id = $(request_id)',
-                  { ...values, request_id: requestId },
-                ),
+                pgp.as.format(`UPDATE imports SET ${assignments.join(', ')}, updated_at = now() WHERE tenant = $(tenant) AND request_id = $(request_id)`, {
+                  ...values,
+                  request_id: requestId,
+                }),
               );
             }
             await task.none(updates.join(';\n'));

@@ -124,14 +124,13 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
   const requestId = typeof v.request_id === 'string' ? v.request_id : '';
   if (requestId === '') return undefined;
   const tenant = typeof v.tenant === 'string' ? v.tenant : '';
+  /** What every event says: its kind, its import and when it happened. */
+  const about = <Kind extends LineageEvent['kind']>(kind: Kind, at: unknown) => ({ kind, requestId, tenant, at: toMillis(at) });
   switch (topic) {
     case topics.fileExtractSuccess.name: {
       const event = value as FileExtractSuccess;
       return {
-        kind: 'received',
-        requestId,
-        tenant,
-        at: toMillis(event.received_at),
+        ...about('received', event.received_at),
         filename: event.original_filename ?? null,
         size: count(event.size),
         recordsExpected: count(event.record_count),
@@ -143,10 +142,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
     case topics.fileExtractError.name: {
       const event = value as FileExtractError;
       return {
-        kind: 'rejected',
-        requestId,
-        tenant,
-        at: toMillis(event.received_at),
+        ...about('rejected', event.received_at),
         filename: event.original_filename ?? null,
         size: count(event.bytes_received),
         code: String(event.reason_code),
@@ -156,10 +152,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
     case topics.fileExtracted.name: {
       const event = value as FileExtracted;
       return {
-        kind: 'extracted',
-        requestId,
-        tenant,
-        at: toMillis(event.extracted_at),
+        ...about('extracted', event.extracted_at),
         extracted: count(event.record_count),
         receivedAt: toMillis(event.received_at),
         piece: count(event.piece_index),
@@ -169,10 +162,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
     case topics.validationError.name: {
       const event = value as ValidationError;
       return {
-        kind: 'invalid',
-        requestId,
-        tenant,
-        at: toMillis(event.detected_at),
+        ...about('invalid', event.detected_at),
         recordIndex: Number(event.record_index),
         recordKey: event.record_key ?? null,
         violations: (event.violations ?? []).map((violation) => ({
@@ -186,10 +176,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
     case topics.recordsLoaded.name: {
       const event = value as RecordsLoaded;
       return {
-        kind: 'loaded',
-        requestId,
-        tenant,
-        at: toMillis(event.loaded_at),
+        ...about('loaded', event.loaded_at),
         batchId: String(event.batch_id),
         inserted: count(event.inserted),
         updated: count(event.updated),
@@ -201,10 +188,7 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
       const stage = String(event.stage);
       const code = String(event.reason_code);
       return {
-        kind: 'processing-error',
-        requestId,
-        tenant,
-        at: toMillis(event.failed_at),
+        ...about('processing-error', event.failed_at),
         stage,
         code,
         message: String(event.message),
@@ -393,39 +377,13 @@ export function settle(lineage: Lineage, effects: LineageEffects = emptyEffects(
   if (after === 'failed' && before !== 'failed') effects.failed.push({ tenant: lineage.tenant });
 }
 
-/** The JSON shape of an import in the HTTP API (snake_case, times as ISO 8601). */
-export interface ImportJson {
-  request_id: string;
-  tenant: string;
-  status: ImportStatus;
-  filename: string | null;
-  size: number | null;
-  raw_object: string | null;
-  replay_of: string | null;
-  accepted_at: string | null;
-  records_expected: number | null;
-  extracted: number | null;
-  /** Pieces the file's extract was split into, and how many of them are extracted. */
-  pieces: number | null;
-  pieces_extracted: number;
-  invalid: number;
-  loaded: number;
-  inserted: number;
-  updated: number;
-  rejected: number;
-  unprocessed: number;
-  error_code: string | null;
-  error_message: string | null;
-  received_at: string | null;
-  extracted_at: string | null;
-  completed_at: string | null;
-  failed_at: string | null;
-  updated_at: string | null;
-}
-
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function toJson(lineage: Lineage, updatedAt: number | null = null): ImportJson {
+/**
+ * A lineage under the snake_case names the HTTP API and the imports table share, its times
+ * (epoch milliseconds) converted by `time`: ISO 8601 for the API, a Date for the table.
+ */
+export function snakeCaseLineage<Time>(lineage: Lineage, time: (ms: number | null) => Time) {
   return {
     request_id: lineage.requestId,
     tenant: lineage.tenant,
@@ -434,7 +392,7 @@ export function toJson(lineage: Lineage, updatedAt: number | null = null): Impor
     size: lineage.size,
     raw_object: lineage.rawObject,
     replay_of: lineage.replayOf,
-    accepted_at: iso(lineage.acceptedAt),
+    accepted_at: time(lineage.acceptedAt),
     records_expected: lineage.recordsExpected,
     extracted: lineage.extracted,
     pieces: lineage.pieces,
@@ -447,10 +405,18 @@ export function toJson(lineage: Lineage, updatedAt: number | null = null): Impor
     unprocessed: lineage.unprocessed,
     error_code: lineage.errorCode,
     error_message: lineage.errorMessage,
-    received_at: iso(lineage.receivedAt),
-    extracted_at: iso(lineage.extractedAt),
-    completed_at: iso(lineage.completedAt),
-    failed_at: iso(lineage.failedAt),
-    updated_at: iso(updatedAt),
+    received_at: time(lineage.receivedAt),
+    extracted_at: time(lineage.extractedAt),
+    completed_at: time(lineage.completedAt),
+    failed_at: time(lineage.failedAt),
+    last_event_at: time(lineage.lastEventAt),
   };
+}
+
+/** The JSON shape of an import in the HTTP API; `updated_at` is when its row last changed. */
+export type ImportJson = Omit<ReturnType<typeof snakeCaseLineage<string | null>>, 'last_event_at'> & { updated_at: string | null };
+
+export function toJson(lineage: Lineage, updatedAt: number | null = null): ImportJson {
+  const { last_event_at: _lastEventAt, ...fields } = snakeCaseLineage(lineage, iso);
+  return { ...fields, updated_at: iso(updatedAt) };
 }
