@@ -10,10 +10,11 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BatchScope, ConsumedRecord, OutgoingRecord, StageConsumer, StageDriver } from './driver.js';
 import { decodeRecord, encodeEmit, originOf, processingErrorOf, reasonOf } from './encoding.js';
-import { classifyFailure, defaultMaxAttempts } from './failures.js';
+import { classifyFailure } from './failures.js';
 import type { StageMetrics } from './metrics.js';
-import { realClock, retryInPlace, type RetryClock } from './retry.js';
-import { groupIdOf, type Emit, type InputMessage, type RunningStage, type SinkStage } from './types.js';
+import { retryInPlace, type RetryClock } from './retry.js';
+import { StageRun } from './stage-run.js';
+import type { Emit, InputMessage, RunningStage, SinkStage } from './types.js';
 
 /**
  * Which partitions may have committed batches whose events were not sent yet: all of them when
@@ -64,29 +65,20 @@ export interface SinkDeps {
 
 export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<RunningStage> {
   const { driver, codec, metrics } = deps;
-  const clock = deps.clock ?? realClock;
-  const maxAttempts = deps.maxAttempts ?? defaultMaxAttempts;
-  const groupId = groupIdOf(stage);
-  const logger = deps.logger.child({ stage: stage.name });
+  const run = new StageRun(stage, deps);
+  const { groupId, logger, clock, maxAttempts } = run;
   const sink = stage.sink();
   const maxBatch = stage.maxBatchRecords ?? deps.maxBatchRecords;
-  const topicOf = (to: string): string => {
-    const topic = to === 'errors' ? stage.errors : stage.outputs[to];
-    if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${to}`);
-    return topic;
-  };
   /** The sink's stored next offset per partition: messages below it were already written. */
   const stored = new Map<number, bigint>();
   const owed = new OwedEvents();
-  let stopping = false;
-  let joined = false;
   /** Counts assignments: a retry loop of an older assignment stops when a newer one begins. */
   let generation = 0;
 
   async function produce(emits: Emit[]): Promise<void> {
     if (emits.length === 0) return;
     const records: OutgoingRecord[] = [];
-    for (const emit of emits) records.push(await encodeEmit(codec, topicOf(emit.to), emit));
+    for (const emit of emits) records.push(await encodeEmit(codec, run.topicOf(emit.to), emit));
     await driver.send(records);
     for (const record of records) metrics.recordsOut.inc({ stage: stage.name, topic: record.topic });
   }
@@ -107,7 +99,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
    * events until its next batch.
    */
   async function sendOwedOnAssignment(partitions: number[], assignment: number): Promise<void> {
-    for (let attempt = 0; !stopping && assignment === generation; attempt++) {
+    for (let attempt = 0; !run.stopping && assignment === generation; attempt++) {
       try {
         const sent = await sendOwed(partitions);
         if (sent > 0) logger.info({ partitions, batches: sent }, 'sent the events of batches committed before the last assignment');
@@ -115,7 +107,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
       } catch (error) {
         const delay = clock.backoffMs(attempt);
         logger.warn({ partitions, attempt, delay_ms: delay, err: errorMessage(error) }, 'sending pending sink events failed; retrying');
-        await clock.wait(delay, () => stopping || assignment !== generation);
+        await clock.wait(delay, () => run.stopping || assignment !== generation);
       }
     }
   }
@@ -183,13 +175,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
         }
         return 'later';
       },
-      {
-        clock,
-        onWait: (error, attempt, delayMs) => {
-          metrics.retries.inc({ stage: stage.name });
-          logger.warn({ partition, attempt, delay_ms: delayMs, err: errorMessage(error) }, 'sink write failed; retrying from the same position');
-        },
-      },
+      run.retryOptions(partition, 'sink write failed; retrying from the same position'),
     );
     if (written === undefined) return false;
     stored.set(partition, BigInt(nextOffset));
@@ -205,7 +191,7 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
 
   await consumer.start({
     async onAssigned(assigned) {
-      joined = true;
+      run.joined = true;
       const assignment = ++generation;
       metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
       owed.mark(assigned);
@@ -237,13 +223,5 @@ export async function runSinkStage(stage: SinkStage, deps: SinkDeps): Promise<Ru
     },
   });
 
-  return {
-    name: stage.name,
-    healthy: () => joined && !stopping,
-    async stop() {
-      stopping = true;
-      await consumer.stop();
-      logger.info('stage stopped');
-    },
-  };
+  return run.running(consumer);
 }

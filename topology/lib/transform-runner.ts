@@ -18,11 +18,12 @@ import { errorMessage } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { BatchScope, ConsumedRecord, StageConsumer, StageDriver, TransactionalProducer } from './driver.js';
 import { decodeRecord, originOf, processingErrorOf, reasonOf } from './encoding.js';
-import { classifyFailure, defaultMaxAttempts } from './failures.js';
+import { classifyFailure } from './failures.js';
 import type { StageMetrics } from './metrics.js';
 import { OutputBuffer } from './output-buffer.js';
-import { realClock, retryInPlace, type RetryClock } from './retry.js';
-import { groupIdOf, type InputMessage, type RunningStage, type TransformStage } from './types.js';
+import { retryInPlace, type RetryClock } from './retry.js';
+import { StageRun } from './stage-run.js';
+import type { InputMessage, RunningStage, TransformStage } from './types.js';
 
 export interface StageDeps {
   driver: StageDriver;
@@ -67,23 +68,14 @@ interface PartitionState {
 
 export async function runTransformStage(stage: TransformStage, deps: StageDeps): Promise<RunningStage> {
   const { driver, codec, metrics } = deps;
-  const clock = deps.clock ?? realClock;
-  const maxAttempts = deps.maxAttempts ?? defaultMaxAttempts;
-  const groupId = groupIdOf(stage);
-  const logger = deps.logger.child({ stage: stage.name });
+  const run = new StageRun(stage, deps);
+  const { groupId, logger, maxAttempts } = run;
   const perTransaction = stage.messagesPerTransaction ?? 500;
   const maxOutputsPerTransaction = stage.maxOutputsPerTransaction ?? 5000;
   // About one 1 MiB produce request per output partition, not a stream of small ones; below the
   // topics' 32 MiB max.message.bytes whatever the records' size (≤ 24 MiB, INGRESS_MAX_LINE_BYTES).
   const bufferLimits = { records: 2000, bytes: 3 * 1024 * 1024 };
-  const topicOf = (to: string): string => {
-    const topic = to === 'errors' ? stage.errors : stage.outputs[to];
-    if (topic === undefined) throw new Error(`stage ${stage.name} emitted to undeclared output ${to}`);
-    return topic;
-  };
   const partitions = new Map<number, PartitionState>();
-  let stopping = false;
-  let joined = false;
 
   const consumer: StageConsumer = driver.consumer({
     groupId,
@@ -140,7 +132,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
   ): Promise<{ consumed: number; outputs: ReadonlyMap<string, number>; errors: number }> {
     const producer = await producerOf(partition, state);
     let resume = await resumePointOf(partition, state);
-    const out = new OutputBuffer(codec, topicOf, bufferLimits);
+    const out = new OutputBuffer(codec, (to) => run.topicOf(to), bufferLimits);
     let transaction = await producer.begin();
     let consumed = 0;
     let errors = 0;
@@ -264,13 +256,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
         }
         return 'later';
       },
-      {
-        clock,
-        onWait: (error, attempt, delayMs) => {
-          metrics.retries.inc({ stage: stage.name });
-          logger.warn({ partition, attempt, delay_ms: delayMs, err: errorMessage(error) }, 'failure; retrying from the same position');
-        },
-      },
+      run.retryOptions(partition, 'failure; retrying from the same position'),
     );
   }
 
@@ -289,7 +275,7 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
 
   await consumer.start({
     async onAssigned(assigned) {
-      joined = true;
+      run.joined = true;
       metrics.assignedPartitions.set({ stage: stage.name }, assigned.length);
       logger.info({ partitions: assigned }, 'partitions assigned');
       for (const partition of assigned) {
@@ -320,17 +306,10 @@ export async function runTransformStage(stage: TransformStage, deps: StageDeps):
     },
   });
 
-  return {
-    name: stage.name,
-    healthy: () => joined && !stopping,
-    async stop() {
-      stopping = true;
-      await consumer.stop();
-      await Promise.all([...partitions.values()].map(closeProducer));
-      partitions.clear();
-      logger.info('stage stopped');
-    },
-  };
+  return run.running(consumer, async () => {
+    await Promise.all([...partitions.values()].map(closeProducer));
+    partitions.clear();
+  });
 }
 
 /** Offset metadata of a partial commit: how many outputs of the input at that offset are committed. */
