@@ -457,8 +457,9 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
         await runs.createRun(run, planFiles(runId, items));
         running.set(runKey(tenant, runId), stop);
       }
-      startRun(run, stop);
+      // The answer describes the run as it starts, not wherever the run has got to meanwhile.
       const progress = await runs.progress(run.runId, tenant);
+      startRun(run, stop);
       sendJson(
         state,
         202,
