@@ -849,3 +849,140 @@ t.test('property: every prefix of a valid body is TRUNCATED or valid, never anot
   }
   t.same(problems.slice(0, 10), []);
 });
+
+// ---------------------------------------------------------------------------------------------
+// Token handlers: each one's states against every byte, in one chunk and in 1-byte chunks (so
+// that every handler is also entered at every byte of its token), with JSON.parse as the oracle.
+
+const ALL_BYTES = Array.from({ length: 256 }, (_, c) => c);
+
+/** Scans `body` whole (json mode) and in 1-byte chunks; a description of the problem if the two differ or JSON.parse disagrees. */
+function disagreement(body: Buffer, options: JsonScannerOptions = { expect: 'json' }): string | undefined {
+  const whole = scanCut(body, options, []);
+  const bytewise = scanCut(body, options, eachSplit(body.length).at(-1) ?? []);
+  const label = JSON.stringify(body.toString('latin1'));
+  if (JSON.stringify(whole) !== JSON.stringify(bytewise)) return `${label}: ${JSON.stringify(whole)} whole, ${JSON.stringify(bytewise)} in 1-byte chunks`;
+  const accepts = options.expect === 'ndjson' ? ndjsonParseAccepts(body) : jsonParseAccepts(body);
+  if (whole.ok !== accepts) return `${label}: scanner ${whole.ok ? 'accepts' : `rejects (${whole.code})`}, JSON.parse ${accepts ? 'accepts' : 'rejects'}`;
+  return undefined;
+}
+
+function disagreements(bodies: Iterable<Buffer>, options?: JsonScannerOptions): string[] {
+  const problems: string[] = [];
+  for (const body of bodies) {
+    const problem = disagreement(body, options);
+    if (problem !== undefined) problems.push(problem);
+  }
+  return problems;
+}
+
+t.test('number handler: every number state followed by every byte agrees with JSON.parse', async (t) => {
+  // One prefix (or more) ending in each state: minus, zero, integer, dot, fraction, exponent, exponent sign, exponent digits.
+  const prefixes = ['-', '0', '-0', '1', '-12', '1.', '0.', '1.5', '1.25', '1e', '0E', '1.5e', '1e+', '1E-', '1e5', '1.5e-10'];
+  const bodies = prefixes.flatMap((prefix) => ALL_BYTES.map((c) => bytes(`[${prefix}`, [c], ']')));
+  t.same(disagreements(bodies).slice(0, 10), [], `${bodies.length} bodies`);
+  // At the end of the body (the number is ended by end()), as NDJSON.
+  t.same(
+    disagreements(
+      prefixes.map((prefix) => Buffer.from(prefix)),
+      { expect: 'ndjson' },
+    ),
+    [],
+  );
+});
+
+t.test('number handler: an error is at the first byte that can neither continue nor end the number', async (t) => {
+  expectError(t, scanAllSplits(t, '[-x]'), 'INVALID_JSON', 2);
+  expectError(t, scanAllSplits(t, '[01]'), 'INVALID_JSON', 2);
+  expectError(t, scanAllSplits(t, '[1.e5]'), 'INVALID_JSON', 3);
+  expectError(t, scanAllSplits(t, '[1e+-5]'), 'INVALID_JSON', 4);
+  expectError(t, scanAllSplits(t, '[1ex]'), 'INVALID_JSON', 3);
+  expectError(t, scanAllSplits(t, '[1.5.2]'), 'INVALID_JSON', 4);
+  expectError(t, scanAllSplits(t, '[-]'), 'INVALID_JSON', 2);
+  expectError(t, scanAllSplits(t, '[1e5e5]'), 'INVALID_JSON', 4);
+});
+
+t.test('literal handler: every position of true, false and null followed by every byte agrees with JSON.parse', async (t) => {
+  const bodies = ['true', 'false', 'null'].flatMap((word) =>
+    Array.from({ length: word.length }, (_, k) => word.slice(0, k + 1)).flatMap((prefix) => ALL_BYTES.map((c) => bytes(`[${prefix}`, [c], ']'))),
+  );
+  t.same(disagreements(bodies).slice(0, 10), [], `${bodies.length} bodies`);
+  expectError(t, scanAllSplits(t, '[nul]'), 'INVALID_JSON', 4);
+  expectError(t, scanAllSplits(t, '[fals e]'), 'INVALID_JSON', 5);
+  expectError(t, scanAllSplits(t, '[truex]'), 'INVALID_JSON', 5);
+  expectError(t, scanAllSplits(t, '{"a":tru'), 'TRUNCATED', 8);
+});
+
+t.test('string handler: every byte inside a string, after a backslash and in a \\u escape agrees with JSON.parse', async (t) => {
+  const inside = ALL_BYTES.map((c) => bytes('["ab', [c], 'cd"]'));
+  const escaped = ALL_BYTES.map((c) => bytes('["a\\', [c], 'bcd"]'));
+  const hex = [0, 1, 2, 3].flatMap((k) => ALL_BYTES.map((c) => bytes(`["\\u${'0'.repeat(k)}`, [c], `${'0'.repeat(3 - k)}"]`)));
+  const keys = ALL_BYTES.map((c) => bytes('{"a', [c], '":1}'));
+  t.same(disagreements([...inside, ...escaped, ...hex, ...keys]).slice(0, 10), []);
+});
+
+t.test('string handler: strings of every length up to 17 bytes, as values and keys, whatever the chunking', async (t) => {
+  // The plain run is tested four bytes at a time and then one at a time: every remainder, and every chunk end within it.
+  const words = Array.from({ length: 18 }, (_, k) => 'abcdefghijklmnopq'.slice(0, k));
+  const body = `[${words.map((w) => JSON.stringify(w)).join(',')},{${words.map((w, k) => `${JSON.stringify(w)}${k % 2 === 0 ? ':' : ' :'}${k}`).join(',')}}]`;
+  const outcome = scanAllSplits(t, body);
+  expectOk(t, outcome, 'array', words.length + 1);
+  t.same(
+    outcome.raws.slice(0, words.length),
+    words.map((w) => JSON.stringify(w)),
+  );
+  expectError(t, scanAllSplits(t, '["abcdefgh\u0001"]'), 'INVALID_JSON', 10);
+  expectError(t, scanAllSplits(t, bytes('["abcdefg', [0xc3, 0x28], '"]')), 'INVALID_UTF8', 10);
+  expectError(t, scanAllSplits(t, '{"abcdefgh" x}'), 'INVALID_JSON', 12);
+});
+
+t.test('structural handlers: every transition between brackets, commas, colons and values, whatever the chunking', async (t) => {
+  const valid = [
+    '[]',
+    '[[]]',
+    '[{}]',
+    '{}',
+    '{"a":[]}',
+    '{"a":{}}',
+    '[1,"a",[2],{"b":3},true]',
+    '{"a":1,"b":"2","c":[3],"d":{"e":null}}',
+    '[[1,2],[3,[4,[]]]]',
+  ];
+  for (const body of valid)
+    expectOk(t, scanAllSplits(t, body), body.startsWith('[') ? 'array' : 'object', body.startsWith('[') ? (JSON.parse(body) as unknown[]).length : 1);
+  const invalid: Array<[string, JsonScanErrorCode, number]> = [
+    ['[1 2]', 'INVALID_JSON', 3],
+    ['[1,]', 'INVALID_JSON', 3],
+    ['[,1]', 'INVALID_JSON', 1],
+    ['[1}', 'INVALID_JSON', 2],
+    ['{"a":1]', 'INVALID_JSON', 6],
+    ['{"a" 1}', 'INVALID_JSON', 5],
+    ['{"a":}', 'INVALID_JSON', 5],
+    ['{1:2}', 'INVALID_JSON', 1],
+    ['{"a":1,}', 'INVALID_JSON', 7],
+    ['{"a":1,2}', 'INVALID_JSON', 7],
+    ['{,}', 'INVALID_JSON', 1],
+    ['[:]', 'INVALID_JSON', 1],
+    ['{"a"::1}', 'INVALID_JSON', 5],
+    ['[1]]', 'TRAILING_DATA', 3],
+    ['{"a":[1}', 'INVALID_JSON', 7],
+  ];
+  for (const [body, code, offset] of invalid) expectError(t, scanAllSplits(t, body), code, offset);
+});
+
+t.test('whitespace handler: every byte below 0x21 between every two tokens agrees with JSON.parse', async (t) => {
+  const tokens = ['[', '1', ',', '{', '"a"', ':', '"b"', ',', '"c"', ':', 'null', '}', ']'];
+  const bodies: Buffer[] = [];
+  for (let gap = 0; gap <= tokens.length; gap++) {
+    for (let c = 0; c <= 0x20; c++) bodies.push(bytes(tokens.slice(0, gap).join(''), [c, c], tokens.slice(gap).join('')));
+  }
+  t.same(disagreements(bodies).slice(0, 10), [], `${bodies.length} bodies`);
+  t.same(
+    disagreements(
+      bodies.map((body) => bytes(body, '\n', body)),
+      { expect: 'ndjson' },
+    ).slice(0, 10),
+    [],
+    'as NDJSON lines',
+  );
+});

@@ -117,6 +117,7 @@ const ESCAPE = new Uint8Array(256);
 for (const c of '"\\/bfnrt') ESCAPE[c.charCodeAt(0)] = 1;
 ESCAPE['u'.charCodeAt(0)] = 2;
 const VALUE_START = byteTable((c) => isDigit(c) || '{["-tfn'.includes(String.fromCharCode(c)));
+const WHITESPACE = byteTable((c) => c === SPACE || c === TAB || c === CR || c === LF);
 const NUMBER_CHAR = byteTable((c) => isDigit(c) || c === DOT || c === LOWER_E || c === UPPER_E || c === PLUS || c === MINUS);
 
 /**
@@ -145,6 +146,15 @@ utf8Lead(0xf4, 0xf4, 3, 0x80, 0x8f);
 
 /** `true`, `false` and `null` back to back; a literal is scanned as a range of this table. */
 const LITERALS = new Uint8Array(Buffer.from('truefalsenull', 'latin1'));
+/** Where the literal starting with a byte starts in LITERALS, and, by that start, where it ends. */
+const LITERAL_AT = new Uint8Array(256);
+LITERAL_AT[LOWER_T] = 0;
+LITERAL_AT[LOWER_F] = 4;
+LITERAL_AT[LOWER_N] = 9;
+const LITERAL_END = new Uint8Array(10);
+LITERAL_END[0] = 4;
+LITERAL_END[4] = 9;
+LITERAL_END[9] = 13;
 
 // ---------------------------------------------------------------------------------------------
 // States. The structural ones (where whitespace may appear) come first: `state <= S_AFTER_VALUE`.
@@ -170,24 +180,61 @@ const S_AFTER_VALUE = 8;
 const S_STRING = 9;
 const S_STRING_ESCAPE = 10;
 const S_STRING_HEX = 11;
-/** Inside a multi-byte UTF-8 sequence (in a string, or a stray one outside strings). */
+/** Inside a multi-byte UTF-8 character in a string. */
 const S_UTF8 = 12;
-const N_MINUS = 13;
-const N_ZERO = 14;
-const N_INT = 15;
-const N_DOT = 16;
-const N_FRACTION = 17;
-const N_EXPONENT = 18;
-const N_EXPONENT_SIGN = 19;
-const N_EXPONENT_DIGITS = 20;
-const S_LITERAL = 21;
-const T_BOM_1 = 22;
-const T_BOM_2 = 23;
+/** A value that is a number starts at this byte (number() scans it with the rest of the number). */
+const N_START = 13;
+const N_MINUS = 14;
+const N_ZERO = 15;
+const N_INT = 16;
+const N_DOT = 17;
+const N_FRACTION = 18;
+const N_EXPONENT = 19;
+const N_EXPONENT_SIGN = 20;
+const N_EXPONENT_DIGITS = 21;
+const S_LITERAL = 22;
+const T_BOM_1 = 23;
+const T_BOM_2 = 24;
+/** After a byte >= 0x80 outside strings: the rest of its character is validated before it is reported (see unexpected). */
+const S_STRAY = 25;
+/** A value that is a literal starts at this byte (literal() scans it with the rest of the literal). */
+const S_LITERAL_START = 26;
 
 /** Number states in which the number is complete if the next byte does not continue it. */
 function numberCanEnd(state: number): boolean {
   return state === N_ZERO || state === N_INT || state === N_FRACTION || state === N_EXPONENT_DIGITS;
 }
+
+/** In NUMBER_NEXT: the byte can neither continue nor end the number. */
+const NUMBER_BAD = 0;
+/** In NUMBER_NEXT: the number is complete before the byte. */
+const NUMBER_ENDS = 1;
+/**
+ * The number grammar as a table: NUMBER_NEXT[(state - N_START) << 8 | byte] is the state after
+ * the byte, NUMBER_ENDS or NUMBER_BAD, so that the loop over a number is one load per byte.
+ */
+const NUMBER_NEXT = new Uint8Array((N_EXPONENT_DIGITS - N_START + 1) << 8);
+for (let state = N_START; state <= N_EXPONENT_DIGITS; state++) {
+  const row = (state - N_START) << 8;
+  NUMBER_NEXT.fill(numberCanEnd(state) ? NUMBER_ENDS : NUMBER_BAD, row, row + 256);
+  const afterDigit = [N_INT, N_INT, NUMBER_BAD, N_INT, N_FRACTION, N_FRACTION, N_EXPONENT_DIGITS, N_EXPONENT_DIGITS, N_EXPONENT_DIGITS][state - N_START]!;
+  for (let c = DIGIT_0; c <= DIGIT_9; c++) NUMBER_NEXT[row | c] = afterDigit;
+  if (state === N_START || state === N_MINUS) NUMBER_NEXT[row | DIGIT_0] = N_ZERO;
+  if (state === N_START) NUMBER_NEXT[row | MINUS] = N_MINUS;
+  if (state === N_ZERO || state === N_INT) NUMBER_NEXT[row | DOT] = N_DOT;
+  if (state === N_ZERO || state === N_INT || state === N_FRACTION) NUMBER_NEXT[row | LOWER_E] = NUMBER_NEXT[row | UPPER_E] = N_EXPONENT;
+  if (state === N_EXPONENT) NUMBER_NEXT[row | PLUS] = NUMBER_NEXT[row | MINUS] = N_EXPONENT_SIGN;
+}
+
+/** VALUE_STATE[byte]: the state a value starting with the byte enters, or NOT_A_VALUE. */
+const NOT_A_VALUE = 0xff;
+const VALUE_STATE = new Uint8Array(256).fill(NOT_A_VALUE);
+for (let c = DIGIT_0; c <= DIGIT_9; c++) VALUE_STATE[c] = N_START;
+VALUE_STATE[MINUS] = N_START;
+VALUE_STATE[QUOTE] = S_STRING;
+VALUE_STATE[LBRACE] = S_OBJECT_FIRST;
+VALUE_STATE[LBRACKET] = S_ARRAY_FIRST;
+VALUE_STATE[LOWER_T] = VALUE_STATE[LOWER_F] = VALUE_STATE[LOWER_N] = S_LITERAL_START;
 
 const F_UNDECIDED = 0;
 const F_OBJECT = 1;
@@ -269,6 +316,7 @@ export class JsonScanner {
   private readonly onRecordBounds: ((index: number, start: number, end: number) => void) | undefined;
   /** Absolute offset of the first byte of the chunk being scanned. */
   private chunkBase = 0;
+  private chunkLength = 0;
 
   private state = T_START;
   private total = 0;
@@ -301,6 +349,8 @@ export class JsonScanner {
   private lineLimitCr = false;
   private recordLimit = NO_LIMIT;
   private limit: number;
+  /** Local offset in the chunk being scanned where `limit` falls, or the chunk's length. */
+  private stop = 0;
 
   // Current record
   private recordStart = -1;
@@ -312,14 +362,12 @@ export class JsonScanner {
   private stringIsKey = false;
   private hexLeft = 0;
   private literalPos = 0;
-  private literalEnd = 0;
   private literalStart = 0;
   private utf8Need = 0;
   private utf8Lo = 0;
   private utf8Hi = 0;
   private utf8Lead = 0;
   private utf8CodePoint = 0;
-  private utf8Stray = false;
   private strayStart = 0;
   private strayCode: JsonScanErrorCode = 'INVALID_JSON';
   private strayExpected = '';
@@ -394,431 +442,366 @@ export class JsonScanner {
 
   // -------------------------------------------------------------------------------------------
 
+  /**
+   * Dispatches once per token: each handler takes the bytes [i, stop) it may consume, runs its
+   * own loop until its token ends, leaves `this.state` where the scan stands, and returns the
+   * index of the next unconsumed byte. A handler that moves the limit (a record starts or ends, a
+   * line feed) returns at once, so that the loop goes on to the new `this.stop`. Handlers keep
+   * their rare paths (errors, escapes, split characters) in methods of their own so that V8 can
+   * inline the common ones here: a call per token costs more than most tokens.
+   */
   private scan(buf: Uint8Array, base: number, n: number): void {
-    let state = this.state;
+    this.chunkLength = n;
+    this.setLimit(this.limit);
     let i = 0;
-    let stop = Math.min(n, this.limit - base);
-
     for (;;) {
-      while (i < stop) {
+      for (let stop = this.stop; i < stop; stop = this.stop) {
+        const state = this.state;
         if (state === S_STRING) {
-          // Fast path: plain ASCII up to something interesting.
-          while (i < stop && STRING_PLAIN[buf[i]!] === 1) i++;
-          if (i >= stop) continue;
-          const b = buf[i]!;
-          if (b === QUOTE) {
-            i++;
-            if (this.stringIsKey) {
-              // Usually the ':' follows at once.
-              if (i < stop && buf[i] === COLON) {
-                i++;
-                state = S_VALUE;
-              } else {
-                state = S_COLON;
-              }
-            } else {
-              state = this.valueEnd(buf, i);
-              stop = Math.min(n, this.limit - base);
-            }
-            continue;
-          }
-          if (b === BACKSLASH) {
-            state = S_STRING_ESCAPE;
-            i++;
-            continue;
-          }
-          if (b < 0x20) {
-            throw this.error(
-              'INVALID_JSON',
-              base + i,
-              `unexpected ${describeByte(b)} at byte ${base + i} inside a string: control characters must be escaped (e.g. \\n, \\u0000)`,
-            );
-          }
-          // b >= 0x80: a multi-byte UTF-8 character.
-          const need = UTF8_NEED[b]!;
-          if (need === 0) throw this.error('INVALID_UTF8', base + i, invalidLeadMessage(b, base + i));
-          if (i + need < stop) {
-            // The whole character is in this chunk: validate it in place.
-            const lo = UTF8_LO[b]!;
-            const hi = UTF8_HI[b]!;
-            const b1 = buf[i + 1]!;
-            if (b1 < lo || b1 > hi) {
-              throw this.error('INVALID_UTF8', base + i + 1, badContinuationMessage(b, b1, lo, hi, base + i + 1));
-            }
-            for (let k = 2; k <= need; k++) {
-              const bk = buf[i + k]!;
-              if ((bk & 0xc0) !== 0x80) {
-                throw this.error('INVALID_UTF8', base + i + k, badContinuationMessage(b, bk, 0x80, 0xbf, base + i + k));
-              }
-            }
-            i += need + 1;
-            continue;
-          }
-          this.beginUtf8(b, need, false);
-          state = S_UTF8;
-          i++;
-          continue;
-        }
-
-        const c = buf[i]!;
-
-        // Whitespace between tokens, in every structural state.
-        if (state <= S_AFTER_VALUE && c <= SPACE) {
-          if (c === SPACE || c === TAB || c === CR) {
-            i++;
-            continue;
-          }
-          if (c === LF) {
-            state = this.lineFeed(state, base + i);
-            stop = Math.min(n, this.limit - base);
-            i++;
-            continue;
-          }
-        }
-
-        switch (state) {
-          case S_AFTER_VALUE: {
-            const top = this.stack[this.depth - 1];
-            if (c === COMMA) {
-              i++;
-              if (top === IN_ARRAY) {
-                state = S_VALUE;
-              } else if (i < stop && buf[i] === QUOTE) {
-                // Usually the next key follows at once.
-                i++;
-                this.stringIsKey = true;
-                state = S_STRING;
-              } else {
-                state = S_OBJECT_KEY;
-              }
-              continue;
-            }
-            if ((c === RBRACKET && top === IN_ARRAY) || (c === RBRACE && top === IN_OBJECT)) {
-              this.depth--;
-              i++;
-              state = this.valueEnd(buf, i);
-              stop = Math.min(n, this.limit - base);
-              continue;
-            }
-            state = this.unexpected(
-              buf,
-              base,
-              i,
-              'INVALID_JSON',
-              top === IN_ARRAY ? "expected ',' or ']' after an array element" : "expected ',' or '}' after an object member",
-            );
-            i++;
-            continue;
-          }
-
-          case S_VALUE: {
-            if (VALUE_START[c] !== 1) {
-              state = this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a value');
-              i++;
-              continue;
-            }
-            if (this.depth === this.recordDepth) {
-              this.startRecord(base, i);
-              stop = Math.min(n, this.limit - base);
-            }
-            if (c === QUOTE) {
-              this.stringIsKey = false;
-              state = S_STRING;
-            } else if (c > DIGIT_0 && c <= DIGIT_9) {
-              state = N_INT;
-            } else if (c === DIGIT_0) {
-              state = N_ZERO;
-            } else if (c === LBRACE) {
-              this.push(IN_OBJECT, base + i);
-              state = S_OBJECT_FIRST;
-            } else if (c === LBRACKET) {
-              this.push(IN_ARRAY, base + i);
-              state = S_ARRAY_FIRST;
-            } else if (c === MINUS) {
-              state = N_MINUS;
-            } else {
-              const start = c === LOWER_T ? 0 : c === LOWER_F ? 4 : 9;
-              this.literalStart = start;
-              this.literalPos = start + 1;
-              this.literalEnd = start === 4 ? 9 : start + 4;
-              state = S_LITERAL;
-            }
-            i++;
-            continue;
-          }
-
-          case S_OBJECT_KEY:
-          case S_OBJECT_FIRST: {
-            if (c === QUOTE) {
-              this.stringIsKey = true;
-              state = S_STRING;
-              i++;
-              continue;
-            }
-            if (c === RBRACE && state === S_OBJECT_FIRST) {
-              this.depth--;
-              i++;
-              state = this.valueEnd(buf, i);
-              stop = Math.min(n, this.limit - base);
-              continue;
-            }
-            state = this.unexpected(
-              buf,
-              base,
-              i,
-              'INVALID_JSON',
-              state === S_OBJECT_FIRST ? "expected a string key or '}'" : "expected a string key after ','",
-            );
-            i++;
-            continue;
-          }
-
-          case S_COLON: {
-            if (c === COLON) {
-              state = S_VALUE;
-              i++;
-              continue;
-            }
-            state = this.unexpected(buf, base, i, 'INVALID_JSON', "expected ':' after the object key");
-            i++;
-            continue;
-          }
-
-          case S_ARRAY_FIRST: {
-            if (c === RBRACKET) {
-              this.depth--;
-              i++;
-              state = this.valueEnd(buf, i);
-              stop = Math.min(n, this.limit - base);
-              continue;
-            }
-            state = S_VALUE; // re-dispatch this byte
-            continue;
-          }
-
-          case N_INT:
-          case N_FRACTION:
-          case N_EXPONENT_DIGITS: {
-            while (i < stop && isDigit(buf[i]!)) i++;
-            if (i >= stop) continue;
-            const b = buf[i]!;
-            if (b === DOT && state === N_INT) {
-              state = N_DOT;
-              i++;
-              continue;
-            }
-            if ((b === LOWER_E || b === UPPER_E) && state !== N_EXPONENT_DIGITS) {
-              state = N_EXPONENT;
-              i++;
-              continue;
-            }
-            // The number ended before this byte, which the next state handles.
-            state = this.valueEnd(buf, i);
-            stop = Math.min(n, this.limit - base);
-            continue;
-          }
-
-          case N_ZERO: {
-            if (c === DOT) {
-              state = N_DOT;
-              i++;
-              continue;
-            }
-            if (c === LOWER_E || c === UPPER_E) {
-              state = N_EXPONENT;
-              i++;
-              continue;
-            }
-            if (isDigit(c)) {
-              throw this.error(
-                'INVALID_JSON',
-                base + i,
-                `unexpected ${describeByte(c)} at byte ${base + i}: a number cannot have a leading zero (expected '.', 'e' or the end of the number)`,
-              );
-            }
-            state = this.valueEnd(buf, i);
-            stop = Math.min(n, this.limit - base);
-            continue;
-          }
-
-          case N_MINUS:
-          case N_DOT:
-          case N_EXPONENT_SIGN: {
-            if (isDigit(c)) {
-              state = state === N_MINUS ? (c === DIGIT_0 ? N_ZERO : N_INT) : state === N_DOT ? N_FRACTION : N_EXPONENT_DIGITS;
-              i++;
-              continue;
-            }
-            state = this.unexpected(
-              buf,
-              base,
-              i,
-              'INVALID_JSON',
-              state === N_MINUS
-                ? "expected a digit after '-'"
-                : state === N_DOT
-                  ? 'expected a digit after the decimal point'
-                  : 'expected a digit in the exponent',
-            );
-            i++;
-            continue;
-          }
-
-          case N_EXPONENT: {
-            if (isDigit(c)) {
-              state = N_EXPONENT_DIGITS;
-              i++;
-              continue;
-            }
-            if (c === PLUS || c === MINUS) {
-              state = N_EXPONENT_SIGN;
-              i++;
-              continue;
-            }
-            state = this.unexpected(buf, base, i, 'INVALID_JSON', "expected a digit, '+' or '-' in the exponent");
-            i++;
-            continue;
-          }
-
-          case S_LITERAL: {
-            if (c === LITERALS[this.literalPos]) {
-              i++;
-              if (++this.literalPos === this.literalEnd) {
-                state = this.valueEnd(buf, i);
-                stop = Math.min(n, this.limit - base);
-              }
-              continue;
-            }
-            state = this.unexpected(buf, base, i, 'INVALID_JSON', `expected '${literalName(this.literalStart)}'`);
-            i++;
-            continue;
-          }
-
-          case S_STRING_ESCAPE: {
-            const kind = ESCAPE[c];
-            if (kind === 1) {
-              state = S_STRING;
-            } else if (kind === 2) {
-              this.hexLeft = 4;
-              state = S_STRING_HEX;
-            } else {
-              throw this.error(
-                'INVALID_JSON',
-                base + i,
-                `invalid escape: unexpected ${describeByte(c)} after '\\' at byte ${base + i}: expected one of " \\ / b f n r t u`,
-              );
-            }
-            i++;
-            continue;
-          }
-
-          case S_STRING_HEX: {
-            if (HEX_DIGIT[c] !== 1) {
-              throw this.error(
-                'INVALID_JSON',
-                base + i,
-                `unexpected ${describeByte(c)} at byte ${base + i}: expected a hexadecimal digit in a \\u escape (4 are required)`,
-              );
-            }
-            if (--this.hexLeft === 0) state = S_STRING;
-            i++;
-            continue;
-          }
-
-          case S_UTF8: {
-            if (c < this.utf8Lo || c > this.utf8Hi) {
-              throw this.error('INVALID_UTF8', base + i, badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, base + i));
-            }
-            this.utf8CodePoint = (this.utf8CodePoint << 6) | (c & 0x3f);
-            this.utf8Lo = 0x80;
-            this.utf8Hi = 0xbf;
-            i++;
-            if (--this.utf8Need === 0) {
-              if (this.utf8Stray) throw this.strayError();
-              state = S_STRING;
-            }
-            continue;
-          }
-
-          case T_AFTER: {
-            state = this.unexpected(buf, base, i, 'TRAILING_DATA', this.trailingExpectation());
-            i++;
-            continue;
-          }
-
-          case T_NEXTLINE: {
-            if (VALUE_START[c] === 1) {
-              this.nextLineValue(base + i);
-              state = S_VALUE; // re-dispatch this byte
-              continue;
-            }
-            if (this.format === F_UNDECIDED) {
-              state = this.unexpected(
-                buf,
-                base,
-                i,
-                'TRAILING_DATA',
-                'expected only whitespace after the top-level value, or another JSON value on its own line (NDJSON)',
-              );
-            } else {
-              state = this.unexpected(buf, base, i, 'INVALID_JSON', 'expected a JSON value at the start of the line');
-            }
-            i++;
-            continue;
-          }
-
-          case T_START: {
-            if (c === 0xef && base + i === 0) {
-              state = T_BOM_1;
-              i++;
-              continue;
-            }
-            this.firstValue(c, base + i);
-            stop = Math.min(n, this.limit - base);
-            state = S_VALUE; // re-dispatch this byte
-            continue;
-          }
-
-          case T_BOM_1: {
-            if (c === 0xbb) {
-              state = T_BOM_2;
-              i++;
-              continue;
-            }
-            // Not a BOM: EF is then the lead of some other character, which is not JSON.
-            this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
-            state = S_UTF8; // re-dispatch this byte as its continuation
-            continue;
-          }
-
-          case T_BOM_2: {
-            if (c === 0xbf) {
-              state = T_START;
-              i++;
-              continue;
-            }
-            this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
-            this.utf8Need = 1;
-            this.utf8Lo = 0x80;
-            this.utf8Hi = 0xbf;
-            this.utf8CodePoint = (0x0f << 6) | (0xbb & 0x3f);
-            state = S_UTF8;
-            continue;
-          }
-
-          default:
-            throw new Error(`JsonScanner: internal error, unknown state ${state}`);
+          i = this.string(buf, i, stop);
+        } else if (state <= S_AFTER_VALUE) {
+          if (WHITESPACE[buf[i]!] === 1) i = this.whitespace(buf, i, stop);
+          else if (state === S_AFTER_VALUE) i = this.afterValue(buf, i, stop);
+          else if (state === S_VALUE) i = this.value(buf, i);
+          else if (state > S_VALUE) i = this.structural(buf, i);
+          else i = this.topLevel(buf, i);
+        } else if (state <= N_EXPONENT_DIGITS && state >= N_START) {
+          i = this.number(buf, i, stop);
+        } else if (state === S_LITERAL || state === S_LITERAL_START) {
+          i = this.literal(buf, i, stop);
+        } else if (state === S_STRING_ESCAPE || state === S_STRING_HEX) {
+          i = this.escape(buf, i, stop);
+        } else if (state === S_UTF8 || state === S_STRAY) {
+          i = this.continuation(buf, i, stop);
+        } else {
+          i = this.byteOrderMark(buf, i);
         }
       }
-
       if (i >= n) break;
       // i === stop < n: the byte at i is the first one past the line or record limit.
-      this.crossLimit(buf[i]!, base + i, state);
-      stop = Math.min(n, this.limit - base);
+      this.crossLimit(buf[i]!, base + i, this.state);
     }
-
-    this.state = state;
     this.endChunk(buf, n);
+  }
+
+  // ---- token handlers -----------------------------------------------------------------------
+
+  /** Spaces, tabs and CRs between tokens, up to the next other byte or up to and including a line feed. */
+  private whitespace(buf: Uint8Array, i: number, stop: number): number {
+    do {
+      const c = buf[i]!;
+      if (c === LF) {
+        // A line feed can end an NDJSON value or line, which moves the line limit.
+        this.lineFeed(i);
+        return i + 1;
+      }
+      if (c !== SPACE && c !== TAB && c !== CR) return i;
+      i++;
+    } while (i < stop);
+    return i;
+  }
+
+  /** Before the first value (T_START) and after a top-level value (T_AFTER, T_NEXTLINE): the byte at `i` is not whitespace. */
+  private topLevel(buf: Uint8Array, i: number): number {
+    const c = buf[i]!;
+    const offset = this.chunkBase + i;
+    const state = this.state;
+    if (state === T_START) {
+      if (c === 0xef && offset === 0) {
+        this.state = T_BOM_1;
+        return i + 1;
+      }
+      this.firstValue(c, offset);
+      this.state = S_VALUE; // re-dispatch this byte
+      return i;
+    }
+    if (state === T_AFTER) return this.unexpected(buf, i, 'TRAILING_DATA', this.trailingExpectation());
+    // T_NEXTLINE
+    if (VALUE_START[c] === 1) {
+      this.nextLineValue(offset);
+      this.state = S_VALUE; // re-dispatch this byte
+      return i;
+    }
+    return this.format === F_UNDECIDED
+      ? this.unexpected(buf, i, 'TRAILING_DATA', 'expected only whitespace after the top-level value, or another JSON value on its own line (NDJSON)')
+      : this.unexpected(buf, i, 'INVALID_JSON', 'expected a JSON value at the start of the line');
+  }
+
+  /** A UTF-8 BOM at offset 0 (T_BOM_1, T_BOM_2): skipped if complete, otherwise the start of a stray character. */
+  private byteOrderMark(buf: Uint8Array, i: number): number {
+    const c = buf[i]!;
+    if (this.state === T_BOM_1) {
+      if (c === 0xbb) {
+        this.state = T_BOM_2;
+        return i + 1;
+      }
+      // Not a BOM: EF is then the lead of some other character, which is not JSON.
+      this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
+      return i; // re-dispatch this byte as its continuation
+    }
+    if (c === 0xbf) {
+      this.state = T_START;
+      return i + 1;
+    }
+    this.beginStray(0xef, 0, 'INVALID_JSON', 'expected a value');
+    this.utf8Need = 1;
+    this.utf8Lo = 0x80;
+    this.utf8Hi = 0xbf;
+    this.utf8CodePoint = (0x0f << 6) | (0xbb & 0x3f);
+    return i;
+  }
+
+  /** After a value inside a container (S_AFTER_VALUE): the byte at `i`, which is not whitespace. */
+  private afterValue(buf: Uint8Array, i: number, stop: number): number {
+    const c = buf[i]!;
+    const top = this.stack[this.depth - 1];
+    if (c === COMMA) {
+      if (top === IN_ARRAY) {
+        this.state = S_VALUE;
+        return i + 1;
+      }
+      // Usually the next key follows at once.
+      if (i + 1 < stop && buf[i + 1] === QUOTE) return this.beginString(true, i + 2);
+      this.state = S_OBJECT_KEY;
+      return i + 1;
+    }
+    if (c === (top === IN_ARRAY ? RBRACKET : RBRACE)) return this.close(buf, i);
+    return this.unexpectedStructure(buf, i);
+  }
+
+  /** A value must start at `i` (S_VALUE): opens a container or enters the first state of its token. */
+  private value(buf: Uint8Array, i: number): number {
+    const c = buf[i]!;
+    const state = VALUE_STATE[c]!;
+    if (state === NOT_A_VALUE) return this.unexpectedStructure(buf, i);
+    if (this.depth === this.recordDepth) this.startRecord(i);
+    this.state = state;
+    if (state === S_STRING) {
+      this.stringIsKey = false;
+      return i + 1;
+    }
+    if (state <= S_OBJECT_FIRST) return this.open(state, i);
+    return i; // a number or a literal: its handler scans its first byte too
+  }
+
+  /** After `[` (S_ARRAY_FIRST), after `{` or `,` in an object (S_OBJECT_FIRST, S_OBJECT_KEY), after a key (S_COLON). */
+  private structural(buf: Uint8Array, i: number): number {
+    const c = buf[i]!;
+    const state = this.state;
+    if (state === S_ARRAY_FIRST) {
+      if (c === RBRACKET) return this.close(buf, i);
+      this.state = S_VALUE;
+      return i; // re-dispatch this byte
+    }
+    if (state === S_COLON) {
+      if (c !== COLON) return this.unexpectedStructure(buf, i);
+      this.state = S_VALUE;
+      return i + 1;
+    }
+    if (c === QUOTE) return this.beginString(true, i + 1);
+    if (c === RBRACE && state === S_OBJECT_FIRST) return this.close(buf, i);
+    return this.unexpectedStructure(buf, i);
+  }
+
+  /** The byte at `i` cannot follow what came before it in a container (see unexpected). */
+  private unexpectedStructure(buf: Uint8Array, i: number): number {
+    const state = this.state;
+    let expected: string;
+    if (state === S_AFTER_VALUE) {
+      expected = this.stack[this.depth - 1] === IN_ARRAY ? "expected ',' or ']' after an array element" : "expected ',' or '}' after an object member";
+    } else if (state === S_OBJECT_FIRST) {
+      expected = "expected a string key or '}'";
+    } else if (state === S_OBJECT_KEY) {
+      expected = "expected a string key after ','";
+    } else if (state === S_VALUE) {
+      expected = 'expected a value';
+    } else {
+      expected = "expected ':' after the object key";
+    }
+    return this.unexpected(buf, i, 'INVALID_JSON', expected);
+  }
+
+  /** The closing bracket at `i` ends the innermost container. */
+  private close(buf: Uint8Array, i: number): number {
+    this.depth--;
+    return this.valueEnd(buf, i + 1);
+  }
+
+  /** The `[` or `{` at `i` opens a container (state: S_ARRAY_FIRST or S_OBJECT_FIRST). */
+  private open(state: number, i: number): number {
+    this.push(state === S_ARRAY_FIRST ? IN_ARRAY : IN_OBJECT, this.chunkBase + i);
+    return i + 1;
+  }
+
+  private beginString(isKey: boolean, i: number): number {
+    this.stringIsKey = isKey;
+    this.state = S_STRING;
+    return i;
+  }
+
+  /** Inside a string (S_STRING), up to and including the closing quote. */
+  private string(buf: Uint8Array, i: number, stop: number): number {
+    const plain = STRING_PLAIN;
+    for (;;) {
+      // Four bytes per test while they last: most bytes of a string are plain.
+      while (i + 4 <= stop && (plain[buf[i]!]! & plain[buf[i + 1]!]! & plain[buf[i + 2]!]! & plain[buf[i + 3]!]!) === 1) i += 4;
+      while (i < stop && plain[buf[i]!] === 1) i++;
+      if (i >= stop) return i;
+      if (buf[i] === QUOTE) return this.stringEnd(buf, i + 1, stop);
+      i = this.stringSpecial(buf, i, stop);
+      if (this.state !== S_STRING) return i;
+    }
+  }
+
+  /** The closing quote of a string ends just before `i`. */
+  private stringEnd(buf: Uint8Array, i: number, stop: number): number {
+    if (!this.stringIsKey) return this.valueEnd(buf, i);
+    // Usually the ':' follows at once.
+    if (i < stop && buf[i] === COLON) {
+      this.state = S_VALUE;
+      return i + 1;
+    }
+    this.state = S_COLON;
+    return i;
+  }
+
+  /** In a string, the byte at `i` is neither plain ASCII nor the closing quote: an escape, a control byte or a UTF-8 lead. */
+  private stringSpecial(buf: Uint8Array, i: number, stop: number): number {
+    const c = buf[i]!;
+    const offset = this.chunkBase + i;
+    if (c === BACKSLASH) {
+      this.state = S_STRING_ESCAPE;
+      return i + 1 < stop ? this.escape(buf, i + 1, stop) : i + 1;
+    }
+    if (c < 0x20) {
+      throw this.error(
+        'INVALID_JSON',
+        offset,
+        `unexpected ${describeByte(c)} at byte ${offset} inside a string: control characters must be escaped (e.g. \\n, \\u0000)`,
+      );
+    }
+    // c >= 0x80: a multi-byte UTF-8 character.
+    const need = UTF8_NEED[c]!;
+    if (need === 0) throw this.error('INVALID_UTF8', offset, invalidLeadMessage(c, offset));
+    this.beginUtf8(c, need);
+    this.state = S_UTF8;
+    return i + 1 < stop ? this.continuation(buf, i + 1, stop) : i + 1;
+  }
+
+  /** After a backslash in a string (S_STRING_ESCAPE) or inside its `\u` digits (S_STRING_HEX), up to the end of the escape. */
+  private escape(buf: Uint8Array, i: number, stop: number): number {
+    while (i < stop) {
+      const c = buf[i]!;
+      const offset = this.chunkBase + i;
+      i++;
+      if (this.state === S_STRING_ESCAPE) {
+        const kind = ESCAPE[c];
+        if (kind === 1) {
+          this.state = S_STRING;
+          return i;
+        }
+        if (kind !== 2) {
+          throw this.error(
+            'INVALID_JSON',
+            offset,
+            `invalid escape: unexpected ${describeByte(c)} after '\\' at byte ${offset}: expected one of " \\ / b f n r t u`,
+          );
+        }
+        this.hexLeft = 4;
+        this.state = S_STRING_HEX;
+        continue;
+      }
+      if (HEX_DIGIT[c] !== 1) {
+        throw this.error(
+          'INVALID_JSON',
+          offset,
+          `unexpected ${describeByte(c)} at byte ${offset}: expected a hexadecimal digit in a \\u escape (4 are required)`,
+        );
+      }
+      if (--this.hexLeft === 0) {
+        this.state = S_STRING;
+        return i;
+      }
+    }
+    return i;
+  }
+
+  /**
+   * The continuation bytes of a multi-byte UTF-8 character: in a string (S_UTF8, then back to
+   * S_STRING), or of a stray character outside strings (S_STRAY, which fails once it is complete).
+   */
+  private continuation(buf: Uint8Array, i: number, stop: number): number {
+    while (i < stop) {
+      const c = buf[i]!;
+      if (c < this.utf8Lo || c > this.utf8Hi) {
+        const offset = this.chunkBase + i;
+        throw this.error('INVALID_UTF8', offset, badContinuationMessage(this.utf8Lead, c, this.utf8Lo, this.utf8Hi, offset));
+      }
+      this.utf8CodePoint = (this.utf8CodePoint << 6) | (c & 0x3f);
+      this.utf8Lo = 0x80;
+      this.utf8Hi = 0xbf;
+      i++;
+      if (--this.utf8Need === 0) {
+        if (this.state === S_STRAY) throw this.strayError();
+        this.state = S_STRING;
+        return i;
+      }
+    }
+    return i;
+  }
+
+  /** Inside a number (N_START … N_EXPONENT_DIGITS), up to the first byte that cannot continue it. */
+  private number(buf: Uint8Array, i: number, stop: number): number {
+    let state = this.state;
+    while (i < stop) {
+      const next = NUMBER_NEXT[((state - N_START) << 8) | buf[i]!]!;
+      if (next < N_START) {
+        this.state = state;
+        // The number ended before this byte, which the next state handles.
+        return next === NUMBER_ENDS ? this.valueEnd(buf, i) : this.numberError(buf, i);
+      }
+      state = next;
+      i++;
+    }
+    this.state = state;
+    return i;
+  }
+
+  /** The byte at `i` can neither continue nor end the number (in this.state). */
+  private numberError(buf: Uint8Array, i: number): number {
+    const state = this.state;
+    const c = buf[i]!;
+    const offset = this.chunkBase + i;
+    if (state === N_ZERO) {
+      throw this.error(
+        'INVALID_JSON',
+        offset,
+        `unexpected ${describeByte(c)} at byte ${offset}: a number cannot have a leading zero (expected '.', 'e' or the end of the number)`,
+      );
+    }
+    let expected: string;
+    if (state === N_MINUS) expected = "expected a digit after '-'";
+    else if (state === N_DOT) expected = 'expected a digit after the decimal point';
+    else if (state === N_EXPONENT) expected = "expected a digit, '+' or '-' in the exponent";
+    else expected = 'expected a digit in the exponent';
+    return this.unexpected(buf, i, 'INVALID_JSON', expected);
+  }
+
+  /** `true`, `false` or `null` from its first byte (S_LITERAL_START) or within it (S_LITERAL): LITERALS from literalStart, of which literalPos is next. */
+  private literal(buf: Uint8Array, i: number, stop: number): number {
+    if (this.state === S_LITERAL_START) {
+      this.literalStart = this.literalPos = LITERAL_AT[buf[i]!]!;
+      this.state = S_LITERAL;
+    }
+    let pos = this.literalPos;
+    const end = LITERAL_END[this.literalStart]!;
+    while (i < stop) {
+      if (buf[i] !== LITERALS[pos]) return this.unexpected(buf, i, 'INVALID_JSON', `expected '${literalName(this.literalStart)}'`);
+      i++;
+      if (++pos === end) return this.valueEnd(buf, i);
+    }
+    this.literalPos = pos;
+    return i;
   }
 
   /** If the current record continues in the next chunk and onRecord wants it, keep a copy of its bytes in this one. */
@@ -837,14 +820,17 @@ export class JsonScanner {
     if (state === T_START) {
       throw this.error('EMPTY_BODY', 0, 'the body is empty: expected a JSON object, an array or NDJSON records');
     }
-    if (state === T_BOM_1 || state === T_BOM_2 || (state === S_UTF8 && this.utf8Stray)) {
+    if (state === T_BOM_1 || state === T_BOM_2 || state === S_STRAY) {
       throw this.error(
         'INVALID_UTF8',
         total,
-        `invalid UTF-8 at byte ${total}: the body ends inside a multi-byte character that started at byte ${state === S_UTF8 ? this.strayStart : 0}`,
+        `invalid UTF-8 at byte ${total}: the body ends inside a multi-byte character that started at byte ${state === S_STRAY ? this.strayStart : 0}`,
       );
     }
-    if (numberCanEnd(state) && this.depth === 0) state = this.valueEnd(null, 0);
+    if (numberCanEnd(state) && this.depth === 0) {
+      this.valueEnd(null, 0);
+      state = this.state;
+    }
     if (state !== T_AFTER && state !== T_NEXTLINE) {
       throw this.error('TRUNCATED', total, `unexpected end of the body at byte ${total} ${this.openThing(state)}; the body looks truncated`);
     }
@@ -878,7 +864,7 @@ export class JsonScanner {
         this.recordDepth = 1;
         this.lineMode = false;
         this.lineLimit = NO_LIMIT;
-        this.limit = this.recordLimit;
+        this.setLimit(this.recordLimit);
       }
     } else if (c === LBRACE) {
       if (this.expect === 'json') this.format = F_OBJECT;
@@ -925,15 +911,19 @@ export class JsonScanner {
       : "expected only whitespace after the closing '}' of the top-level object";
   }
 
-  private lineFeed(state: number, offset: number): number {
+  /** A line feed at local offset `i` between tokens: it may end a top-level value or a line. */
+  private lineFeed(i: number): void {
+    const state = this.state;
+    const offset = this.chunkBase + i;
     if (state === T_AFTER) {
-      if (!this.lineMode) return state;
+      if (!this.lineMode) return;
       this.newLine(offset);
-      return T_NEXTLINE;
+      this.state = T_NEXTLINE;
+      return;
     }
     if (state === T_START || state === T_NEXTLINE) {
       if (this.lineMode) this.newLine(offset);
-      return state;
+      return;
     }
     // Between tokens inside a value.
     if (this.strictLines) {
@@ -943,42 +933,47 @@ export class JsonScanner {
       this.firstMultiline = true;
       this.newLine(offset);
     }
-    return state;
   }
 
   // ---- brackets -----------------------------------------------------------------------------
 
   private push(kind: number, offset: number): void {
     const depth = this.depth + 1;
-    if (depth > this.maxDepth) {
+    if (depth > this.stack.length) this.grow(kind, offset);
+    this.stack[depth - 1] = kind;
+    this.depth = depth;
+  }
+
+  /** The stack is full: grows it, up to maxDepth. */
+  private grow(kind: number, offset: number): void {
+    if (this.depth + 1 > this.maxDepth) {
       throw this.error(
         'NESTING_TOO_DEEP',
         offset,
         `unexpected ${kind === IN_ARRAY ? "'['" : "'{'"} at byte ${offset}: nesting deeper than ${this.maxDepth} levels is not allowed`,
       );
     }
-    if (depth > this.stack.length) {
-      const grown = new Uint8Array(Math.min(this.maxDepth, this.stack.length * 2));
-      grown.set(this.stack);
-      this.stack = grown;
-    }
-    this.stack[depth - 1] = kind;
-    this.depth = depth;
+    const grown = new Uint8Array(Math.min(this.maxDepth, this.stack.length * 2));
+    grown.set(this.stack);
+    this.stack = grown;
   }
 
   // ---- records and limits -------------------------------------------------------------------
 
-  private startRecord(base: number, i: number): void {
-    this.recordStart = base + i;
+  private startRecord(i: number): void {
+    const offset = this.chunkBase + i;
+    this.recordStart = offset;
     this.recordStartLocal = i;
-    this.recordLimit = base + i + this.maxLineBytes;
-    this.limit = Math.min(this.lineLimit, this.recordLimit);
+    this.recordLimit = offset + this.maxLineBytes;
+    this.setLimit(Math.min(this.lineLimit, this.recordLimit));
   }
 
-  /** A value ended just before local offset `end`; returns the state that follows it. */
+  /** The one place where a value ends, just before local offset `end`: sets the state that follows it, returns `end`. */
   private valueEnd(buf: Uint8Array | null, end: number): number {
-    if (this.depth === this.recordDepth) this.recordDone(buf, end);
-    return this.depth === 0 ? T_AFTER : S_AFTER_VALUE;
+    const depth = this.depth;
+    if (depth === this.recordDepth) this.recordDone(buf, end);
+    this.state = depth === 0 ? T_AFTER : S_AFTER_VALUE;
+    return end;
   }
 
   private recordDone(buf: Uint8Array | null, end: number): void {
@@ -987,7 +982,7 @@ export class JsonScanner {
     this.onRecordBounds?.(index, this.recordStart, buf === null ? this.total : this.chunkBase + end);
     this.recordStart = -1;
     this.recordLimit = NO_LIMIT;
-    this.limit = this.lineLimit;
+    this.setLimit(this.lineLimit);
     const onRecord = this.onRecord;
     if (onRecord === undefined) return;
     const tail = buf === null ? 0 : end - this.recordStartLocal;
@@ -1006,7 +1001,14 @@ export class JsonScanner {
   private newLine(lineFeedOffset: number): void {
     this.lineLimit = lineFeedOffset + 1 + this.maxLineBytes;
     this.lineLimitCr = false;
-    this.limit = Math.min(this.lineLimit, this.recordLimit);
+    this.setLimit(Math.min(this.lineLimit, this.recordLimit));
+  }
+
+  /** `limit` is absolute; `stop` is where the scan of this chunk must pause for it (a small integer, cheap to compare). */
+  private setLimit(limit: number): void {
+    this.limit = limit;
+    const left = limit - this.chunkBase;
+    this.stop = left < this.chunkLength ? left : this.chunkLength;
   }
 
   /** The byte `c` at `offset` is the first one past the line limit or the record limit. */
@@ -1038,7 +1040,7 @@ export class JsonScanner {
       }
       this.recordLimit = NO_LIMIT;
     }
-    this.limit = Math.min(this.lineLimit, this.recordLimit);
+    this.setLimit(Math.min(this.lineLimit, this.recordLimit));
   }
 
   // ---- errors -------------------------------------------------------------------------------
@@ -1047,13 +1049,12 @@ export class JsonScanner {
     return new JsonScanError(code, offset, message);
   }
 
-  private beginUtf8(lead: number, need: number, stray: boolean): void {
+  private beginUtf8(lead: number, need: number): void {
     this.utf8Lead = lead;
     this.utf8Need = need;
     this.utf8Lo = UTF8_LO[lead]!;
     this.utf8Hi = UTF8_HI[lead]!;
     this.utf8CodePoint = lead & (need === 1 ? 0x1f : need === 2 ? 0x0f : 0x07);
-    this.utf8Stray = stray;
   }
 
   /**
@@ -1061,20 +1062,21 @@ export class JsonScanner {
    * >= 0x80 is reported as INVALID_UTF8 if it cannot start a character; otherwise the rest of the
    * character is validated first (it may be in the next chunk): an invalid one is INVALID_UTF8 at
    * the offending byte, a valid one is reported with `code` at its first byte (see strayError).
-   * Returns the state that validates the rest of the character.
+   * Sets the state that validates the rest of the character and returns the index after `i`.
    */
-  private unexpected(buf: Uint8Array, base: number, i: number, code: JsonScanErrorCode, expected: string): number {
+  private unexpected(buf: Uint8Array, i: number, code: JsonScanErrorCode, expected: string): number {
     const c = buf[i]!;
-    const offset = base + i;
+    const offset = this.chunkBase + i;
     if (c < 0x80) throw this.error(code, offset, `unexpected ${describeByte(c)} at byte ${offset}: ${expected}`);
     const need = UTF8_NEED[c]!;
     if (need === 0) throw this.error('INVALID_UTF8', offset, invalidLeadMessage(c, offset));
     this.beginStray(c, offset, code, expected);
-    return S_UTF8;
+    return i + 1;
   }
 
   private beginStray(lead: number, offset: number, code: JsonScanErrorCode, expected: string): void {
-    this.beginUtf8(lead, UTF8_NEED[lead]!, true);
+    this.beginUtf8(lead, UTF8_NEED[lead]!);
+    this.state = S_STRAY;
     this.strayStart = offset;
     this.strayCode = code;
     this.strayExpected = expected;
