@@ -18,8 +18,9 @@ const item: ImportJson = {
   pieces_extracted: 2,
   invalid: 3,
   loaded: 57,
-  inserted: 56,
+  inserted: 53,
   updated: 1,
+  unchanged: 3,
   rejected: 0,
   unprocessed: 0,
   error_code: null,
@@ -68,7 +69,7 @@ t.test('the page: counts, where the file is, the first errors and links to all o
   const html = renderImportPage(item, { counts: { validation: 3, processing: 0, rejected: 0 }, first: [entry] });
   t.match(html, '<span id="status" class="status-complete">complete</span>');
   t.match(html, '<code>s3://raw/acme/req-0001-abcd.json</code>');
-  t.match(html, '<tr data-count="loaded"><th scope="row">Loaded (56 inserted, 1 updated)</th><td>57</td></tr>');
+  t.match(html, '<tr data-count="loaded"><th scope="row">Loaded (53 inserted, 1 updated, 3 unchanged)</th><td>57</td></tr>');
   t.match(html, 'Extracted (2 of 2 pieces)');
   t.match(html, '3 errors (3 invalid, 0 refused by the database, 0 processing), the first 1 below.');
   t.match(html, 'href="req-0001-abcd/errors?tenant=acme&format=csv"');

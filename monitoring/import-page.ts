@@ -64,7 +64,7 @@ export function renderImportPage(item: ImportJson, report: { counts: Record<stri
     ['records-expected', 'Records in the file (ingress)', dash(item.records_expected)],
     ['extracted', `Extracted (${item.pieces_extracted} of ${item.pieces ?? '?'} pieces)`, dash(item.extracted)],
     ['invalid', 'Invalid (broke the contract)', String(item.invalid)],
-    ['loaded', `Loaded (${item.inserted} inserted, ${item.updated} updated)`, String(item.loaded)],
+    ['loaded', `Loaded (${item.inserted} inserted, ${item.updated} updated, ${item.unchanged} unchanged)`, String(item.loaded)],
     ['rejected', 'Refused by the database', String(item.rejected)],
     ['unprocessed', 'Lost to a processing error', String(item.unprocessed)],
   ];

@@ -43,6 +43,7 @@ export interface ImportRow {
   loaded: string | number;
   inserted: string | number;
   updated: string | number;
+  unchanged: string | number;
   rejected: string | number;
   unprocessed: string | number;
   error_code: string | null;
@@ -83,6 +84,7 @@ export function fromRow(row: ImportRow): StoredImport {
       loaded: Number(row.loaded),
       inserted: Number(row.inserted),
       updated: Number(row.updated),
+      unchanged: Number(row.unchanged),
       rejected: Number(row.rejected),
       unprocessed: Number(row.unprocessed),
       errorCode: row.error_code,

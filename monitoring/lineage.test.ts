@@ -38,7 +38,7 @@ const invalid = (at: number): LineageEvent => ({
   violations: [],
   source: { topic: 'RecordExtracted', partition: 0, offset: 0 },
 });
-const loaded = (batchId: string, inserted: number, updated: number, rejected: number, at: number): LineageEvent => ({
+const loaded = (batchId: string, inserted: number, updated: number, rejected: number, at: number, unchanged = 0): LineageEvent => ({
   kind: 'loaded',
   requestId: id,
   tenant: 'acme',
@@ -46,6 +46,7 @@ const loaded = (batchId: string, inserted: number, updated: number, rejected: nu
   batchId,
   inserted,
   updated,
+  unchanged,
   rejected,
 });
 
@@ -103,6 +104,16 @@ t.test('status follows the counts: received → extracted → complete', async (
   t.equal(lineage.completedAt, t0 + 3000, 'completed when the last event happened');
   t.same(effects.completed, [{ tenant: 'acme', latencySeconds: 3 }]);
   t.match(lineage, { invalid: 1, loaded: 3, inserted: 2, updated: 1, rejected: 1 });
+});
+
+t.test('unchanged records are loaded: a replay of loaded data completes with them', async (t) => {
+  const effects = emptyEffects();
+  const { lineage } = run([received, extracted, invalid(t0 + 1500), loaded('b1', 0, 0, 0, t0 + 2000, 3), loaded('b2', 0, 1, 0, t0 + 2500)]);
+  t.match(lineage, { status: 'complete', loaded: 4, inserted: 0, updated: 1, unchanged: 3, invalid: 1 });
+  applyEvent(emptyLineage(id), loaded('b3', 1, 2, 1, t0, 3), effects);
+  t.same(effects.recordsLoaded.get('acme'), 6, 'the metric counts them as loaded');
+  t.same(effects.recordsValid.get('acme'), 7);
+  t.match(toJson(lineage), { inserted: 0, updated: 1, unchanged: 3, loaded: 4 }, 'the API shows them');
 });
 
 t.test('records downstream before the extract summary: extracting', async (t) => {
@@ -245,7 +256,21 @@ t.test('toLineageEvent maps each topic and ignores events without a request id',
   t.match(toLineageEvent('RecordsLoaded', { request_id: id, tenant: 'acme', batch_id: 'g/t/0/1-2', inserted: 1, updated: 0, rejected: 0, loaded_at: t0 }), {
     kind: 'loaded',
     batchId: 'g/t/0/1-2',
+    unchanged: 0,
   });
+  t.match(
+    toLineageEvent('RecordsLoaded', {
+      request_id: id,
+      tenant: 'acme',
+      batch_id: 'g/t/0/1-2',
+      inserted: 0,
+      updated: 1,
+      rejected: 0,
+      loaded_at: t0,
+      unchanged: 4,
+    }),
+    { kind: 'loaded', updated: 1, unchanged: 4 },
+  );
   t.match(
     toLineageEvent('ProcessingError', {
       stage: 'extract',

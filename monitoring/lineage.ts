@@ -35,10 +35,12 @@ export interface Lineage {
   /** Pieces whose FileExtracted was seen. */
   piecesExtracted: number;
   invalid: number;
-  /** inserted + updated */
+  /** inserted + updated + unchanged: the records the database took */
   loaded: number;
   inserted: number;
   updated: number;
+  /** Records that changed no data (the stored copy of their company was the same, or newer). */
+  unchanged: number;
   rejected: number;
   /** Records a validate/load stage could not process (ProcessingError), counted nowhere else. */
   unprocessed: number;
@@ -78,7 +80,7 @@ export type LineageEvent =
       violations: Array<{ path: string; keyword: string; message: string }>;
       source: { topic: string; partition: number; offset: number };
     })
-  | (EventBase & { kind: 'loaded'; batchId: string; inserted: number; updated: number; rejected: number })
+  | (EventBase & { kind: 'loaded'; batchId: string; inserted: number; updated: number; unchanged: number; rejected: number })
   | (EventBase & {
       kind: 'processing-error';
       stage: string;
@@ -180,6 +182,8 @@ export function toLineageEvent(topic: string, value: unknown): LineageEvent | un
         batchId: String(event.batch_id),
         inserted: count(event.inserted),
         updated: count(event.updated),
+        // Absent in events written before the field: none.
+        unchanged: count(event.unchanged ?? 0),
         rejected: count(event.rejected),
       };
     }
@@ -221,6 +225,7 @@ export function emptyLineage(requestId: string, tenant = ''): Lineage {
     loaded: 0,
     inserted: 0,
     updated: 0,
+    unchanged: 0,
     rejected: 0,
     unprocessed: 0,
     errorCode: null,
@@ -335,11 +340,12 @@ export function applyEvent(lineage: Lineage, event: LineageEvent, effects: Linea
     case 'loaded':
       lineage.inserted += event.inserted;
       lineage.updated += event.updated;
-      lineage.loaded += event.inserted + event.updated;
+      lineage.unchanged += event.unchanged;
+      lineage.loaded += event.inserted + event.updated + event.unchanged;
       lineage.rejected += event.rejected;
-      add(effects.recordsLoaded, tenant, event.inserted + event.updated);
+      add(effects.recordsLoaded, tenant, event.inserted + event.updated + event.unchanged);
       add(effects.recordsRejected, tenant, event.rejected);
-      add(effects.recordsValid, tenant, event.inserted + event.updated + event.rejected);
+      add(effects.recordsValid, tenant, event.inserted + event.updated + event.unchanged + event.rejected);
       break;
     case 'processing-error':
       if (event.effect === 'fail') {
@@ -401,6 +407,7 @@ export function snakeCaseLineage<Time>(lineage: Lineage, time: (ms: number | nul
     loaded: lineage.loaded,
     inserted: lineage.inserted,
     updated: lineage.updated,
+    unchanged: lineage.unchanged,
     rejected: lineage.rejected,
     unprocessed: lineage.unprocessed,
     error_code: lineage.errorCode,

@@ -133,6 +133,8 @@ export interface RecordsLoaded {
   updated: number;
   rejected: number;
   loaded_at: EpochMillis;
+  /** Absent in events written before the field (schema version 1): read as 0. */
+  unchanged?: number;
 }
 
 export interface ProcessingError {

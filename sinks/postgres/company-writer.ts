@@ -23,6 +23,13 @@
  * WHERE), so the final row is the newest copy whatever order the copies are loaded in, across
  * batches, partitions and replicas. An older copy is counted in `outdated` and writes nothing.
  *
+ * Unchanged copies: every row carries the content hash of its copy's rows (content-hash.ts). A
+ * copy at least as new as the stored one with the same hash (a replay of loaded data) is counted
+ * in `unchanged`: its child rows and data columns are not touched, and when it is newer only the
+ * row's source_* columns (its version) advance, so that a copy older than it but newer than the
+ * stored one, loaded after it, is still outdated. A row stored without a hash (before migration
+ * 0010) counts as updated once.
+ *
  * Bad rows: a COPY or merge that fails with a data error (SQLSTATE class 22 or 23) is rolled
  * back to its savepoint and the batch goes the `insert` way, where a chunk that fails is rolled
  * back and retried in halves until the bad rows are alone; those are returned as `rejected`, the
@@ -37,6 +44,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import type { ColumnSet, ITask } from 'pg-promise';
 import { PipelineError, errorMessage } from '../../core/errors.js';
 import type { Postgres } from '../../core/postgres.js';
+import { contentHash } from './content-hash.js';
 import { advanceStoredOffset, lockStoredOffset, readStoredOffsets } from './sink-offsets.js';
 
 export interface SinkRecord {
@@ -76,14 +84,21 @@ export interface RequestLoadCounts {
   tenant: string;
   inserted: number;
   updated: number;
+  /** Records that wrote no data: identical to the stored copy, or superseded (`collapsed`, `outdated`). */
+  unchanged: number;
   rejected: number;
 }
 
 export interface BatchWriteResult {
   /** Company rows inserted. */
   inserted: number;
-  /** Company rows updated (superseded records are not counted here, see `collapsed`). */
+  /** Company rows whose data changed (superseded records are not counted here, see `collapsed`). */
   updated: number;
+  /**
+   * Company rows left as they were: the copy's data (row and child rows, see content-hash.ts)
+   * are the stored ones. Only the row's version columns advance, when the copy is newer.
+   */
+  unchanged: number;
   rejected: RejectedRecord[];
   /** Records superseded by a newer one of the same key in this batch (not written). */
   collapsed: number;
@@ -157,7 +172,12 @@ export const companyColumnNames = [
   'source_key',
   'source_record_index',
   'source_accepted_at',
+  'content_hash',
 ] as const satisfies ReadonlyArray<keyof CompanyRow>;
+/** The columns saying which copy a row is (its version and where it came from), not what it holds. */
+const sourceColumnNames = ['source_request_id', 'source_bucket', 'source_key', 'source_record_index', 'source_accepted_at'] as const satisfies ReadonlyArray<
+  keyof CompanyRow
+>;
 export const officeColumnNames = [
   'tenant',
   'permalink',
@@ -221,6 +241,8 @@ interface CompanyRow {
   source_key: string;
   source_record_index: number;
   source_accepted_at: number;
+  /** contentHash() of the copy's rows: equal hashes, equal data. */
+  content_hash: string;
 }
 
 interface OfficeRow {
@@ -259,7 +281,7 @@ interface Prepared {
   rounds: FundingRoundRow[];
 }
 
-type Outcome = { kind: 'inserted' } | { kind: 'updated' } | { kind: 'outdated' } | { kind: 'rejected'; code: string; message: string };
+type Outcome = { kind: 'inserted' } | { kind: 'updated' } | { kind: 'unchanged' } | { kind: 'outdated' } | { kind: 'rejected'; code: string; message: string };
 
 type Version = Pick<SinkRecord['source'], 'acceptedAt' | 'requestId' | 'recordIndex'>;
 
@@ -303,13 +325,27 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
     ],
     { table: 'companies' },
   );
-  // A conflicting row is updated only by a copy at least as new; an older one returns no row.
+  // A conflicting row is updated only by a copy at least as new and with other data; an older
+  // copy, or one with the stored data, returns no row. Writers set unchanged copies aside before
+  // (they only advance the row's version); the hash test keeps a row that a concurrent writer
+  // gave these data in the meantime.
   const upsertSuffix =
     ' ON CONFLICT (tenant, permalink) DO UPDATE SET ' +
     companyColumns.assignColumns({ from: 'EXCLUDED', skip: ['tenant', 'permalink'] }) +
-    ` WHERE ${versionOf('companies')} <= ${versionOf('EXCLUDED')}` +
+    ` WHERE ${versionOf('companies')} <= ${versionOf('EXCLUDED')} AND companies.content_hash IS DISTINCT FROM EXCLUDED.content_hash` +
     ' RETURNING (xmax = 0) AS inserted, tenant, permalink';
   const keyColumns: ColumnSet = new ColumnSet(['tenant', 'permalink']);
+  // An unchanged copy's version (the `insert` way): multi-row UPDATE … FROM (VALUES …) AS v keyed by ?tenant, ?permalink.
+  const sourceColumns: ColumnSet = new ColumnSet(
+    [
+      '?tenant',
+      '?permalink',
+      ...sourceColumnNames.map((name) =>
+        name === 'source_accepted_at' ? { name, cast: 'bigint' } : name === 'source_record_index' ? { name, cast: 'integer' } : name,
+      ),
+    ],
+    { table: 'companies' },
+  );
   const officeColumns: ColumnSet = new ColumnSet([...officeColumnNames], { table: 'company_offices' });
   const roundColumns: ColumnSet = new ColumnSet([...roundColumnNames], { table: 'company_funding_rounds' });
 
@@ -343,7 +379,18 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   const kept =
     `${STAGE.companies} AS stage JOIN companies AS kept ON kept.tenant = stage.tenant AND kept.permalink = stage.permalink ` +
     `AND ${versionOf('kept')} = ${versionOf('stage')}`;
+  const sameKey = (a: string, b: string) => `${a}.tenant = ${b}.tenant AND ${a}.permalink = ${b}.permalink`;
+  // Before the upsert: the stored copies of the staged companies, locked in key order; an
+  // unchanged copy (same hash, stored copy not newer) advances the stored version only; then the
+  // staging table keeps only the copies to write (not outdated, not unchanged).
   const mergeSql = [
+    `SELECT stored.tenant, stored.permalink, ${versionOf('stored')} <= ${versionOf('stage')} AS current, ` +
+      `stored.content_hash = stage.content_hash AS same FROM companies AS stored JOIN ${STAGE.companies} AS stage ON ${sameKey('stored', 'stage')} ` +
+      'ORDER BY stored.tenant, stored.permalink FOR UPDATE OF stored',
+    `UPDATE companies AS stored SET ${sourceColumnNames.map((column) => `${column} = stage.${column}`).join(', ')} FROM ${STAGE.companies} AS stage ` +
+      `WHERE ${sameKey('stored', 'stage')} AND stored.content_hash = stage.content_hash AND ${versionOf('stored')} < ${versionOf('stage')}`,
+    `DELETE FROM ${STAGE.companies} AS stage USING companies AS stored WHERE ${sameKey('stored', 'stage')} ` +
+      `AND (${versionOf('stored')} > ${versionOf('stage')} OR stored.content_hash = stage.content_hash)`,
     `INSERT INTO companies (${list(companyColumnNames)}, loaded_at) ` +
       `SELECT ${list(companyColumnNames)}, now() FROM ${STAGE.companies} ORDER BY tenant, permalink` +
       upsertSuffix,
@@ -357,29 +404,57 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   ].join(';\n');
 
   /**
-   * The `insert` way replaces child rows by key, so it must not be handed an outdated copy: drops
-   * from `items` (marking them outdated) those older than the stored row, which it locks.
+   * The `insert` way replaces child rows by key, so it must not be handed an outdated or an
+   * unchanged copy: sets aside from `items` those older than the stored row (outdated) and those
+   * with its data (unchanged: only the row's version advances), locking the stored rows.
    */
-  async function dropOutdated(t: ITask<unknown>, items: Prepared[], outcomes: Map<string, Outcome>): Promise<Prepared[]> {
+  async function setAside(t: ITask<unknown>, items: Prepared[], outcomes: Map<string, Outcome>): Promise<Prepared[]> {
     if (items.length === 0) return items;
-    const stored = await t.any<{ tenant: string; permalink: string; source_accepted_at: string; source_request_id: string; source_record_index: number }>(
-      'SELECT c.tenant, c.permalink, c.source_accepted_at, c.source_request_id, c.source_record_index FROM companies c ' +
+    const stored = await t.any<{
+      tenant: string;
+      permalink: string;
+      source_accepted_at: string;
+      source_request_id: string;
+      source_record_index: number;
+      content_hash: string | null;
+    }>(
+      'SELECT c.tenant, c.permalink, c.source_accepted_at, c.source_request_id, c.source_record_index, c.content_hash FROM companies c ' +
         'JOIN unnest($1::text[], $2::text[]) AS k(tenant, permalink) ON c.tenant = k.tenant AND c.permalink = k.permalink ' +
         'ORDER BY c.tenant, c.permalink FOR UPDATE OF c',
       [items.map((item) => item.record.tenant), items.map((item) => item.record.permalink)],
     );
-    const versions = new Map(
+    const copies = new Map(
       stored.map((row) => [
         keyOf(row.tenant, row.permalink),
-        { requestId: row.source_request_id, acceptedAt: Number(row.source_accepted_at), recordIndex: row.source_record_index },
+        {
+          version: { requestId: row.source_request_id, acceptedAt: Number(row.source_accepted_at), recordIndex: row.source_record_index },
+          hash: row.content_hash,
+        },
       ]),
     );
-    return items.filter((item) => {
-      const version = versions.get(item.key);
-      if (version === undefined || compareVersions(version, item.record.source) <= 0) return true;
-      outcomes.set(item.key, { kind: 'outdated' });
+    const advance: Prepared[] = [];
+    const write = items.filter((item) => {
+      const copy = copies.get(item.key);
+      if (copy === undefined) return true;
+      const order = compareVersions(copy.version, item.record.source);
+      if (order > 0) {
+        outcomes.set(item.key, { kind: 'outdated' });
+        return false;
+      }
+      if (copy.hash !== item.company.content_hash) return true;
+      outcomes.set(item.key, { kind: 'unchanged' });
+      if (order < 0) advance.push(item);
       return false;
     });
+    if (advance.length > 0) {
+      await t.none(
+        pgp.helpers.update(
+          advance.map((item) => item.company),
+          sourceColumns,
+        ) + ' WHERE v.tenant = t.tenant AND v.permalink = t.permalink',
+      );
+    }
+    return write;
   }
 
   /**
@@ -428,8 +503,12 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       await t.multi(`ROLLBACK TO SAVEPOINT ${SAVEPOINT};\nRELEASE SAVEPOINT ${SAVEPOINT}`);
       return false;
     }
+    // A copy the upsert returned no row for lost to a newer one a concurrent writer stored meanwhile.
     for (const item of items) outcomes.set(item.key, { kind: 'outdated' });
-    for (const row of (results[0] ?? []) as Array<{ inserted: boolean; tenant: string; permalink: string }>) {
+    for (const row of (results[0] ?? []) as Array<{ tenant: string; permalink: string; current: boolean; same: boolean | null }>) {
+      if (row.current && row.same === true) outcomes.set(keyOf(row.tenant, row.permalink), { kind: 'unchanged' });
+    }
+    for (const row of (results[3] ?? []) as Array<{ inserted: boolean; tenant: string; permalink: string }>) {
       outcomes.set(keyOf(row.tenant, row.permalink), { kind: row.inserted ? 'inserted' : 'updated' });
     }
     return true;
@@ -465,7 +544,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
   async function writeBatchInTx(t: ITask<unknown>, client: pg.Client, batch: PartitionBatch, next: bigint, hooks: WriteHooks): Promise<BatchWriteResult> {
     const stored = await lockStoredOffset(t, batch);
     if (stored >= next) {
-      return { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
+      return { inserted: 0, updated: 0, unchanged: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true };
     }
 
     // Records already committed by an earlier, overlapping batch are left alone.
@@ -491,12 +570,22 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       const id = `${record.source.requestId}\u0000${record.tenant}`;
       let counts = perRequest.get(id);
       if (!counts) {
-        counts = { requestId: record.source.requestId, tenant: record.tenant, inserted: 0, updated: 0, rejected: 0 };
+        counts = { requestId: record.source.requestId, tenant: record.tenant, inserted: 0, updated: 0, unchanged: 0, rejected: 0 };
         perRequest.set(id, counts);
       }
       return counts;
     };
-    const result: BatchWriteResult = { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted, perRequest: [], skipped: false };
+    const result: BatchWriteResult = {
+      inserted: 0,
+      updated: 0,
+      unchanged: 0,
+      rejected: [],
+      collapsed: 0,
+      outdated: 0,
+      alreadyCommitted,
+      perRequest: [],
+      skipped: false,
+    };
     const rejected: Array<{ offset: bigint; rejection: RejectedRecord }> = [];
     const reject = (record: SinkRecord, code: string, message: string): void => {
       rejected.push({ offset: BigInt(record.offset), rejection: { record, code, message } });
@@ -524,7 +613,7 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
       const copied: boolean = method === 'copy' && pass.length > 0 && (await writeByCopy(t, client, pass, outcomes, stagingHoldsRows));
       stagingHoldsRows ||= copied;
       if (!copied) {
-        const current = await dropOutdated(t, pass, outcomes);
+        const current = await setAside(t, pass, outcomes);
         for (let i = 0; i < current.length; i += chunkSize) await writeIsolating(t, current.slice(i, i + chunkSize), outcomes);
       }
       for (const item of pass) {
@@ -536,24 +625,28 @@ export function createCompanyWriter(postgres: Postgres, options: CompanyWriterOp
         }
         const counts = countsOf(item.record);
         if (outcome.kind === 'outdated') {
-          // Accounted for in its import's lineage like a superseded record: as `updated`.
+          // Accounted for in its import's lineage like a superseded record: as `unchanged`.
           result.outdated++;
-          counts.updated++;
+          counts.unchanged++;
         } else if (outcome.kind === 'inserted') {
           result.inserted++;
           counts.inserted++;
+        } else if (outcome.kind === 'unchanged') {
+          result.unchanged++;
+          counts.unchanged++;
         } else {
           result.updated++;
           counts.updated++;
         }
         // Superseded records of this key. Choice: they count in `collapsed` and, so that every
-        // valid record of an import ends up inserted, updated or rejected (per-import lineage
-        // adds up), as `updated` of their own request in perRequest, but not in the batch's
-        // inserted/updated, which count rows. Hence, over perRequest:
-        // inserted + updated + rejected = result.inserted + result.updated + rejected + collapsed + outdated.
+        // valid record of an import ends up inserted, updated, unchanged or rejected (per-import
+        // lineage adds up), as `unchanged` of their own request in perRequest (they wrote
+        // nothing), but not in the batch's inserted/updated/unchanged, which count rows. Hence,
+        // over perRequest: inserted + updated + unchanged + rejected =
+        // result.inserted + result.updated + result.unchanged + rejected + collapsed + outdated.
         for (const superseded of candidates.get(item.key) ?? []) {
           result.collapsed++;
-          countsOf(superseded).updated++;
+          countsOf(superseded).unchanged++;
         }
         candidates.delete(item.key);
       }
@@ -690,7 +783,7 @@ function keyOf(tenant: string, permalink: string): string {
  */
 function prepare(record: SinkRecord, key: string): Prepared | string {
   const { tenant, permalink, document: doc, source } = record;
-  const company: CompanyRow = {
+  const company: Omit<CompanyRow, 'content_hash'> = {
     tenant,
     permalink,
     name: text(doc.name),
@@ -753,7 +846,10 @@ function prepare(record: SinkRecord, key: string): Prepared | string {
       }
     }
   }
-  return { record, key, company, offices, rounds };
+  // The document is hashed as the object (its text's key order is no difference), the source_* columns not at all.
+  const content = Object.fromEntries(Object.entries(company).filter(([column]) => column !== 'document' && !column.startsWith('source_')));
+  const content_hash = contentHash({ company: content, document: doc, offices, rounds });
+  return { record, key, company: { ...company, content_hash }, offices, rounds };
 }
 
 /** The rows the sink writes for one record, or why it cannot write them (bench:pipeline's COPY ceiling writes these too). */

@@ -62,6 +62,7 @@ export function createLoadSink(postgres: Postgres): Sink<CompanyRecordEvent> {
                 updated: counts.updated,
                 rejected: counts.rejected,
                 loaded_at: now,
+                unchanged: counts.unchanged,
               };
               emits.push({ to: 'loaded', key: counts.requestId, value: event, requestId: counts.requestId });
             }

@@ -234,7 +234,7 @@ interface LedgerCounts {
   recordValidated: Map<string, number>;
   validationError: Map<string, number>;
   processingErrors: Array<{ request_id: string; stage: string; reason_code: string; message: string }>;
-  /** RecordsLoaded: batch id → inserted + updated (at-least-once by design; counted per distinct batch). */
+  /** RecordsLoaded: batch id → inserted + updated + unchanged (at-least-once by design; counted per distinct batch). */
   loadedBatches: Map<string, number>;
   recordsLoadedMessages: number;
 }
@@ -313,7 +313,7 @@ export class Ledger {
       });
     } else if (topic === topics.recordsLoaded.name) {
       this.counts.recordsLoadedMessages++;
-      this.counts.loadedBatches.set(`${String(value.batch_id)}/${requestId}`, Number(value.inserted) + Number(value.updated));
+      this.counts.loadedBatches.set(`${String(value.batch_id)}/${requestId}`, Number(value.inserted) + Number(value.updated) + Number(value.unchanged ?? 0));
     }
   }
 

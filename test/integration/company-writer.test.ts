@@ -98,6 +98,20 @@ function companies(tenant: string): Promise<CompanyRowOut[]> {
   return db.any('SELECT * FROM companies WHERE tenant = $1 ORDER BY permalink', [tenant]);
 }
 
+/** Every row of the tenant with its xmin (the transaction that wrote it), and its child rows with theirs. */
+async function snapshot(tenant: string) {
+  const rows = await db.any<Record<string, unknown> & { xmin: string; source_request_id: string; number_of_employees: number | null }>(
+    'SELECT xmin::text AS xmin, * FROM companies WHERE tenant = $1 ORDER BY permalink',
+    [tenant],
+  );
+  const children = await db.any<{ kind: string; permalink: string; city: string | null }>(
+    "SELECT 'office' AS kind, permalink, position, city, xmin::text AS xmin FROM company_offices WHERE tenant = $1 " +
+      "UNION ALL SELECT 'round', permalink, position, round_code, xmin::text FROM company_funding_rounds WHERE tenant = $1 ORDER BY 1, 2, 3",
+    [tenant],
+  );
+  return { rows, children };
+}
+
 async function storedOffset(group: string, partition = 0): Promise<string | undefined> {
   return (await offsetReader.storedOffsets(group, topic)).get(partition);
 }
@@ -130,7 +144,7 @@ for (const method of ['copy', 'insert'] as const) {
       ),
     );
     t.match(first, { inserted: 3, updated: 0, rejected: [], collapsed: 0, skipped: false });
-    t.same(first.perRequest, [{ requestId: 'req-1', tenant, inserted: 3, updated: 0, rejected: 0 }]);
+    t.same(first.perRequest, [{ requestId: 'req-1', tenant, inserted: 3, updated: 0, unchanged: 0, rejected: 0 }]);
 
     const rows = await companies(tenant);
     t.equal(rows.length, 3);
@@ -195,10 +209,10 @@ for (const method of ['copy', 'insert'] as const) {
     t.same(
       result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
       [
-        { requestId: 'req-a', tenant, inserted: 1, updated: 1, rejected: 0 },
-        { requestId: 'req-b', tenant, inserted: 1, updated: 1, rejected: 0 },
+        { requestId: 'req-a', tenant, inserted: 1, updated: 0, unchanged: 1, rejected: 0 },
+        { requestId: 'req-b', tenant, inserted: 1, updated: 0, unchanged: 1, rejected: 0 },
       ],
-      'superseded records count as updated of their own request',
+      'superseded records count as unchanged of their own request',
     );
   });
 
@@ -260,7 +274,7 @@ for (const method of ['copy', 'insert'] as const) {
     for (const [i, final] of finals.entries()) t.same(final, finals[0], `order ${JSON.stringify(orders[i])} ends with the same rows and child rows`);
   });
 
-  t.test(`[${method}] an older copy changes nothing and is counted as outdated, and as updated of its import`, async (t) => {
+  t.test(`[${method}] an older copy changes nothing and is counted as outdated, and as unchanged of its import`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
     await writer.writeBatch(
@@ -271,10 +285,97 @@ for (const method of ['copy', 'insert'] as const) {
       batch(group, [rec(tenant, 'x', 1, { doc: doc('x', { name: 'older', offices: [] }), requestId: 'a', acceptedAt: 1000 })], 2),
     );
     t.match(result, { inserted: 0, updated: 0, outdated: 1, collapsed: 0, rejected: [] });
-    t.same(result.perRequest, [{ requestId: 'a', tenant, inserted: 0, updated: 1, rejected: 0 }]);
+    t.same(result.perRequest, [{ requestId: 'a', tenant, inserted: 0, updated: 0, unchanged: 1, rejected: 0 }]);
     t.same(await companies(tenant), before, 'the row is untouched (loaded_at too)');
     t.same(await db.any('SELECT city FROM company_offices WHERE tenant = $1', [tenant]), [{ city: 'Kept' }], 'its child rows too');
     t.equal(await storedOffset(group), '2', 'the offset still advances');
+  });
+
+  t.test(`[${method}] the same copies loaded again: all unchanged, no row or child row rewritten`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    const records = ['a', 'b', 'c'].map((permalink, i) => rec(tenant, permalink, i));
+    t.match(await writer.writeBatch(batch(group, records, 3)), { inserted: 3, updated: 0, unchanged: 0 });
+    const before = await snapshot(tenant);
+
+    // The same batch once more (at later offsets: a consumer group that read the topic again).
+    const again = await writer.writeBatch(
+      batch(
+        group,
+        records.map((record, i) => ({ ...record, document: structuredClone(record.document), offset: String(3 + i) })),
+        6,
+      ),
+    );
+    t.match(again, { inserted: 0, updated: 0, unchanged: 3, outdated: 0, collapsed: 0, rejected: [] });
+    t.same(again.perRequest, [{ requestId: 'req-1', tenant, inserted: 0, updated: 0, unchanged: 3, rejected: 0 }]);
+    t.same(await snapshot(tenant), before, 'same xmin for every row and child row: nothing rewritten');
+
+    // A replay: the same data under a newer version (its request id sorts after the original's).
+    const replay = await writer.writeBatch(
+      batch(
+        group,
+        records.map((record, i) => ({ ...record, offset: String(6 + i), source: { ...record.source, requestId: 'req-1-rabc' } })),
+        9,
+      ),
+    );
+    t.match(replay, { inserted: 0, updated: 0, unchanged: 3 });
+    const after = await snapshot(tenant);
+    t.same(after.children, before.children, 'no child row rewritten');
+    t.same(
+      after.rows.map(({ xmin: _xmin, source_request_id: _id, ...data }) => data),
+      before.rows.map(({ xmin: _xmin, source_request_id: _id, ...data }) => data),
+      'the same data (loaded_at too)',
+    );
+    t.same(
+      after.rows.map((row) => row.source_request_id),
+      ['req-1-rabc', 'req-1-rabc', 'req-1-rabc'],
+      "the row's version advances to the replay's",
+    );
+    // A copy older than the replay but newer than the original, loaded after the replay: outdated
+    // (had the replay's version not been kept, it would overwrite the newest copy's data).
+    const between = await writer.writeBatch(
+      batch(group, [rec(tenant, 'a', 9, { doc: doc('a', { name: 'in between' }), requestId: 'req-1-q', recordIndex: 0 })], 10),
+    );
+    t.match(between, { inserted: 0, updated: 0, unchanged: 0, outdated: 1 });
+    t.equal((await companies(tenant))[0]?.name, 'Company a');
+  });
+
+  t.test(`[${method}] a changed field or child row is updated; a row stored without a hash is updated once`, async (t) => {
+    const tenant = newTenant();
+    const group = newGroup();
+    t.match(await writer.writeBatch(batch(group, [rec(tenant, 'a', 0), rec(tenant, 'b', 1), rec(tenant, 'c', 2)], 3)), { inserted: 3 });
+    const before = await snapshot(tenant);
+    const changed = await writer.writeBatch(
+      batch(
+        group,
+        [
+          rec(tenant, 'a', 3, { doc: doc('a', { number_of_employees: 774 }), requestId: 'req-2' }),
+          rec(tenant, 'b', 4, { doc: doc('b', { offices: [{ city: 'Elsewhere' }] }), requestId: 'req-2' }),
+          rec(tenant, 'c', 5, { requestId: 'req-2' }),
+        ],
+        6,
+      ),
+    );
+    t.match(changed, { inserted: 0, updated: 2, unchanged: 1 });
+    t.same(changed.perRequest, [{ requestId: 'req-2', tenant, inserted: 0, updated: 2, unchanged: 1, rejected: 0 }]);
+    const after = await snapshot(tenant);
+    t.not(after.rows[0]!.xmin, before.rows[0]!.xmin, 'a: rewritten');
+    t.equal(after.rows[0]!.number_of_employees, 774);
+    t.same(
+      after.children.filter((child) => child.permalink === 'b' && child.kind === 'office').map((child) => child.city),
+      ['Elsewhere'],
+      'b: its offices replaced',
+    );
+    t.same(
+      after.children.filter((child) => child.permalink === 'c'),
+      before.children.filter((child) => child.permalink === 'c'),
+      'c: its child rows untouched',
+    );
+
+    await db.none('UPDATE companies SET content_hash = NULL WHERE tenant = $1', [tenant]);
+    const same = [rec(tenant, 'a', 6, { doc: doc('a', { number_of_employees: 774 }), requestId: 'req-2' })];
+    t.match(await writer.writeBatch(batch(group, same, 7)), { updated: 1, unchanged: 0 }, 'a row from before the hash: updated');
+    t.match(await writer.writeBatch(batch(group, [{ ...same[0]!, offset: '7' }], 8)), { updated: 0, unchanged: 1 }, 'then unchanged');
   });
 
   t.test(`[${method}] a replayed batch is skipped and changes nothing`, async (t) => {
@@ -288,7 +389,7 @@ for (const method of ['copy', 'insert'] as const) {
 
     let hookCalls = 0;
     const replay = await writer.writeBatch(batch(group, records, 103), { beforeCommit: async () => void hookCalls++ });
-    t.same(replay, { inserted: 0, updated: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
+    t.same(replay, { inserted: 0, updated: 0, unchanged: 0, rejected: [], collapsed: 0, outdated: 0, alreadyCommitted: 0, perRequest: [], skipped: true });
     t.equal(hookCalls, 0, 'no hook for a skipped batch');
     const after = await companies(tenant);
     t.equal(after.length, before.length);
@@ -331,7 +432,7 @@ for (const method of ['copy', 'insert'] as const) {
       ),
     );
     t.match(result, { inserted: 3, updated: 0, alreadyCommitted: 2, skipped: false });
-    t.same(result.perRequest, [{ requestId: 'req-2', tenant, inserted: 3, updated: 0, rejected: 0 }]);
+    t.same(result.perRequest, [{ requestId: 'req-2', tenant, inserted: 3, updated: 0, unchanged: 0, rejected: 0 }]);
     const names = (await companies(tenant)).map((row) => row.name);
     t.same(names, ['Company p0', 'Company p1', 'Company p2', 'Company p3', 'Company p4', 'again 5', 'again 6', 'again 7']);
     t.equal(await storedOffset(group), '8');
@@ -459,7 +560,7 @@ for (const method of ['copy', 'insert'] as const) {
     t.equal(result.rejected[0]!.code, '22003');
     t.match(result.rejected[0]!.message, /out of range/);
     t.equal(result.rejected[0]!.record.permalink, 'n04');
-    t.same(result.perRequest, [{ requestId: 'req-1', tenant, inserted: 10, updated: 0, rejected: 1 }]);
+    t.same(result.perRequest, [{ requestId: 'req-1', tenant, inserted: 10, updated: 0, unchanged: 0, rejected: 1 }]);
     const rows = await companies(tenant);
     t.equal(rows.length, 10);
     t.notOk(rows.some((row) => row.permalink === 'n04'));
@@ -511,9 +612,9 @@ for (const method of ['copy', 'insert'] as const) {
     t.same(
       result.perRequest.sort((p, q) => p.requestId.localeCompare(q.requestId)),
       [
-        { requestId: 'r1', tenant, inserted: 0, updated: 1, rejected: 0 },
-        { requestId: 'r2', tenant, inserted: 1, updated: 0, rejected: 0 },
-        { requestId: 'r3', tenant, inserted: 0, updated: 0, rejected: 1 },
+        { requestId: 'r1', tenant, inserted: 0, updated: 0, unchanged: 1, rejected: 0 },
+        { requestId: 'r2', tenant, inserted: 1, updated: 0, unchanged: 0, rejected: 0 },
+        { requestId: 'r3', tenant, inserted: 0, updated: 0, unchanged: 0, rejected: 1 },
       ],
     );
   });
@@ -552,7 +653,7 @@ for (const method of ['copy', 'insert'] as const) {
     if (method === 'copy') {
       const merges = queries.filter((q) => /INSERT INTO companies \(.*\) SELECT/s.test(q));
       t.equal(merges.length, 2, 'one merge per pass');
-      const emptied = queries.filter((q) => /DELETE FROM pg_temp.company_writer_companies/.test(q));
+      const emptied = queries.filter((q) => /DELETE FROM pg_temp\.company_writer_companies(?! AS)/.test(q));
       t.equal(emptied.length, 1, 'the staging tables are emptied once: before the second pass, not at the start of the transaction');
     }
   });
@@ -670,27 +771,30 @@ for (const method of ['copy', 'insert'] as const) {
   t.test(`[${method}] perRequest counts add up per request id`, async (t) => {
     const tenant = newTenant();
     const group = newGroup();
-    await writer.writeBatch(batch(group, [rec(tenant, 'old', 0, { requestId: 'earlier' })], 1));
+    await writer.writeBatch(
+      batch(group, [rec(tenant, 'old', 0, { requestId: 'earlier' }), rec(tenant, 'same', 0, { requestId: 'earlier', recordIndex: 1 })], 1),
+    );
     const records = [
-      rec(tenant, 'old', 1, { requestId: 'imp-1' }), // updated
+      rec(tenant, 'old', 1, { requestId: 'imp-1', doc: doc('old', { name: 'renamed' }) }), // updated
+      rec(tenant, 'same', 8, { requestId: 'imp-2' }), // unchanged (the copy stored by "earlier")
       rec(tenant, 'q1', 2, { requestId: 'imp-1' }), // inserted
-      rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by the newer copy at offset 6 → updated for imp-2
+      rec(tenant, 'q2', 3, { requestId: 'imp-2' }), // superseded by the newer copy at offset 6 → unchanged for imp-2
       rec(tenant, 'q3', 4, { requestId: 'imp-1', doc: doc('q3', { number_of_employees: 30000000000 }) }), // rejected
       rec(tenant, 'q4', 5, { requestId: 'imp-2' }), // inserted
       rec(tenant, 'q2', 6, { requestId: 'imp-1', acceptedAt: 2_000 }), // inserted
       rec(tenant, 'q5', 7, { requestId: 'imp-2', doc: doc('q5', { founded_year: 9999999999 }) }), // rejected
     ];
-    const result = await writer.writeBatch(batch(group, records, 8));
+    const result = await writer.writeBatch(batch(group, records, 9));
     const per = new Map(result.perRequest.map((counts) => [counts.requestId, counts]));
-    t.same(per.get('imp-1'), { requestId: 'imp-1', tenant, inserted: 2, updated: 1, rejected: 1 });
-    t.same(per.get('imp-2'), { requestId: 'imp-2', tenant, inserted: 1, updated: 1, rejected: 1 });
+    t.same(per.get('imp-1'), { requestId: 'imp-1', tenant, inserted: 2, updated: 1, unchanged: 0, rejected: 1 });
+    t.same(per.get('imp-2'), { requestId: 'imp-2', tenant, inserted: 1, updated: 0, unchanged: 2, rejected: 1 });
     for (const requestId of ['imp-1', 'imp-2']) {
       const counts = per.get(requestId)!;
       const sent = records.filter((r) => r.source.requestId === requestId).length;
-      t.equal(counts.inserted + counts.updated + counts.rejected, sent, `${requestId}: every record accounted for`);
+      t.equal(counts.inserted + counts.updated + counts.unchanged + counts.rejected, sent, `${requestId}: every record accounted for`);
     }
-    const totals = result.perRequest.reduce((sum, c) => sum + c.inserted + c.updated + c.rejected, 0);
-    t.equal(totals, result.inserted + result.updated + result.rejected.length + result.collapsed + result.outdated);
+    const totals = result.perRequest.reduce((sum, c) => sum + c.inserted + c.updated + c.unchanged + c.rejected, 0);
+    t.equal(totals, result.inserted + result.updated + result.unchanged + result.rejected.length + result.collapsed + result.outdated);
     t.equal(totals, records.length);
   });
 

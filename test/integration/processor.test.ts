@@ -167,7 +167,7 @@ async function expectExactOutcome(t: Test, tenant: string, requestId: string, re
     decode,
   });
   const batches = new Map(loaded.map((event) => [event.value.batch_id, event.value]));
-  const total = [...batches.values()].reduce((sum, event) => sum + Number(event.inserted) + Number(event.updated), 0);
+  const total = [...batches.values()].reduce((sum, event) => sum + Number(event.inserted) + Number(event.updated) + Number(event.unchanged ?? 0), 0);
   t.equal(total, expected.valid, 'RecordsLoaded (one per batch) accounts for every valid record');
 }
 
