@@ -157,6 +157,43 @@ t.test("a tenant neither sees nor stops another tenant's run", async (t) => {
   server.release();
 });
 
+t.test("a browser gets a run's page: a <progress> of its files; a replay's import page shows its run's", async (t) => {
+  const server = await serve(t, { imports: [importOf('acme', 'req-00000001', t0), importOf('acme', 'req-00000002', t0 + 1000)] });
+  const started = await call(server, 'POST', '/tenants/acme/replay', as(tokens.acme));
+  const runId = started.json.run_id as string;
+  await waitForRun(server, runId, tokens.acme, (json) => json.running === false);
+  server.runs.lineage.set(`req-00000001-r${runId}`, { status: 'complete', done: 2, loaded: { inserted: 0, updated: 1, unchanged: 1 } });
+  server.runs.lineage.set(`req-00000002-r${runId}`, { status: 'complete', done: 2, loaded: { inserted: 0, updated: 0, unchanged: 2 } });
+  const page = await call(server, 'GET', `/replays/${runId}?tenant=acme`, { ...as(tokens.acme), accept: 'text/html' });
+  t.equal(page.status, 200);
+  t.match(page.headers['content-type'], 'text/html');
+  t.match(page.text, '<progress id="files-progress" value="2" max="2">2 of 2 files</progress>');
+  t.match(page.text, '<dd id="loaded">0 inserted, updated 1, unchanged 3</dd>');
+  t.match(page.text, `href="../imports/req-00000001-r${runId}?tenant=acme"`, 'each replay links to its import page');
+  t.notMatch(page.text, '<script', 'no script');
+  t.match(
+    (await call(server, 'GET', `/replays/${runId}?tenant=acme`, as(tokens.acme))).json,
+    {
+      files_done: 2,
+      updated: 1,
+      unchanged: 3,
+      replays: [
+        { updated: 1, unchanged: 1 },
+        { updated: 0, unchanged: 2 },
+      ],
+    },
+    'JSON for an API client, with the counts',
+  );
+
+  // The replay's own import page, as the lineage knows it.
+  const replay = { ...emptyLineage(`req-00000001-r${runId}`, 'acme'), replayOf: 'req-00000001', receivedAt: t0, recordsExpected: 2 };
+  const withLineage = await serve(t, { imports: [importOf('acme', 'req-00000001', t0)], lineages: [replay] });
+  withLineage.runs.files.set(runId, server.runs.files.get(runId)!);
+  withLineage.runs.runs.set(runId, server.runs.runs.get(runId)!);
+  const importPage = await call(withLineage, 'GET', `/imports/req-00000001-r${runId}?tenant=acme`, { ...as(tokens.acme), accept: 'text/html' });
+  t.match(importPage.text, `<a id="replay-run" href="../replays/${runId}?tenant=acme">${runId}</a> <progress id="files-progress" value="2" max="2">`);
+});
+
 t.test('the sign-in form of an import page posts to /login and comes back to the page', async (t) => {
   const server = await serve(t);
   const page = await call(server, 'GET', '/imports/req-00000001?tenant=acme', { accept: 'text/html' });

@@ -18,6 +18,7 @@ import { csvHeader, csvRows, encodeCursor, ndjsonLine, reportContentTypes, toEnt
 import type { LineageStore, ListQuery, StoredImport } from './lineage-store.js';
 import { cameOverHttps, crossSiteRefusal, returnPath, rootOf, scopeTenant, sessionCookie, type MonitoringAccess, type Viewer } from './access.js';
 import { pageErrorLimit, renderImportPage, renderNotKnownPage, wantsHtml } from './import-page.js';
+import { renderRunPage, runIdOfReplay } from './run-page.js';
 import { newRunId, planFiles, replayItemOf, ReplayError, runReplay, type ReplayDeps } from './replay.js';
 import type { ReplayRun } from './replay-store.js';
 import { isValidTenant } from '../core/request-id.js';
@@ -206,8 +207,13 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
       const item = toJson(found.lineage, found.updatedAt);
       if (!html) return sendJson(state, 200, item, { ...noStore, vary: 'accept' });
       const { tenant, requestId } = found.lineage;
-      const [counts, first] = await Promise.all([store.errorCounts(tenant, requestId), store.errorPage({ tenant, requestId, limit: pageErrorLimit })]);
-      sendHtml(state, 200, renderImportPage(item, { counts, first: first.map((entry) => toEntryJson(entry.entry)) }));
+      const runId = runIdOfReplay(requestId, found.lineage.replayOf);
+      const [counts, first, run] = await Promise.all([
+        store.errorCounts(tenant, requestId),
+        store.errorPage({ tenant, requestId, limit: pageErrorLimit }),
+        runId === undefined ? undefined : runs.progress(runId, tenant),
+      ]);
+      sendHtml(state, 200, renderImportPage(item, { counts, first: first.map((entry) => toEntryJson(entry.entry)) }, run));
     })().catch((error: unknown) => unavailable(state, logger, error));
   });
 
@@ -501,15 +507,18 @@ export function registerRoutes(app: TemplatedApp, deps: RouteDeps): void {
     const state = trackResponse(res);
     const runId = req.getParameter(0) ?? '';
     const asked = new URLSearchParams(req.getQuery() ?? '').get('tenant') ?? undefined;
-    const viewer = viewerOrRefuse(state, req, false);
+    const html = wantsHtml(header(req, 'accept'));
+    const viewer = viewerOrRefuse(state, req, html);
     if (viewer === undefined) return;
     const scope = scopeTenant(viewer, asked);
     if (scope === 'other' || !/^[a-z0-9]{6,24}$/.test(runId)) return runUnknown(state, runId);
     runs.progress(runId, scope.tenant).then(
-      (progress) =>
-        progress === undefined
-          ? runUnknown(state, runId)
-          : sendJson(state, 200, { ...progress, running: running.has(runKey(progress.tenant, runId)) }, noStore),
+      (progress) => {
+        if (progress === undefined) return runUnknown(state, runId);
+        const answer = { ...progress, running: running.has(runKey(progress.tenant, runId)) };
+        if (html) sendHtml(state, 200, renderRunPage(answer));
+        else sendJson(state, 200, answer, { ...noStore, vary: 'accept' });
+      },
       (error: unknown) => unavailable(state, logger, error),
     );
   });

@@ -7,6 +7,8 @@
 import type { ReportEntryJson } from './error-report.js';
 import type { ImportJson } from './lineage.js';
 import { escapeHtml, formatTime, pageHead } from './page.js';
+import type { RunProgress } from './replay-store.js';
+import { filesProgress } from './run-page.js';
 
 /** Entries of the error report the page shows; the links give the rest. */
 export const pageErrorLimit = 20;
@@ -45,7 +47,12 @@ export function timeline(item: ImportJson): TimelineStep[] {
 
 const dash = (value: number | null) => (value === null ? '—' : String(value));
 
-export function renderImportPage(item: ImportJson, report: { counts: Record<string, number>; first: readonly ReportEntryJson[] }): string {
+/** `run`: the replay run this import belongs to (a replay), its progress shown with a link to its page. */
+export function renderImportPage(
+  item: ImportJson,
+  report: { counts: Record<string, number>; first: readonly ReportEntryJson[] },
+  run?: Pick<RunProgress, 'run_id' | 'files' | 'files_done'>,
+): string {
   const id = encodeURIComponent(item.request_id);
   const tenant = encodeURIComponent(item.tenant);
   // Relative to /imports/<id>: the page works behind a path prefix too.
@@ -110,6 +117,11 @@ ${failure}
 <dt>File</dt><dd id="filename">${escapeHtml(item.filename ?? '—')} (${escapeHtml(dash(item.size))} bytes)</dd>
 <dt>Raw file</dt><dd id="raw-object"><code>${escapeHtml(item.raw_object ?? '—')}</code></dd>
 ${item.replay_of === null ? '' : `<dt>Replay of</dt><dd><a id="replay-of" href="${encodeURIComponent(item.replay_of)}?tenant=${tenant}">${escapeHtml(item.replay_of)}</a></dd>`}
+${
+  run === undefined
+    ? ''
+    : `<dt>Replay run</dt><dd><a id="replay-run" href="../replays/${encodeURIComponent(run.run_id)}?tenant=${tenant}">${escapeHtml(run.run_id)}</a> ${filesProgress(run)}</dd>`
+}
 <dt>Updated</dt><dd>${escapeHtml(formatTime(item.updated_at))} · <a href="${id}?tenant=${tenant}">refresh</a></dd>
 </dl>
 ${

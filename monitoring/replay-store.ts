@@ -52,6 +52,10 @@ export interface RunProgress {
   records_done: number;
   /** Records of every file of the run, as the ingress counted them. */
   records_expected: number;
+  /** The replays' loaded records so far (their lineage): new rows, rows whose data changed, rows left as they were. */
+  inserted: number;
+  updated: number;
+  unchanged: number;
   replays: Array<{
     request_id: string;
     replay_request_id: string;
@@ -60,6 +64,9 @@ export interface RunProgress {
     status: string | null;
     /** Why the file could not be replayed (state failed), or why its import failed (status failed). */
     error_code: string | null;
+    inserted: number;
+    updated: number;
+    unchanged: number;
   }>;
 }
 
@@ -239,9 +246,12 @@ export function createReplayRunStore(postgres: Postgres): ReplayRunStore {
         import_error: string | null;
         done: string | null;
         expected: string | null;
+        inserted: string | null;
+        updated: string | null;
+        unchanged: string | null;
       }>(
         'SELECT f.request_id, f.replay_request_id, f.state, f.error_code, i.status, i.error_code AS import_error, ' +
-          '(i.loaded + i.invalid + i.rejected + i.unprocessed) AS done, f.records_expected AS expected ' +
+          '(i.loaded + i.invalid + i.rejected + i.unprocessed) AS done, f.records_expected AS expected, i.inserted, i.updated, i.unchanged ' +
           'FROM replay_files f LEFT JOIN imports i ON i.tenant = f.tenant AND i.request_id = f.replay_request_id ' +
           'WHERE f.run_id = $1 AND f.tenant = $2 ORDER BY f.position, f.request_id',
         [runId, run.tenant],
@@ -256,6 +266,7 @@ export function createReplayRunStore(postgres: Postgres): ReplayRunStore {
           status: row.status,
           recordsDone: Number(row.done ?? 0),
           recordsExpected: Number(row.expected ?? 0),
+          loaded: { inserted: Number(row.inserted ?? 0), updated: Number(row.updated ?? 0), unchanged: Number(row.unchanged ?? 0) },
         })),
       );
     },
@@ -273,8 +284,12 @@ export function summarizeRun(
     status: string | null;
     recordsDone: number;
     recordsExpected: number;
+    /** The replay's loaded records as its lineage counts them (none yet when absent). */
+    loaded?: { inserted: number; updated: number; unchanged: number };
   }>,
 ): RunProgress {
+  const loaded = (file: (typeof files)[number]) => file.loaded ?? { inserted: 0, updated: 0, unchanged: 0 };
+  const total = (count: 'inserted' | 'updated' | 'unchanged') => files.reduce((sum, file) => sum + loaded(file)[count], 0);
   const count = (state: FileState) => files.filter((file) => file.state === state).length;
   const emitted = count('emitted');
   const failed = count('failed');
@@ -290,12 +305,16 @@ export function summarizeRun(
     pending: files.length - emitted - failed,
     records_done: files.reduce((sum, file) => sum + file.recordsDone, 0),
     records_expected: files.reduce((sum, file) => sum + file.recordsExpected, 0),
+    inserted: total('inserted'),
+    updated: total('updated'),
+    unchanged: total('unchanged'),
     replays: files.map((file) => ({
       request_id: file.requestId,
       replay_request_id: file.replayRequestId,
       state: file.state,
       status: file.status,
       error_code: file.errorCode,
+      ...loaded(file),
     })),
   };
 }

@@ -22,7 +22,7 @@ export class MemoryRunStore implements ReplayRunStore {
   /** The imports tenantItems lists, whatever the window asked (a test sets it). */
   imports: ReplayItem[] = [];
   /** Lineage of the replays: status and records done, by replay request id. */
-  readonly lineage = new Map<string, { status: string; done: number; errorCode?: string }>();
+  readonly lineage = new Map<string, { status: string; done: number; errorCode?: string; loaded?: { inserted: number; updated: number; unchanged: number } }>();
   now = () => Date.now();
 
   async tenantItems(tenant: string, since?: number, until?: number): Promise<ReplayItem[]> {
@@ -101,6 +101,7 @@ export class MemoryRunStore implements ReplayRunStore {
           status: lineage?.status ?? null,
           recordsDone: lineage?.done ?? 0,
           recordsExpected: file.recordsExpected ?? 0,
+          loaded: lineage?.loaded,
         };
       }),
     );

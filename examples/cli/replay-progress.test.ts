@@ -1,5 +1,5 @@
 import t from 'tap';
-import { runVerdict, type RunProgress } from './replay-progress.js';
+import { runSummary, runVerdict, type RunProgress } from './replay-progress.js';
 
 function progress(replays: RunProgress['replays']): RunProgress {
   return { files: replays.length, files_done: 0, emitted: 0, failed: 0, records_done: 0, records_expected: 0, replays };
@@ -40,7 +40,7 @@ t.test('npm run replay ends, exit code 1, when a replayed import failed in the p
       res.statusCode = 202;
       res.end(JSON.stringify({ run_id: 'abc123', files: 2 }));
     } else {
-      res.end(JSON.stringify({ ...runProgress, files_done: 2, emitted: 2, records_done: 3, records_expected: 4 }));
+      res.end(JSON.stringify({ ...runProgress, files_done: 2, emitted: 2, records_done: 3, records_expected: 4, updated: 1, unchanged: 2 }));
     }
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -55,5 +55,11 @@ t.test('npm run replay ends, exit code 1, when a replayed import failed in the p
   });
   t.equal(result.code, 1);
   t.match(result.stdout, 'FAIL  req-00000001  its replay req-00000001-rabc123 failed: S3_OBJECT_MISSING');
-  t.match(result.stdout, '2 of 2 files replayed, 3 of 4 records accounted for, 1 failed');
+  t.match(result.stdout, '2 of 2 files replayed, 3 of 4 records accounted for (updated 1, unchanged 2), 1 failed');
+});
+
+t.test('the summary says how many records the replays updated and left unchanged', async (t) => {
+  const done = { ...progress([]), files: 3, emitted: 3, records_done: 30, records_expected: 30 };
+  t.equal(runSummary({ ...done, updated: 4, unchanged: 26 }, 0), '3 of 3 files replayed, 30 of 30 records accounted for (updated 4, unchanged 26), 0 failed');
+  t.equal(runSummary(done, 0), '3 of 3 files replayed, 30 of 30 records accounted for (updated 0, unchanged 0), 0 failed', 'an older monitoring: 0');
 });

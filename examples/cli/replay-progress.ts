@@ -12,6 +12,9 @@ export interface RunProgress {
   failed: number;
   records_done: number;
   records_expected: number;
+  /** Absent from a monitoring older than the unchanged count. */
+  updated?: number;
+  unchanged?: number;
   replays: Array<{ request_id: string; replay_request_id: string; state: string; status?: string | null; error_code?: string | null }>;
 }
 
@@ -35,4 +38,12 @@ export function runVerdict(progress: RunProgress): RunVerdict {
     }
   }
   return { settled, failures };
+}
+
+/** The run's last line: files and records, and what the replays changed. */
+export function runSummary(progress: RunProgress, failed: number): string {
+  return (
+    `${progress.emitted} of ${progress.files} files replayed, ${progress.records_done} of ${progress.records_expected} records accounted for ` +
+    `(updated ${progress.updated ?? 0}, unchanged ${progress.unchanged ?? 0}), ${failed} failed`
+  );
 }

@@ -12,7 +12,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { runVerdict, type RunProgress } from './replay-progress.js';
+import { runSummary, runVerdict, type RunProgress } from './replay-progress.js';
 
 const args = process.argv.slice(2);
 function option(name: string): string | undefined {
@@ -115,8 +115,6 @@ if (requestId !== undefined) {
   if (process.stderr.isTTY) process.stderr.write('\n');
   for (const failure of failures) process.stdout.write(`${failure}\n`);
   if (stopping) process.stdout.write(`stopped: resume with --tenant ${tenant} --run ${runId}\n`);
-  process.stdout.write(
-    `${progress.emitted} of ${progress.files} files replayed, ${progress.records_done} of ${progress.records_expected} records accounted for, ${failures.length} failed\n`,
-  );
+  process.stdout.write(`${runSummary(progress, failures.length)}\n`);
   process.exitCode = failures.length > 0 ? 1 : 0;
 }

@@ -37,7 +37,10 @@ const codec = createEventCodec(createRegistry(config.registry), config.registry.
 
 function generated(tenant: string, count: number, seed: number) {
   const records = [...generateCompanies({ count, seed, tenant, invalidEvery: 25, duplicateEvery: 60, bytesPerRecord: 700 })];
-  return { body: `${records.map((record) => record.line).join('\n')}\n`, expected: summarize(records) };
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const record of records) if (record.expectedValid) (seen.has(record.permalink) ? repeated : seen).add(record.permalink);
+  return { body: `${records.map((record) => record.line).join('\n')}\n`, expected: summarize(records), repeated };
 }
 
 async function importFile(tenant: string, body: string): Promise<string> {
@@ -56,6 +59,15 @@ async function rowsOf(tenant: string): Promise<unknown[]> {
   return postgres.db.any(
     'SELECT permalink, name, category_code, founded_year, number_of_employees, homepage_url, email_address, created_at, updated_at, document ' +
       'FROM companies WHERE tenant = $1 ORDER BY permalink',
+    [tenant],
+  );
+}
+
+/** The tenant's offices and funding rounds with the transaction that wrote each (xmin). */
+async function childRowsOf(tenant: string): Promise<Array<{ permalink: string }>> {
+  return postgres.db.any(
+    "SELECT 'office' AS kind, permalink, position, xmin::text AS xmin FROM company_offices WHERE tenant = $1 " +
+      "UNION ALL SELECT 'round', permalink, position, xmin::text FROM company_funding_rounds WHERE tenant = $1 ORDER BY 1, 2, 3",
     [tenant],
   );
 }
@@ -79,12 +91,13 @@ async function announcements(requestIds: string[]): Promise<Map<string, FileExtr
 
 t.test('a replayed import is a new import linked to its original; the tables keep the same data', async (t) => {
   const tenant = uniqueName('replay');
-  const { body, expected } = generated(tenant, 300, 7);
+  const { body, expected, repeated } = generated(tenant, 300, 7);
   const original = await importFile(tenant, body);
   const first = await waitForStatus(url, original, 'complete', 240_000, tenant);
   t.match(first, { extracted: expected.total, invalid: expected.invalid, loaded: expected.valid, replay_of: null });
   const before = await rowsOf(tenant);
   t.equal(before.length, expected.distinctValidPermalinks);
+  const childrenBefore = await childRowsOf(tenant);
 
   const answer = await post(`/imports/${original}/replay?tenant=${tenant}`);
   t.equal(answer.status, 202);
@@ -94,6 +107,15 @@ t.test('a replayed import is a new import linked to its original; the tables kee
   const replayed = await waitForStatus(url, replayId, 'complete', 240_000, tenant);
   t.match(replayed, { replay_of: original, extracted: expected.total, invalid: expected.invalid, loaded: expected.valid, accepted_at: first.accepted_at });
   t.same(await rowsOf(tenant), before, 'the same rows with the same data');
+  // Identical data: nothing is updated, except that a company the file holds twice (with other
+  // data) may be written over by its earlier copy and then its later one again, when the two
+  // fall in different load batches (the replay's copies are newer than all of the original's).
+  t.equal(replayed.inserted, 0);
+  t.equal(replayed.updated + replayed.unchanged, expected.valid, 'every loaded record is updated or unchanged');
+  t.ok(replayed.updated <= 2 * repeated.size, `updated ${replayed.updated}: only companies the file holds twice`);
+  t.ok(replayed.unchanged >= expected.valid - 2 * repeated.size, `unchanged ${replayed.unchanged}`);
+  const once = (rows: Array<{ permalink: string }>) => rows.filter((row) => !repeated.has(row.permalink));
+  t.same(once(await childRowsOf(tenant)), once(childrenBefore), 'no child row of a company the file holds once is rewritten (same xmin)');
   const { n } = await postgres.db.one<{ n: number }>('SELECT count(*)::int AS n FROM companies WHERE tenant = $1 AND source_request_id = $2', [
     tenant,
     replayId,
